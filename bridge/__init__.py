@@ -1,0 +1,1 @@
+"""aifinops bridge: everything Kafka — producer, consumer pipeline, topics and the Alertmanager webhook."""

@@ -1,0 +1,34 @@
+"""The `aifinops` command: the user-facing verbs (`demo`, `topics`, `price`, `generate`, `config`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Sequence
+
+from aifinops.exporters import __version__
+
+# verb → module in this package with `add_arguments(parser)` and `run(args) -> int`.
+VERBS = {
+    "config": ("check a configuration file and print every problem", "config_check"),
+    "generate": ("render rules, dashboards and chart copies from jsonnet/", "generate"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with one sub-command per verb."""
+    parser = argparse.ArgumentParser(prog="aifinops", description="AI FinOps for Prometheus.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, (help_text, module_name) in VERBS.items():
+        module = importlib.import_module(f"{__package__}.{module_name}")
+        verb_parser = sub.add_parser(verb, help=help_text, description=help_text)
+        module.add_arguments(verb_parser)
+        verb_parser.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one verb; returns its exit code."""
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))

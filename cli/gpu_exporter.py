@@ -1,0 +1,44 @@
+"""The `aifinops-gpu-exporter` command."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aifinops.exporters.runtime.selfmetrics import CollectorHealth
+
+from .common import DaemonSpec, listen_address, start_daemon
+from .daemon import new_registry, serve
+
+# --source and --dcgm.url as DESIGN.md fixes them, each overriding its config key.
+EXTRA_FLAGS = [
+    (
+        ["--source"],
+        {
+            "dest": "source",
+            "choices": ["nvml", "dcgm", "simulated"],
+            "help": "where GPU data comes from",
+        },
+        "gpu.source",
+    ),
+    (
+        ["--dcgm.url"],
+        {"dest": "dcgm_url", "metavar": "URL", "help": "a dcgm-exporter /metrics URL"},
+        "gpu.dcgm_url",
+    ),
+]
+
+SPEC = DaemonSpec(
+    "aifinops-gpu-exporter",
+    "GPU exporter: utilisation, power and dollars per GPU, pod and team.",
+    9871,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the daemon until SIGTERM or SIGINT; returns the exit code."""
+    config = start_daemon(SPEC, argv, EXTRA_FLAGS)
+    if isinstance(config, int):
+        return config
+    health = CollectorHealth()
+    registry = new_registry(health)
+    return serve(SPEC.prog, listen_address(config, SPEC), registry)

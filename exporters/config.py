@@ -1,0 +1,187 @@
+"""The configuration schema every aifinops process reads: one YAML file, one frozen dataclass per section.
+
+Each daemon reads the sections it needs and ignores the rest, so one file (one ConfigMap) can serve
+all three. Every key can be overridden by `AIFINOPS_<SECTION>_<KEY>` (see `runtime.config`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .runtime.config import check, checked
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+LogLevel = Literal["debug", "info", "warn", "error"]
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """Where a daemon serves HTTP. Unset means the daemon's default port (9871, 9872 or 9873)."""
+
+    listen_address: str | None = None
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Log verbosity and line format."""
+
+    level: LogLevel = "info"
+    format: Literal["logfmt", "json"] = "logfmt"
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    """One Kafka topic: name, partitions, replication and retention."""
+
+    name: str
+    partitions: int
+    retention_ms: int
+    replication_factor: int = 1
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Kafka's own limits on names and sizes."""
+        return (
+            check(bool(_TOPIC.match(self.name)), "name", "must be 1-249 of [A-Za-z0-9._-]")
+            + check(self.partitions >= 1, "partitions", "must be at least 1")
+            + check(self.replication_factor >= 1, "replication_factor", "must be at least 1")
+            + check(self.retention_ms >= -1, "retention_ms", "must be -1 (forever) or more")
+        )
+
+
+_DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicsConfig:
+    """The topics of DESIGN.md with their defaults."""
+
+    usage: TopicConfig = TopicConfig("ai-api-costs", 10, _DAY_MS)
+    gpu: TopicConfig = TopicConfig("gpu-utilization-events", 10, _DAY_MS)
+    anomalies: TopicConfig = TopicConfig("cost-anomalies", 3, 7 * _DAY_MS)
+    usage_dlq: TopicConfig = TopicConfig("ai-api-costs.dlq", 1, 7 * _DAY_MS)
+    gpu_dlq: TopicConfig = TopicConfig("gpu-utilization-events.dlq", 1, 7 * _DAY_MS)
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """How to reach the Kafka cluster. Mirroring is off while `bootstrap_servers` is empty."""
+
+    bootstrap_servers: tuple[str, ...] = ()
+    client_id: str = "aifinops"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    # A file holding the password (a mounted Secret), so it never sits in the config itself.
+    sasl_password_file: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    topics: TopicsConfig = TopicsConfig()
+
+    def validate(self) -> list[tuple[str, str]]:
+        """SASL needs a mechanism and credentials."""
+        problems: list[tuple[str, str]] = []
+        for i, server in enumerate(self.bootstrap_servers):
+            host, sep, port = server.rpartition(":")
+            problems += check(
+                bool(sep and host and port.isdigit()),
+                f"bootstrap_servers[{i}]",
+                "must be HOST:PORT",
+            )
+        if self.security_protocol.startswith("SASL"):
+            problems += check(
+                self.sasl_mechanism is not None, "sasl_mechanism", "required for SASL"
+            )
+            problems += check(self.sasl_username is not None, "sasl_username", "required for SASL")
+            problems += check(
+                self.sasl_password_file is not None, "sasl_password_file", "required for SASL"
+            )
+        return problems
+
+
+@dataclass(frozen=True)
+class AuthToken:
+    """One ingest credential: the SHA-256 of a bearer token and the team it counts for."""
+
+    sha256: str
+    team: str
+    # A gateway's token may attribute events to any team; a team's token always counts for its team.
+    gateway: bool = False
+
+    def validate(self) -> list[tuple[str, str]]:
+        """The hash must be 64 lower-case hex digits (`sha256sum` output)."""
+        return check(bool(_SHA256.match(self.sha256)), "sha256", "must be 64 lower-case hex digits")
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Bearer-token authentication of `POST /v1/events`; off by default."""
+
+    enabled: bool = False
+    tokens: tuple[AuthToken, ...] = ()
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Auth on with no token would lock every client out."""
+        return check(
+            not self.enabled or bool(self.tokens), "tokens", "at least one token when enabled"
+        )
+
+
+@dataclass(frozen=True)
+class TokensConfig:
+    """The token-cost exporter."""
+
+    auth: AuthConfig = AuthConfig()
+    max_batch_events: int = 1000
+    max_body_bytes: int = 1 << 20
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Limits must be positive."""
+        return check(self.max_batch_events >= 1, "max_batch_events", "must be at least 1") + check(
+            self.max_body_bytes >= 1024, "max_body_bytes", "must be at least 1024"
+        )
+
+
+@dataclass(frozen=True)
+class GPUConfig:
+    """The GPU exporter."""
+
+    source: Literal["nvml", "dcgm", "simulated"] = "nvml"
+    dcgm_url: str | None = None
+    interval_seconds: float = 1.0
+
+    def validate(self) -> list[tuple[str, str]]:
+        """The dcgm source needs its URL; sampling needs a positive interval."""
+        return check(
+            self.source != "dcgm" or bool(self.dcgm_url), "dcgm_url", "required for source dcgm"
+        ) + check(self.interval_seconds > 0, "interval_seconds", "must be positive")
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """The Kafka bridge."""
+
+    group_id: str = "aifinops-bridge"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration file."""
+
+    # Names this deployment in the `aifinops-counted-in` header, so a bridge in the same cluster
+    # does not count again what the local exporters already counted.
+    cluster: str = checked(
+        "default",
+        lambda v: re.fullmatch(r"[A-Za-z0-9._-]{1,63}", v),
+        "must be 1-63 of [A-Za-z0-9._-]",
+    )
+    web: WebConfig = WebConfig()
+    log: LogConfig = LogConfig()
+    kafka: KafkaConfig = KafkaConfig()
+    tokens: TokensConfig = TokensConfig()
+    gpu: GPUConfig = GPUConfig()
+    bridge: BridgeConfig = field(default_factory=BridgeConfig)

@@ -1,0 +1,1 @@
+"""What the three daemons share: HTTP serving, config loading, logging, polling and self-metrics."""

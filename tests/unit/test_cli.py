@@ -1,0 +1,75 @@
+"""The daemons' command lines: flags, config errors as exit codes, clean shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from aifinops.cli import bridge, gpu_exporter, token_exporter
+from aifinops.cli.aifinops import main as aifinops_main
+from aifinops.cli.stack import free_port, http_ok, wait_until
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize("module", [gpu_exporter, token_exporter, bridge])
+def test_a_bad_config_exits_2_listing_every_problem(module, tmp_path, capsys):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("clustr: x\ntokens: {auth: {tokens: [{sha256: " + "0" * 64 + "}]}}\n")
+    assert module.main(["--config.file", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "clustr: unknown key (did you mean cluster?)" in err
+    assert "tokens.auth.tokens[0].team: required" in err
+
+
+def test_config_check_verb(tmp_path, capsys):
+    good = tmp_path / "good.yml"
+    good.write_text("cluster: eu-1\n")
+    assert aifinops_main(["config", "--config.file", str(good)]) == 0
+    bad = tmp_path / "bad.yml"
+    bad.write_text("gpu: {source: tpu}\n")
+    assert aifinops_main(["config", "--config.file", str(bad)]) == 2
+    assert "gpu.source: must be one of nvml, dcgm, simulated (got 'tpu')" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "script", ["aifinops-gpu-exporter", "aifinops-token-exporter", "aifinops-bridge"]
+)
+def test_daemon_serves_and_stops_cleanly_on_sigterm(script, tmp_path):
+    port = free_port()
+    args = [str(BIN / script), f"--web.listen-address=127.0.0.1:{port}", "--log.level=debug"]
+    if script == "aifinops-gpu-exporter":
+        args.append("--source=simulated")
+    proc = subprocess.Popen(
+        args, stderr=subprocess.PIPE, text=True, env={**os.environ, "AIFINOPS_CLUSTER": "t1"}
+    )
+    try:
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/-/healthy"), 20, f"{script} up")
+        assert http_ok(f"http://127.0.0.1:{port}/-/ready")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
+            assert b"aifinops_build_info{" in resp.read()
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert time.monotonic() - start < 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "shutting down" in proc.stderr.read()
+
+
+def test_a_taken_port_exits_1_with_the_reason(capsys):
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert token_exporter.main([f"--web.listen-address=127.0.0.1:{port}"]) == 1
+    assert "cannot listen on" in capsys.readouterr().err

@@ -1,0 +1,122 @@
+"""The package installs under one namespace and its parts import one way."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PARTS = {"exporters": "aifinops.exporters", "bridge": "aifinops.bridge", "cli": "aifinops.cli"}
+# What each part may import of the others: cli -> bridge -> exporters, never back.
+FORBIDDEN = {
+    "exporters": ("aifinops.bridge", "aifinops.cli"),
+    "bridge": ("aifinops.cli",),
+    "cli": (),
+}
+
+
+def test_parts_import_under_the_aifinops_namespace():
+    code = (
+        "import aifinops.exporters, aifinops.bridge, aifinops.cli\n"
+        "print(aifinops.exporters.__name__, aifinops.bridge.__name__, aifinops.cli.__name__)\n"
+    )
+    # Run outside the repository so the checkout's folders are not on the path.
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
+    ).stdout
+    assert out.split() == ["aifinops.exporters", "aifinops.bridge", "aifinops.cli"]
+
+
+def test_no_generic_top_level_name_resolves_into_this_project():
+    # Another distribution may own a top-level `cli` (python-hcl2 does); ours must not add one.
+    code = (
+        "import importlib.util, json\n"
+        "specs = {n: importlib.util.find_spec(n) for n in ('exporters', 'bridge', 'cli')}\n"
+        "print(json.dumps({n: s.origin if s else None for n, s in specs.items()}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
+    ).stdout
+    origins = json.loads(out)
+    ours = tuple(str(REPO / part) for part in PARTS)
+    assert not [o for o in origins.values() if o and o.startswith(ours)], origins
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = set()
+    for folder, namespace in PARTS.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(REPO / folder)
+            found.add(".".join([namespace, *rel.parts]))
+    assert found - listed == set(), "package folders missing from [tool.setuptools] packages"
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                if node.module:
+                    names.add(".".join([*base, node.module]))
+                else:  # `from .. import bridge` names modules in its aliases
+                    names.update(".".join([*base, a.name]) for a in node.names)
+            elif node.module:
+                names.add(node.module)
+    return names
+
+
+def _modules(folder: str):
+    for path in sorted((REPO / folder).rglob("*.py")):
+        rel = path.relative_to(REPO / folder).with_suffix("")
+        parts = list(rel.parts)
+        is_pkg = parts[-1] == "__init__"
+        if is_pkg:
+            parts = parts[:-1]
+        dotted = ".".join([PARTS[folder], *parts])
+        yield path, dotted if is_pkg else dotted.rpartition(".")[0]
+
+
+def test_the_import_scan_sees_relative_and_absolute_imports(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text(
+        "from .. import bridge\nfrom ..cli.x import y\nimport aifinops.bridge.producer\n"
+    )
+    names = _imports(module, "aifinops.exporters")
+    assert {"aifinops.bridge", "aifinops.cli.x", "aifinops.bridge.producer"} <= names
+
+
+@pytest.mark.parametrize("folder", sorted(PARTS))
+def test_imports_run_one_way(folder):
+    bad = []
+    for path, package in _modules(folder):
+        for name in _imports(path, package):
+            for forbidden in FORBIDDEN[folder]:
+                if name == forbidden or name.startswith(forbidden + "."):
+                    bad.append(f"{path.relative_to(REPO)} imports {name}")
+            # Inside the repository a part is always reached through the namespace.
+            if name.split(".")[0] in PARTS:
+                bad.append(f"{path.relative_to(REPO)} imports bare {name}")
+    assert bad == []
+
+
+def test_only_one_module_imports_kafka():
+    importers = []
+    for folder in PARTS:
+        for path, package in _modules(folder):
+            if any(n == "kafka" or n.startswith("kafka.") for n in _imports(path, package)):
+                importers.append(str(path.relative_to(REPO)))
+    assert len(importers) <= 1, importers
+    assert all(p.startswith("bridge/") for p in importers), importers
