@@ -1,0 +1,6 @@
+// Recording rules, grouped by tier.
+{
+  prometheusRules+:: {
+    groups+: [],
+  },
+}
