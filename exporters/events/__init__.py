@@ -12,6 +12,7 @@ from .envelope import (
     make_event,
     parse_envelope,
 )
+from .gpu import GPUSample, parse_gpu_sample
 
 __all__ = [
     "ANOMALY_TYPE",
@@ -19,9 +20,11 @@ __all__ = [
     "USAGE_TYPE",
     "Envelope",
     "EventError",
+    "GPUSample",
     "Problem",
     "decode",
     "encode",
     "make_event",
     "parse_envelope",
+    "parse_gpu_sample",
 ]

@@ -1,0 +1,18 @@
+"""The GPU exporter as a library: sources (NVML, dcgm-exporter, simulator), attribution, prices,
+the sampler, and the sample aggregator and collector that the bridge reuses."""
+
+from .aggregate import (
+    GPUAggregateSnapshot,
+    GPUAggregator,
+    GPUCollector,
+    GPUState,
+    MoneyTotal,
+)
+
+__all__ = [
+    "GPUAggregateSnapshot",
+    "GPUAggregator",
+    "GPUCollector",
+    "GPUState",
+    "MoneyTotal",
+]

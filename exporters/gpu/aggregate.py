@@ -1,0 +1,353 @@
+"""Turns GPU samples into the GPU metric families: exact money per GPU and holder, gauges per GPU,
+with bounded label sets that expire when pods and GPUs go away.
+
+The GPU exporter applies the samples it takes; the bridge applies the `io.aifinops.gpu.sample.v1`
+events it consumes. Both expose the same families through `GPUCollector`:
+
+    agg = GPUAggregator()
+    agg.apply(sample, time=event_time_seconds)      # one GPU over one interval (GPUSample)
+    registry.register(GPUCollector(agg))             # aifinops_gpu_* families
+    OverflowCollector([agg])                         # its label folds, like a LabelLimiter's
+
+Money is exact: each sample adds `price * interval / 3600 / holders` (and that times
+`1 - utilisation` for idle) as a `Fraction` built from the sample's decimals, so no rounding happens
+until a value is rendered for a scrape, and the bridge's totals from events equal the exporter's own.
+
+Time. `apply(sample, time)` takes the sample's own timestamp (the event's `time`, in epoch seconds)
+to tell intervals apart: the gauges and the `aifinops_gpu_allocated` holder set of a GPU show its
+latest interval (all samples of one interval carry the same time, one per holder); a sample older
+than the latest only adds money. Expiry uses the aggregator's own clock (when a sample was applied),
+so a producer's clock skew cannot expire anything early:
+
+- a GPU not sampled for `gpu_ttl_seconds` loses its gauges and holders (the source stopped seeing
+  it, or the source failed): a value that is no longer measured is not exported;
+- a money series (GPU * holder) not sampled for `retention_seconds` is dropped. Pods come and go,
+  so holder label sets churn; a finished pod's counters are kept long enough for every Prometheus
+  to scrape their final value many times (15 min by default against 5-60 s scrape intervals) and
+  then removed, so live series stay bounded by the pods that ran in the last retention window.
+  `increase()` and `rate()` over any window still see every cent the series counted while it
+  existed. A pod that comes back after its series was dropped starts a fresh series.
+
+Bounds beyond expiry: `namespace`, `container` and `team` values go through a `LabelLimiter`
+(stable sets; overflow folds into `__other__`); at most `max_pods` pods and `max_gpus` GPUs are live
+at once, and newcomers beyond that fold into `__other__` (pods: `pod="__other__"`; GPUs:
+`node=gpu=uuid="__other__"`, money only). Every fold is counted in `overflow()` per metric name.
+"""
+
+from __future__ import annotations
+
+import threading
+import time as _time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..cardinality import OTHER, LabelLimiter
+from ..events.gpu import GPUSample
+
+GPU_LABELS = ("node", "gpu", "uuid")
+MONEY_LABELS = (*GPU_LABELS, "namespace", "pod", "team")
+ALLOCATED_LABELS = (*GPU_LABELS, "namespace", "pod", "container", "team")
+
+COST_METRIC = "aifinops_gpu_cost_usd_total"
+IDLE_COST_METRIC = "aifinops_gpu_idle_cost_usd_total"
+ALLOCATED_METRIC = "aifinops_gpu_allocated"
+INFO_METRIC = "aifinops_gpu_info"
+
+DEFAULT_GPU_TTL_SECONDS = 60.0
+DEFAULT_RETENTION_SECONDS = 900.0
+DEFAULT_MAX_GPUS = 10_000
+DEFAULT_MAX_PODS = 10_000
+DEFAULT_MAX_LABEL_VALUES = 1_000
+
+_SECONDS_PER_HOUR = 3600
+_PURGE_EVERY_SECONDS = 1.0
+_ONE = Fraction(1)
+
+Holder = tuple[str, str, str, str]  # namespace, pod, container, team
+
+
+@dataclass(frozen=True)
+class GPUState:
+    """One GPU's latest interval: what it did, what one hour of it costs, and who held it."""
+
+    node: str
+    gpu: str
+    uuid: str
+    model: str
+    utilization_ratio: float
+    memory_used_bytes: int
+    memory_total_bytes: int
+    power_watts: float | None
+    hourly_cost_usd: Decimal | None
+    holders: tuple[Holder, ...]
+
+
+@dataclass(frozen=True)
+class MoneyTotal:
+    """Money counted for one GPU and holder (holder fields `""` while no pod held it), exact."""
+
+    node: str
+    gpu: str
+    uuid: str
+    namespace: str
+    pod: str
+    team: str
+    cost_usd: Fraction
+    idle_cost_usd: Fraction
+
+
+@dataclass(frozen=True)
+class GPUAggregateSnapshot:
+    """What the collector renders: live GPUs and every retained money series."""
+
+    gpus: tuple[GPUState, ...]
+    money: tuple[MoneyTotal, ...]
+
+    def money_for(self, **labels: str) -> tuple[Fraction, Fraction]:
+        """Sum of (cost, idle cost) over the money series matching `labels` (e.g. `team="ml"`)."""
+        cost = idle = Fraction(0)
+        for m in self.money:
+            if all(getattr(m, k) == v for k, v in labels.items()):
+                cost += m.cost_usd
+                idle += m.idle_cost_usd
+        return cost, idle
+
+
+class _LiveGPU:
+    __slots__ = ("holders", "seen", "state", "time")
+
+    def __init__(self, state: GPUState, time: float, seen: float) -> None:
+        self.state = state
+        self.time = time
+        self.seen = seen
+        self.holders: dict[Holder, None] = {}
+
+
+class GPUAggregator:
+    """Applies GPU samples (one GPU over one interval) and keeps exact totals under a lock.
+
+    Thread-safe: a sampler or consumer thread applies while scrapes take snapshots.
+    """
+
+    def __init__(
+        self,
+        *,
+        gpu_ttl_seconds: float = DEFAULT_GPU_TTL_SECONDS,
+        retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+        max_gpus: int = DEFAULT_MAX_GPUS,
+        max_pods: int = DEFAULT_MAX_PODS,
+        limiter: LabelLimiter | None = None,
+        clock: Callable[[], float] = _time.monotonic,
+    ) -> None:
+        if retention_seconds < gpu_ttl_seconds:
+            raise ValueError("retention_seconds must be at least gpu_ttl_seconds")
+        self._gpu_ttl = gpu_ttl_seconds
+        self._retention = retention_seconds
+        self._max_gpus = max_gpus
+        self._max_pods = max_pods
+        self._limiter = limiter or LabelLimiter(DEFAULT_MAX_LABEL_VALUES)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._gpus: dict[tuple[str, str, str], _LiveGPU] = {}
+        # (node, gpu, uuid, namespace, pod, team) -> [cost, idle cost, last applied]
+        self._money: dict[tuple[str, ...], list] = {}
+        self._pods: dict[tuple[str, str], float] = {}
+        self._overflow: dict[str, int] = {}
+        self._fractions: dict[object, Fraction] = {}
+        self._last_purge = clock()
+
+    def apply(self, sample: GPUSample, time: float) -> None:
+        """Count one sample. `time` is the sample's timestamp in seconds (the event's `time`)."""
+        cost, idle = self._money_of(sample)
+        now = self._clock()
+        with self._lock:
+            if now - self._last_purge >= _PURGE_EVERY_SECONDS:
+                self._purge(now)
+            gkey = (sample.node, str(sample.gpu), sample.uuid)
+            live = self._gpus.get(gkey)
+            if live is None:
+                if len(self._gpus) >= self._max_gpus:
+                    self._count_overflow(INFO_METRIC, COST_METRIC)
+                    gkey = (OTHER, OTHER, OTHER)
+                else:
+                    live = _LiveGPU(self._state(sample, ()), time, now)
+                    self._gpus[gkey] = live
+            holder = self._holder(sample, now) if sample.pod else None
+            if live is not None:
+                live.seen = now
+                if time > live.time:
+                    live.time = time
+                    live.holders = {}
+                if time == live.time:
+                    if holder is not None:
+                        live.holders[holder] = None
+                    live.state = self._state(sample, tuple(live.holders))
+            if cost is None or idle is None:
+                return
+            mkey = (*gkey, *(("", "", "") if holder is None else (holder[0], holder[1], holder[3])))
+            entry = self._money.get(mkey)
+            if entry is None:
+                self._money[mkey] = [cost, idle, now]
+            else:
+                entry[0] += cost
+                entry[1] += idle
+                entry[2] = now
+
+    def snapshot(self) -> GPUAggregateSnapshot:
+        """Live GPUs and retained money totals, as an immutable value."""
+        now = self._clock()
+        with self._lock:
+            self._purge(now)
+            gpus = tuple(live.state for live in self._gpus.values())
+            money = tuple(
+                MoneyTotal(*key, entry[0], entry[1])  # type: ignore[misc]
+                for key, entry in self._money.items()
+            )
+        return GPUAggregateSnapshot(gpus, money)
+
+    def overflow(self) -> dict[str, int]:
+        """Observations folded into `__other__` per metric (for `OverflowCollector`)."""
+        with self._lock:
+            totals = dict(self._overflow)
+        for metric, n in self._limiter.overflow().items():
+            totals[metric] = totals.get(metric, 0) + n
+        return totals
+
+    def _money_of(self, sample: GPUSample) -> tuple[Fraction | None, Fraction | None]:
+        if sample.hourly_cost_usd is None:
+            return None, None
+        cost = (
+            self._fraction(sample.hourly_cost_usd)
+            * Fraction(sample.interval_seconds)
+            / (_SECONDS_PER_HOUR * sample.holders)
+        )
+        return cost, cost * (_ONE - self._fraction(sample.utilization_ratio))
+
+    def _fraction(self, value: Decimal | float) -> Fraction:
+        """The exact value a price or utilisation was written as, cached: there are few of them."""
+        cached = self._fractions.get(value)
+        if cached is None:
+            # repr() of a float is its shortest decimal form: 0.07 counts as 7/100.
+            cached = Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
+            if len(self._fractions) > 100_000:
+                self._fractions.clear()
+            self._fractions[value] = cached
+        return cached
+
+    def _holder(self, sample: GPUSample, now: float) -> Holder:
+        namespace, team = self._limiter.fold(
+            COST_METRIC, ("namespace", "team"), (sample.namespace, sample.team)
+        )
+        (container,) = self._limiter.fold(ALLOCATED_METRIC, ("container",), (sample.container,))
+        pod = sample.pod
+        key = (namespace, pod)
+        if key in self._pods:
+            self._pods[key] = now
+        elif len(self._pods) >= self._max_pods:
+            self._count_overflow(COST_METRIC, IDLE_COST_METRIC, ALLOCATED_METRIC)
+            pod = OTHER
+        else:
+            self._pods[key] = now
+        return (namespace, pod, container, team)
+
+    def _state(self, sample: GPUSample, holders: tuple[Holder, ...]) -> GPUState:
+        return GPUState(
+            node=sample.node,
+            gpu=str(sample.gpu),
+            uuid=sample.uuid,
+            model=sample.model,
+            utilization_ratio=sample.utilization_ratio,
+            memory_used_bytes=sample.memory_used_bytes,
+            memory_total_bytes=sample.memory_total_bytes,
+            power_watts=sample.power_watts,
+            hourly_cost_usd=sample.hourly_cost_usd,
+            holders=holders,
+        )
+
+    def _count_overflow(self, *metrics: str) -> None:
+        for metric in metrics:
+            self._overflow[metric] = self._overflow.get(metric, 0) + 1
+
+    def _purge(self, now: float) -> None:
+        """Drop GPUs not sampled within the TTL and money series and pods past retention."""
+        self._last_purge = now
+        gpu_cutoff = now - self._gpu_ttl
+        for key in [k for k, live in self._gpus.items() if live.seen < gpu_cutoff]:
+            del self._gpus[key]
+        cutoff = now - self._retention
+        for key in [k for k, entry in self._money.items() if entry[2] < cutoff]:
+            del self._money[key]
+        for key in [k for k, seen in self._pods.items() if seen < cutoff]:
+            del self._pods[key]
+
+
+class GPUCollector(Collector):
+    """Renders a `GPUAggregator`'s snapshot as the GPU families of DESIGN.md.
+
+    # TYPE aifinops_gpu_cost_usd_total counter
+    aifinops_gpu_cost_usd_total{node="n1",gpu="0",uuid="GPU-…",namespace="ml",pod="train-0",team="research"} 1.0
+    """
+
+    def __init__(self, aggregator: GPUAggregator) -> None:
+        self._aggregator = aggregator
+
+    def collect(self) -> Iterable[Metric]:
+        """One family per GPU metric; GPUs without a price have no `hourly_cost_usd` sample."""
+        snap = self._aggregator.snapshot()
+        info = GaugeMetricFamily(
+            INFO_METRIC, "GPU identity; always 1.", labels=[*GPU_LABELS, "model"]
+        )
+        utilization = GaugeMetricFamily(
+            "aifinops_gpu_utilization_ratio",
+            "Share of the latest sampling interval a kernel was running on the GPU (0..1).",
+            labels=GPU_LABELS,
+        )
+        used = GaugeMetricFamily(
+            "aifinops_gpu_memory_used_bytes", "GPU memory in use.", labels=GPU_LABELS
+        )
+        total = GaugeMetricFamily(
+            "aifinops_gpu_memory_total_bytes", "GPU memory installed.", labels=GPU_LABELS
+        )
+        power = GaugeMetricFamily("aifinops_gpu_power_watts", "GPU power draw.", labels=GPU_LABELS)
+        price = GaugeMetricFamily(
+            "aifinops_gpu_hourly_cost_usd",
+            "Price of one hour of this GPU, in US dollars (catalogue or override).",
+            labels=[*GPU_LABELS, "model"],
+        )
+        allocated = GaugeMetricFamily(
+            ALLOCATED_METRIC,
+            "1 while a pod's container holds the GPU.",
+            labels=ALLOCATED_LABELS,
+        )
+        for g in snap.gpus:
+            ids = [g.node, g.gpu, g.uuid]
+            info.add_metric([*ids, g.model], 1.0)
+            utilization.add_metric(ids, g.utilization_ratio)
+            used.add_metric(ids, float(g.memory_used_bytes))
+            total.add_metric(ids, float(g.memory_total_bytes))
+            if g.power_watts is not None:
+                power.add_metric(ids, g.power_watts)
+            if g.hourly_cost_usd is not None:
+                price.add_metric([*ids, g.model], float(g.hourly_cost_usd))
+            for namespace, pod, container, team in g.holders:
+                allocated.add_metric([*ids, namespace, pod, container, team], 1.0)
+        cost = CounterMetricFamily(
+            "aifinops_gpu_cost_usd",
+            "Money spent on the GPU, in US dollars, per holder (holder labels empty while no pod held it).",
+            labels=MONEY_LABELS,
+        )
+        idle = CounterMetricFamily(
+            "aifinops_gpu_idle_cost_usd",
+            "The part of aifinops_gpu_cost_usd_total spent while the GPU was idle: cost * (1 - utilisation).",
+            labels=MONEY_LABELS,
+        )
+        for m in snap.money:
+            labels = [m.node, m.gpu, m.uuid, m.namespace, m.pod, m.team]
+            cost.add_metric(labels, float(m.cost_usd))
+            idle.add_metric(labels, float(m.idle_cost_usd))
+        yield from (info, utilization, used, total, power, price, allocated, cost, idle)

@@ -1,0 +1,173 @@
+"""The GPU sample aggregator: exact money per GPU and holder, latest-interval gauges, bounded and
+expiring label sets, and the families its collector renders."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from aifinops.exporters.cardinality import OTHER, LabelLimiter, OverflowCollector
+from aifinops.exporters.events import GPUSample
+from aifinops.exporters.gpu import GPUAggregator, GPUCollector
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sample(**kw) -> GPUSample:
+    base = dict(
+        node="n1",
+        gpu=0,
+        uuid="GPU-a",
+        model="NVIDIA H100 80GB HBM3",
+        utilization_ratio=0.25,
+        memory_used_bytes=10,
+        memory_total_bytes=100,
+        power_watts=300.0,
+        hourly_cost_usd=Decimal("2.00"),
+        interval_seconds=Decimal(1),
+    )
+    base.update(kw)
+    return GPUSample(**base)
+
+
+def test_money_is_exact_over_many_small_intervals():
+    agg = GPUAggregator(clock=Clock())
+    # 1,800 s in 1 ms steps: a float accumulator would drift; this must not.
+    for i in range(1800 * 10):
+        agg.apply(
+            sample(interval_seconds=Decimal("0.1"), pod="p", namespace="ml", team="t"), time=i
+        )
+    cost, idle = agg.snapshot().money_for(pod="p")
+    assert cost == Fraction(1)
+    assert idle == Fraction(3, 4)
+
+
+def test_a_shared_gpu_splits_its_cost_among_holders_and_sums_to_the_gpu_cost():
+    agg = GPUAggregator(clock=Clock())
+    for t in range(3):
+        for pod in ("a", "b", "c"):
+            agg.apply(
+                sample(
+                    hourly_cost_usd=Decimal("3.6"),
+                    interval_seconds=Decimal(1000),
+                    namespace="ml",
+                    pod=pod,
+                    holders=3,
+                ),
+                time=t,
+            )
+    snap = agg.snapshot()
+    per_pod = {m.pod: m.cost_usd for m in snap.money}
+    assert per_pod == {"a": Fraction(1), "b": Fraction(1), "c": Fraction(1)}
+    assert snap.money_for(uuid="GPU-a")[0] == Fraction(3)  # 3 * 3.6 $/h * 1000 s
+    assert len(snap.gpus[0].holders) == 3
+
+
+def test_gauges_and_holders_show_the_latest_interval_and_late_samples_only_add_money():
+    agg = GPUAggregator(clock=Clock())
+    agg.apply(sample(namespace="ml", pod="old", utilization_ratio=0.9), time=10)
+    agg.apply(sample(utilization_ratio=0.0), time=11)  # pod gone: unallocated
+    agg.apply(sample(namespace="ml", pod="old", utilization_ratio=0.5), time=10.5)  # late
+    snap = agg.snapshot()
+    (gpu,) = snap.gpus
+    assert gpu.holders == ()
+    assert gpu.utilization_ratio == 0.0
+    assert snap.money_for(pod="old")[0] == 2 * Fraction(2, 3600)
+
+
+def test_unpriced_gpus_have_gauges_but_no_money():
+    agg = GPUAggregator(clock=Clock())
+    agg.apply(sample(hourly_cost_usd=None), time=1)
+    snap = agg.snapshot()
+    assert len(snap.gpus) == 1 and snap.money == ()
+    text = _render(agg)
+    assert "aifinops_gpu_utilization_ratio{" in text
+    assert "aifinops_gpu_hourly_cost_usd{" not in text
+
+
+def test_gpus_expire_after_the_ttl_and_money_after_retention():
+    clock = Clock()
+    agg = GPUAggregator(gpu_ttl_seconds=3, retention_seconds=60, clock=clock)
+    agg.apply(sample(namespace="ml", pod="p"), time=1)
+    clock.now += 4
+    snap = agg.snapshot()
+    assert snap.gpus == () and len(snap.money) == 1
+    clock.now += 57
+    assert agg.snapshot().money == ()
+
+
+def test_pods_beyond_the_limit_fold_into_other_and_are_counted():
+    clock = Clock()
+    agg = GPUAggregator(max_pods=2, retention_seconds=100, gpu_ttl_seconds=10, clock=clock)
+    for i, pod in enumerate(["a", "b", "c", "d"]):
+        agg.apply(sample(namespace="ml", pod=pod), time=i)
+    pods = sorted(m.pod for m in agg.snapshot().money)
+    assert pods == [OTHER, "a", "b"]
+    assert agg.overflow()["aifinops_gpu_cost_usd_total"] == 2
+    # Once a and b are past retention, new pods get their own series again.
+    clock.now += 101
+    agg.apply(sample(namespace="ml", pod="e"), time=10)
+    assert [m.pod for m in agg.snapshot().money] == ["e"]
+
+
+def test_gpus_beyond_the_limit_keep_counting_money_under_other():
+    agg = GPUAggregator(max_gpus=1, clock=Clock())
+    agg.apply(sample(uuid="GPU-a"), time=1)
+    agg.apply(sample(uuid="GPU-b", gpu=1), time=1)
+    snap = agg.snapshot()
+    assert [g.uuid for g in snap.gpus] == ["GPU-a"]
+    assert {m.uuid for m in snap.money} == {"GPU-a", OTHER}
+    assert agg.overflow()["aifinops_gpu_info"] == 1
+
+
+def test_namespaces_and_teams_are_bounded_by_the_label_limiter():
+    agg = GPUAggregator(limiter=LabelLimiter(max_values=1), clock=Clock())
+    agg.apply(sample(namespace="ml", pod="p", team="x"), time=1)
+    agg.apply(sample(namespace="web", pod="q", team="y"), time=1)
+    assert {(m.namespace, m.team) for m in agg.snapshot().money} == {("ml", "x"), (OTHER, OTHER)}
+    registry = CollectorRegistry()
+    registry.register(OverflowCollector([agg]))  # type: ignore[list-item]
+    assert 'aifinops_series_overflow_total{metric="aifinops_gpu_cost_usd_total"} 1.0' in (
+        generate_latest(registry).decode()
+    )
+
+
+def test_the_collector_renders_every_family_of_the_design():
+    agg = GPUAggregator(clock=Clock())
+    agg.apply(sample(namespace="ml", pod="p", container="c", team="t"), time=1)
+    agg.apply(sample(gpu=1, uuid="GPU-b", power_watts=None), time=1)
+    text = _render(agg)
+    for line in (
+        'aifinops_gpu_info{gpu="0",model="NVIDIA H100 80GB HBM3",node="n1",uuid="GPU-a"} 1.0',
+        'aifinops_gpu_utilization_ratio{gpu="0",node="n1",uuid="GPU-a"} 0.25',
+        'aifinops_gpu_memory_used_bytes{gpu="0",node="n1",uuid="GPU-a"} 10.0',
+        'aifinops_gpu_memory_total_bytes{gpu="0",node="n1",uuid="GPU-a"} 100.0',
+        'aifinops_gpu_power_watts{gpu="0",node="n1",uuid="GPU-a"} 300.0',
+        'aifinops_gpu_hourly_cost_usd{gpu="0",model="NVIDIA H100 80GB HBM3",node="n1",uuid="GPU-a"} 2.0',
+        'aifinops_gpu_allocated{container="c",gpu="0",namespace="ml",node="n1",pod="p",team="t",uuid="GPU-a"} 1.0',
+        'aifinops_gpu_cost_usd_total{gpu="1",namespace="",node="n1",pod="",team="",uuid="GPU-b"}',
+        'aifinops_gpu_idle_cost_usd_total{gpu="0",namespace="ml",node="n1",pod="p",team="t",uuid="GPU-a"}',
+    ):
+        assert line in text, line
+    assert 'aifinops_gpu_power_watts{gpu="1"' not in text
+    assert "# TYPE aifinops_gpu_cost_usd_total counter" in text
+
+
+def test_retention_shorter_than_the_ttl_is_refused():
+    with pytest.raises(ValueError):
+        GPUAggregator(gpu_ttl_seconds=10, retention_seconds=5)
+
+
+def _render(agg: GPUAggregator) -> str:
+    registry = CollectorRegistry()
+    registry.register(GPUCollector(agg))
+    return generate_latest(registry).decode()
