@@ -29,7 +29,9 @@ class _CRDLoader(yaml.SafeLoader):
     """PyYAML takes a bare `=` (an enum value in the AlertmanagerConfig CRD) for its value tag."""
 
 
-_CRDLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+_CRDLoader.add_constructor(
+    "tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node)
+)
 
 
 def _go_pattern(pattern: str) -> str:
