@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
+from types import MappingProxyType
 from typing import Literal
 
 from .runtime.config import check, checked
@@ -147,6 +149,92 @@ class TokensConfig:
 
 
 @dataclass(frozen=True)
+class PricingConfig:
+    """LLM prices: the genai-prices catalogue bundled with the package, negotiated overrides, and
+    an opt-in auto-update (the only network access pricing ever makes)."""
+
+    # YAML file of negotiated prices (docs/token-exporter.md); unset: catalogue prices only.
+    overrides_file: str | None = None
+    # Fetch a newer catalogue every auto_update_interval_seconds; off by default (offline).
+    auto_update: bool = False
+    # Unset: genai-prices' own published catalogue on GitHub.
+    auto_update_url: str | None = None
+    auto_update_interval_seconds: float = 3600.0
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Polling the catalogue more than once a minute serves nobody."""
+        return check(
+            self.auto_update_interval_seconds >= 60,
+            "auto_update_interval_seconds",
+            "must be at least 60",
+        )
+
+
+@dataclass(frozen=True)
+class TeamBudget:
+    """One team's LLM budgets in US dollars, exposed as `aifinops_budget_usd{team,period}`."""
+
+    daily: Decimal | None = None
+    monthly: Decimal | None = None
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Budgets are positive amounts; a team entry needs at least one."""
+        return (
+            check(self.daily is None or self.daily > 0, "daily", "must be positive")
+            + check(self.monthly is None or self.monthly > 0, "monthly", "must be positive")
+            + check(
+                self.daily is not None or self.monthly is not None, "", "needs daily or monthly"
+            )
+        )
+
+
+@dataclass(frozen=True)
+class CardinalityConfig:
+    """How many distinct values each label of each LLM metric keeps before folding into __other__."""
+
+    max_values: int = 500
+    # Per label name, e.g. {model: 200, app: 1000}; labels not listed use max_values.
+    per_label: dict[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Every limit at least 1."""
+        return check(self.max_values >= 1, "max_values", "must be at least 1") + [
+            (f"per_label.{name}", "must be at least 1")
+            for name, limit in self.per_label.items()
+            if limit < 1
+        ]
+
+
+_TEAM = re.compile(r"[A-Za-z0-9._:/@-]{1,128}")
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """LLM usage accounting shared by the token exporter and the bridge (same prices, same limits)."""
+
+    pricing: PricingConfig = PricingConfig()
+    # team -> {daily: USD, monthly: USD}
+    budgets: dict[str, TeamBudget] = field(default_factory=lambda: MappingProxyType({}))
+    cardinality: CardinalityConfig = CardinalityConfig()
+    # A (source, id) seen again within this window counts once.
+    dedupe_window_seconds: float = 24 * 3600.0
+    # Bounds the window's memory (about 70 bytes per event); the oldest are forgotten first.
+    dedupe_max_entries: int = 1_000_000
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Team names as label values allow them; a positive window."""
+        return (
+            [
+                (f"budgets.{team}", "team must be 1-128 characters of [A-Za-z0-9._:/@-]")
+                for team in self.budgets
+                if not _TEAM.fullmatch(team)
+            ]
+            + check(self.dedupe_window_seconds > 0, "dedupe_window_seconds", "must be positive")
+            + check(self.dedupe_max_entries >= 1000, "dedupe_max_entries", "must be at least 1000")
+        )
+
+
+@dataclass(frozen=True)
 class GPUConfig:
     """The GPU exporter."""
 
@@ -183,5 +271,6 @@ class Config:
     log: LogConfig = LogConfig()
     kafka: KafkaConfig = KafkaConfig()
     tokens: TokensConfig = TokensConfig()
+    llm: LLMConfig = LLMConfig()
     gpu: GPUConfig = GPUConfig()
     bridge: BridgeConfig = field(default_factory=BridgeConfig)

@@ -13,18 +13,34 @@ from .envelope import (
     parse_envelope,
 )
 from .gpu import GPUSample, parse_gpu_sample
+from .usage import (
+    TOKEN_TYPES,
+    UsageEvent,
+    UsageRecord,
+    otel_provider_name,
+    parse_usage,
+    parse_usage_event,
+    prices_provider_id,
+)
 
 __all__ = [
     "ANOMALY_TYPE",
     "GPU_SAMPLE_TYPE",
+    "TOKEN_TYPES",
     "USAGE_TYPE",
     "Envelope",
     "EventError",
     "GPUSample",
     "Problem",
+    "UsageEvent",
+    "UsageRecord",
     "decode",
     "encode",
     "make_event",
+    "otel_provider_name",
     "parse_envelope",
     "parse_gpu_sample",
+    "parse_usage",
+    "parse_usage_event",
+    "prices_provider_id",
 ]

@@ -1,0 +1,485 @@
+"""Validates and normalises `io.aifinops.llm.usage.v1` data into frozen usage records (tokens, provider names).
+
+One LLM API call arrives either with its token counts (`input_tokens`, `cache_read_tokens`,
+`cache_write_tokens`, `output_tokens`, `reasoning_tokens`) or with the provider's `response` (or
+just its usage part) plus `api_flavor`, which the genai-prices extractor for that provider turns
+into the same counts. Providers count differently (OpenAI's `prompt_tokens` include cached tokens,
+Anthropic's `input_tokens` exclude cache reads and writes), so the extractor's normalisation is the
+one place that knows each shape; everything downstream sees `input_tokens` as *all* input tokens.
+
+`parse_usage_event` is what the HTTP ingest and the Kafka bridge both call: it checks the envelope
+and the data together and raises one `EventError` listing every `Problem(field, reason)`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any, Literal
+
+from .envelope import (
+    DEFAULT_MAX_FUTURE,
+    SPECVERSION,
+    USAGE_TYPE,
+    Envelope,
+    EventError,
+    Problem,
+    parse_envelope,
+)
+
+TOKEN_FIELDS = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+DATA_FIELDS = frozenset(
+    (
+        *TOKEN_FIELDS,
+        "provider",
+        "model",
+        "team",
+        "app",
+        "cost_usd",
+        "status",
+        "response",
+        "api_flavor",
+    )
+)
+# The four disjoint token types of `aifinops_llm_tokens_total` and `aifinops_llm_cost_usd_total`.
+TOKEN_TYPES = ("input", "cache_read", "cache_write", "output")
+STATUSES = ("ok", "error")
+# A sanity bound: no single call uses a trillion tokens; a value that large is a unit mistake.
+MAX_TOKENS = 10**12
+MAX_COST_USD = Decimal(10**9)
+OTHER = "__other__"
+
+# OpenTelemetry `gen_ai.provider.name` values and the genai-prices provider id that prices them.
+# Names not listed here are used as given: genai-prices resolves its own ids and close aliases.
+OTEL_TO_PRICES: Mapping[str, str | None] = MappingProxyType(
+    {
+        "openai": "openai",
+        "anthropic": "anthropic",
+        "aws.bedrock": "aws",
+        "azure.ai.openai": "azure",
+        "azure.ai.inference": "azure",
+        "gcp.gemini": "google",
+        "gcp.vertex_ai": "google",
+        "gcp.gen_ai": "google",
+        "mistral_ai": "mistral",
+        "x_ai": "x-ai",
+        "deepseek": "deepseek",
+        "groq": "groq",
+        "cohere": "cohere",
+        "perplexity": "perplexity",
+        # A well-known OpenTelemetry value the catalogue has no prices for.
+        "ibm.watsonx.ai": None,
+    }
+)
+# genai-prices ids whose OpenTelemetry value differs; the `provider` label always carries the latter.
+PRICES_TO_OTEL: Mapping[str, str] = MappingProxyType(
+    {
+        "aws": "aws.bedrock",
+        "azure": "azure.ai.openai",
+        "google": "gcp.gemini",
+        "mistral": "mistral_ai",
+        "x-ai": "x_ai",
+    }
+)
+
+_PROVIDER = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_MODEL = re.compile(r"[A-Za-z0-9@~][A-Za-z0-9._:/@+=~-]{0,199}")
+_ATTRIBUTION = re.compile(r"[A-Za-z0-9._:/@-]{0,128}")
+_PROVIDER_RULE = "must be 1-64 characters of [a-z0-9._-] starting with a letter or digit"
+_MODEL_RULE = "must be 1-200 characters of [A-Za-z0-9._:/@+=~-] starting with a letter, digit, @ or ~"
+_ATTRIBUTION_RULE = "must be at most 128 characters of [A-Za-z0-9._:/@-]"
+
+
+def otel_provider_name(name: str) -> str:
+    """The OpenTelemetry `gen_ai.provider.name` for a provider given by either naming scheme."""
+    lowered = name.strip().lower()
+    return PRICES_TO_OTEL.get(lowered, lowered)
+
+
+def prices_provider_id(otel_name: str) -> str | None:
+    """The genai-prices provider id to price an OpenTelemetry provider name with (None: none)."""
+    if otel_name in OTEL_TO_PRICES:
+        return OTEL_TO_PRICES[otel_name]
+    return otel_name
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One validated LLM call: who, what, how many tokens (all input/output included) and its cost.
+
+    `usage` holds the counts under genai-prices usage keys (`input_tokens`, `cache_read_tokens`,
+    `output_reasoning_tokens`, and for provider responses any finer key such as
+    `cache_write_1h_tokens` or `input_audio_tokens`); pricing reads it so that a detailed response
+    is priced as finely as the catalogue allows.
+    """
+
+    provider: str
+    model: str
+    team: str
+    app: str
+    status: Literal["ok", "error"]
+    input_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost_usd: Decimal | None
+    usage: Mapping[str, int | Decimal]
+
+    @property
+    def prices_provider(self) -> str | None:
+        """The genai-prices provider id this call is priced with."""
+        return prices_provider_id(self.provider)
+
+    @property
+    def token_split(self) -> tuple[int, int, int, int]:
+        """Tokens per `TOKEN_TYPES` entry: input (neither read from nor written to the cache),
+        cache_read, cache_write, output. Disjoint; they sum to all tokens of the call."""
+        return (
+            self.input_tokens - self.cache_read_tokens - self.cache_write_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            self.output_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    """A validated usage CloudEvent: its envelope (identity, time) and its usage record."""
+
+    envelope: Envelope
+    usage: UsageRecord
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """`(source, id)`: the dedupe key."""
+        return self.envelope.identity
+
+    @property
+    def time(self) -> datetime:
+        """When the call happened (receipt time when the event had no `time`); prices depend on it."""
+        return self.envelope.time
+
+    @property
+    def key(self) -> str:
+        """The Kafka message key of DESIGN.md for `ai-api-costs`: `team/app`."""
+        return f"{self.usage.team}/{self.usage.app}"
+
+    def with_team(self, team: str) -> UsageEvent:
+        """The same event counted for `team` (an authenticated credential's team wins)."""
+        if team == self.usage.team:
+            return self
+        return UsageEvent(self.envelope, replace(self.usage, team=team))
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        """The event as it is handed on (to Kafka): the original envelope and data, with `time`
+        made explicit and `team` set to the team it was counted for, so every consumer prices and
+        attributes it the same way."""
+        env = self.envelope
+        event: dict[str, Any] = {
+            "specversion": SPECVERSION,
+            "id": env.id,
+            "source": env.source,
+            "type": env.type,
+            "time": env.time.isoformat().replace("+00:00", "Z"),
+            "datacontenttype": "application/json",
+            "data": {**env.data, "team": self.usage.team},
+        }
+        if env.subject is not None:
+            event["subject"] = env.subject
+        return event
+
+
+def parse_usage_event(
+    obj: Any,
+    *,
+    now: datetime | None = None,
+    max_future: timedelta = DEFAULT_MAX_FUTURE,
+) -> UsageEvent:
+    """Validate a decoded `io.aifinops.llm.usage.v1` CloudEvent, envelope and data together.
+
+    Raises `EventError` listing every problem (fields like `time` or `data.input_tokens`).
+    """
+    problems: list[Problem] = []
+    envelope: Envelope | None = None
+    try:
+        envelope = parse_envelope(
+            obj, types=frozenset((USAGE_TYPE,)), now=now, max_future=max_future
+        )
+    except EventError as exc:
+        problems.extend(exc.problems)
+    data = obj.get("data") if isinstance(obj, Mapping) else None
+    record: UsageRecord | None = None
+    if isinstance(data, Mapping):
+        try:
+            record = parse_usage(data)
+        except EventError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise EventError(problems)
+    assert envelope is not None and record is not None
+    return UsageEvent(envelope, record)
+
+
+def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord:
+    """Validate the `data` of a usage event; raise `EventError` listing every problem."""
+    problems: list[Problem] = []
+
+    def problem(name: str, reason: str) -> None:
+        problems.append(Problem(f"{prefix}.{name}", reason))
+
+    provider = _provider(data.get("provider"), problem)
+    model = _label(data.get("model"), "model", _MODEL, _MODEL_RULE, problem, required=False)
+    team = _label(data.get("team"), "team", _ATTRIBUTION, _ATTRIBUTION_RULE, problem) or ""
+    app = _label(data.get("app"), "app", _ATTRIBUTION, _ATTRIBUTION_RULE, problem) or ""
+    status = data.get("status", "ok")
+    if status not in STATUSES:
+        problem("status", f"must be one of ok, error (got {status!r})")
+    cost = _cost(data.get("cost_usd"), problem)
+    for key in data:
+        if key not in DATA_FIELDS:
+            # Extra fields are allowed (a gateway may add its own); a near-miss of a known field
+            # is a typo whose value would otherwise be silently ignored.
+            close = difflib.get_close_matches(str(key), DATA_FIELDS, n=1, cutoff=0.8)
+            if close:
+                problem(str(key), f"unknown field (did you mean {close[0]}?)")
+
+    counts: dict[str, int] | None = None
+    usage: dict[str, int | Decimal] | None = None
+    response = data.get("response")
+    if response is not None:
+        given = [f for f in TOKEN_FIELDS if f in data]
+        if given:
+            problem("response", f"give either response or the token fields, not both ({given[0]})")
+        elif not isinstance(response, Mapping):
+            problem("response", "must be a JSON object (the provider's response or its usage)")
+        elif provider is not None:
+            extracted = _extract(response, provider, data.get("api_flavor"), problem)
+            if extracted is not None:
+                response_model, counts, usage = extracted
+                if response_model is not None:
+                    model = _label(response_model, "response.model", _MODEL, _MODEL_RULE, problem)
+    else:
+        if "api_flavor" in data:
+            problem("api_flavor", "only meaningful with response")
+        counts = {}
+        for name in TOKEN_FIELDS:
+            value = _tokens(data.get(name), name, problem, required=name in _REQUIRED_TOKENS)
+            if value is not None:
+                counts[name] = value
+        if len(counts) == len(TOKEN_FIELDS):
+            usage = {
+                "input_tokens": counts["input_tokens"],
+                "cache_read_tokens": counts["cache_read_tokens"],
+                "cache_write_tokens": counts["cache_write_tokens"],
+                "output_tokens": counts["output_tokens"],
+                "output_reasoning_tokens": counts["reasoning_tokens"],
+            }
+        else:
+            counts = None
+    if model is None and not any(p.field == f"{prefix}.model" for p in problems):
+        problem("model", "required (or a response that names its model)")
+    if counts is not None:
+        cached = counts["cache_read_tokens"] + counts["cache_write_tokens"]
+        if cached > counts["input_tokens"]:
+            problem(
+                "cache_read_tokens",
+                f"cache_read_tokens + cache_write_tokens ({cached}) exceed input_tokens "
+                f"({counts['input_tokens']}), which counts all input tokens, cached ones included",
+            )
+        if counts["reasoning_tokens"] > counts["output_tokens"]:
+            problem(
+                "reasoning_tokens",
+                f"reasoning_tokens ({counts['reasoning_tokens']}) exceed output_tokens "
+                f"({counts['output_tokens']}), which counts all output tokens, reasoning included",
+            )
+    if problems:
+        raise EventError(problems)
+    assert provider is not None and model is not None and counts is not None and usage is not None
+    return UsageRecord(
+        provider=provider,
+        model=model,
+        team=team,
+        app=app,
+        status=status,
+        input_tokens=counts["input_tokens"],
+        cache_read_tokens=counts["cache_read_tokens"],
+        cache_write_tokens=counts["cache_write_tokens"],
+        output_tokens=counts["output_tokens"],
+        reasoning_tokens=counts["reasoning_tokens"],
+        cost_usd=cost,
+        usage=MappingProxyType(usage),
+    )
+
+
+_REQUIRED_TOKENS = frozenset(("input_tokens", "output_tokens"))
+
+
+def _provider(value: Any, problem: Any) -> str | None:
+    if value is None:
+        problem("provider", "required")
+        return None
+    if not isinstance(value, str):
+        problem("provider", f"must be a string (got {type(value).__name__})")
+        return None
+    name = otel_provider_name(value)
+    if not _PROVIDER.fullmatch(name):
+        problem("provider", f"{_PROVIDER_RULE} (got {value!r})")
+        return None
+    return name
+
+
+def _label(
+    value: Any, name: str, pattern: re.Pattern[str], rule: str, problem: Any, required: bool = False
+) -> str | None:
+    if value is None:
+        if required:
+            problem(name, "required")
+        return None
+    if not isinstance(value, str):
+        problem(name, f"must be a string (got {type(value).__name__})")
+        return None
+    if not pattern.fullmatch(value):
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        problem(name, f"{rule} (got {shown!r})")
+        return None
+    if value == OTHER:
+        problem(name, f"{OTHER} is reserved for folded label values")
+        return None
+    return value
+
+
+def _tokens(value: Any, name: str, problem: Any, *, required: bool) -> int | None:
+    if value is None:
+        if required:
+            problem(name, "required")
+            return None
+        return 0
+    if type(value) is not int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            problem(name, f"must be a non-negative integer (got {value!r})")
+            return None
+    if value < 0:
+        problem(name, f"must be a non-negative integer (got {value})")
+        return None
+    if value > MAX_TOKENS:
+        problem(name, f"must be at most {MAX_TOKENS} (got {value})")
+        return None
+    return value
+
+
+def _cost(value: Any, problem: Any) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        problem("cost_usd", f"must be a number or null (got {type(value).__name__})")
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        problem("cost_usd", "must be a finite number")
+        return None
+    try:
+        # repr() of a float is its shortest round-trip form: 0.1 becomes Decimal("0.1").
+        cost = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:
+        problem("cost_usd", f"must be a number or null (got {value!r})")
+        return None
+    if not cost.is_finite() or cost < 0 or cost > MAX_COST_USD:
+        problem("cost_usd", f"must be between 0 and {MAX_COST_USD} (got {value!r})")
+        return None
+    return cost
+
+
+def _extract(
+    response: Mapping[str, Any], provider: str, flavor: Any, problem: Any
+) -> tuple[str | None, dict[str, int], dict[str, int | Decimal]] | None:
+    """Normalise a provider response with the genai-prices extractor for its provider and flavor.
+
+    The provider's extractor is called directly rather than through `genai_prices.extract_usage`,
+    which also looks the model up and fails for a model the catalogue does not know: such a call
+    must still have its tokens counted (and be reported unpriced).
+    """
+    from genai_prices import data_snapshot
+
+    prices_id = prices_provider_id(provider)
+    snapshot = data_snapshot.get_snapshot()
+    try:
+        if prices_id is None:
+            raise LookupError(provider)
+        catalogue_provider = snapshot.find_provider(None, prices_id, None)
+    except LookupError:
+        problem(
+            "response",
+            f"the price catalogue has no response extractor for provider {provider!r}; "
+            "send the token fields instead",
+        )
+        return None
+    extractors = catalogue_provider.extractors or []
+    flavors = [e.api_flavor for e in extractors]
+    if flavor is None:
+        if "default" in flavors:
+            flavor = "default"
+        elif len(flavors) == 1:
+            flavor = flavors[0]
+        else:
+            problem("api_flavor", f"required for provider {provider} (one of {', '.join(flavors)})")
+            return None
+    if not isinstance(flavor, str) or flavor not in flavors:
+        problem("api_flavor", f"must be one of {', '.join(flavors)} (got {flavor!r})")
+        return None
+    extractor = extractors[flavors.index(flavor)]
+    root = [extractor.root] if isinstance(extractor.root, str) else list(extractor.root)
+    if all(isinstance(step, str) for step in root) and root[0] not in response:
+        # Just the usage part was sent: put it where the extractor looks for it.
+        wrapped: Any = response
+        for step in reversed(root):
+            wrapped = {step: wrapped}
+        response = wrapped
+    try:
+        model, extracted = catalogue_provider.extract_usage(response, api_flavor=flavor)
+    except ValueError as exc:
+        problem("response", str(exc))
+        return None
+    usage: dict[str, int | Decimal] = {}
+    for key, value in vars(extracted).items():
+        if isinstance(value, int):
+            usage[key] = value
+        elif key.endswith("_tokens"):
+            if not float(value).is_integer():
+                problem("response", f"{key} must be a whole number of tokens (got {value})")
+                return None
+            usage[key] = int(value)
+        else:  # seconds, characters, pages: fractional counts are legitimate
+            usage[key] = Decimal(repr(value)) if isinstance(value, float) else value
+    counts: dict[str, int] = {}
+    for name, usage_key in (
+        ("input_tokens", "input_tokens"),
+        ("cache_read_tokens", "cache_read_tokens"),
+        ("cache_write_tokens", "cache_write_tokens"),
+        ("output_tokens", "output_tokens"),
+        ("reasoning_tokens", "output_reasoning_tokens"),
+    ):
+        try:
+            # Attribute access infers an unreported key (0) and refuses an inconsistent report.
+            value = getattr(extracted, usage_key)
+        except ValueError as exc:
+            problem("response", str(exc))
+            return None
+        counts[name] = int(value)
+        if counts[name] > MAX_TOKENS:
+            problem("response", f"{usage_key} must be at most {MAX_TOKENS} (got {value})")
+            return None
+    return model, counts, usage

@@ -1,0 +1,104 @@
+"""The transport-independent usage pipeline: validate and price an event, then dedupe and count it.
+
+HTTP ingest (`source="http"`) and the Kafka bridge (`source="kafka"`) both do
+
+    priced = ingest.prepare(decoded_json)       # raises EventError listing every problem
+    counted = ingest.apply(priced, "kafka")     # False: a duplicate, counted once already
+
+`prepare` has no side effect, so a batch can be checked whole before any of it is applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client.registry import Collector
+
+from ..cardinality import LabelLimiter, OverflowCollector
+from ..config import LLMConfig, TeamBudget
+from ..events.envelope import DEFAULT_MAX_FUTURE, EventError, Problem
+from ..events.usage import UsageEvent, parse_usage_event
+from ..pricing import Cost, Pricer, PricingError, load_overrides
+from .aggregator import INGEST_SOURCES, LLMAggregator
+from .collector import LLMCollector
+from .dedupe import DedupeWindow
+
+
+@dataclass(frozen=True, slots=True)
+class PricedEvent:
+    """A validated usage event and its cost, ready to apply."""
+
+    event: UsageEvent
+    cost: Cost
+
+    def with_team(self, team: str) -> PricedEvent:
+        """The same event counted for `team` (an authenticated credential's team)."""
+        return PricedEvent(self.event.with_team(team), self.cost)
+
+
+class UsageIngest:
+    """Validates, prices, dedupes and counts usage events for one process."""
+
+    def __init__(
+        self,
+        pricer: Pricer,
+        aggregator: LLMAggregator,
+        dedupe: DedupeWindow,
+        *,
+        max_future: timedelta = DEFAULT_MAX_FUTURE,
+    ) -> None:
+        self.pricer = pricer
+        self.aggregator = aggregator
+        self.dedupe = dedupe
+        self.max_future = max_future
+
+    @classmethod
+    def from_config(cls, config: LLMConfig, sources: Sequence[str] = INGEST_SOURCES) -> UsageIngest:
+        """Build the pipeline a daemon needs from the `llm` config section; reads the price
+        override file (raises `ConfigError` listing its problems)."""
+        overrides = (
+            load_overrides(config.pricing.overrides_file) if config.pricing.overrides_file else ()
+        )
+        limiter = LabelLimiter(config.cardinality.max_values, config.cardinality.per_label)
+        return cls(
+            Pricer(overrides),
+            LLMAggregator(limiter, tuple(sources)),
+            DedupeWindow(config.dedupe_window_seconds, config.dedupe_max_entries),
+        )
+
+    def collectors(self, budgets: Mapping[str, TeamBudget] | None = None) -> list[Collector]:
+        """The collectors to register: every LLM family, budgets, and the label overflow count."""
+        return [
+            LLMCollector(self.aggregator, budgets),
+            OverflowCollector([self.aggregator.limiter]),
+        ]
+
+    def prepare(self, obj: Any, *, now: datetime | None = None) -> PricedEvent:
+        """Validate a decoded CloudEvent and price it; raises `EventError` listing every problem.
+        No side effect: nothing is counted until `apply`."""
+        event = parse_usage_event(obj, now=now, max_future=self.max_future)
+        try:
+            cost = self.pricer.price(event.usage, event.time)
+        except PricingError as exc:
+            field = "data.response" if "response" in event.envelope.data else "data"
+            raise EventError([Problem(field, f"cannot be priced consistently: {exc}")]) from exc
+        return PricedEvent(event, cost)
+
+    def apply(self, priced: PricedEvent, source: str) -> bool:
+        """Count the event unless its `(source, id)` was seen within the dedupe window.
+        Returns True when counted, False for a duplicate; either way the outcome is counted in
+        `aifinops_ingest_events_total{source}`."""
+        event = priced.event
+        if not self.dedupe.add(event.identity):
+            self.aggregator.count_ingest(source, "duplicate")
+            return False
+        self.aggregator.apply(event.usage, priced.cost)
+        self.aggregator.count_ingest(source, "accepted")
+        return True
+
+    def reject(self, source: str, n: int = 1) -> None:
+        """Count `n` events refused as invalid."""
+        self.aggregator.count_ingest(source, "rejected", n)
