@@ -3,9 +3,14 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov lives in its own venv: it needs bc-python-hcl2, which installs the same `hcl2` module as
+# the python-hcl2 the tests use.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 PYTEST_ARGS ?=
 
-.PHONY: all setup system-deps test lint fmt generate check-generated demo bench clean
+.PHONY: all setup system-deps checkov test lint fmt generate check-generated demo bench clean
 
 all: generate lint test
 
@@ -32,7 +37,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-setup: system-deps $(STAMP)
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV_VENV)/bin/python || python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q "checkov==$(CHECKOV_VERSION)"
+	@touch $(CHECKOV_STAMP)
+
+# The static security scan of terraform/ and the rendered charts (tests/unit/test_terraform.py).
+checkov: $(CHECKOV_STAMP)
+
+setup: system-deps $(STAMP) $(CHECKOV_STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -58,4 +71,4 @@ bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache build *.egg-info
