@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
+from aifinops.exporters.gpu.app import build_gpu_exporter
+from aifinops.exporters.gpu.prices import PriceTableError
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth
 
 from .common import DaemonSpec, listen_address, start_daemon
 from .daemon import new_registry, serve
+from .sinks import build_sink
 
 # --source and --dcgm.url as DESIGN.md fixes them, each overriding its config key.
 EXTRA_FLAGS = [
@@ -41,4 +45,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return config
     health = CollectorHealth()
     registry = new_registry(health)
-    return serve(SPEC.prog, listen_address(config, SPEC), registry)
+    bundle = build_sink(config)
+    try:
+        exporter = build_gpu_exporter(config, health, sink=bundle.sink)
+    except PriceTableError as exc:
+        print(f"{SPEC.prog}: {exc}", file=sys.stderr)
+        return 2
+    for collector in [*exporter.collectors, *bundle.collectors]:
+        registry.register(collector)
+    return serve(
+        SPEC.prog,
+        listen_address(config, SPEC),
+        registry,
+        # The producer starts before the poller (its first sample is published at once) and
+        # stops after it, so the last samples are handed over before the queue is flushed.
+        [*bundle.components, *exporter.components],
+        routes=exporter.routes,
+    )

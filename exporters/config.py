@@ -234,19 +234,144 @@ class LLMConfig:
         )
 
 
+GPUPattern = Literal["busy", "bursty", "idle", "unallocated", "crashed", "steady"]
+
+
+@dataclass(frozen=True)
+class GPUPriceOverride:
+    """A GPU price rule (spot, reserved, on-premises amortised...): the first rule whose every given
+    matcher holds sets the price of one GPU-hour. No matcher at all matches every GPU."""
+
+    usd_per_hour: Decimal
+    # A price-table model key (`H100`, `A100-80GB`) or a regular expression searched in the model name.
+    model: str | None = None
+    node: str | None = None
+    # The node's `node.kubernetes.io/instance-type` label, e.g. `p5.48xlarge`.
+    instance_type: str | None = None
+    # `key=value` on the node, e.g. `karpenter.sh/capacity-type=spot`.
+    node_label: str | None = None
+
+    def validate(self) -> list[tuple[str, str]]:
+        """A usable price, a valid model expression and a `key=value` label."""
+        from .gpu.prices import override_problems
+
+        return override_problems(self)
+
+
+@dataclass(frozen=True)
+class GPUSimulatorChange:
+    """At `at_seconds` after start, the simulated GPU `gpu` of `node` takes `pattern`."""
+
+    at_seconds: float
+    node: str
+    gpu: int
+    pattern: GPUPattern
+    utilization: float | None = None
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Times are not negative; a utilisation is a ratio."""
+        return check(self.at_seconds >= 0, "at_seconds", "must not be negative") + check(
+            self.utilization is None or 0 <= self.utilization <= 1,
+            "utilization",
+            "must be between 0 and 1",
+        )
+
+
+@dataclass(frozen=True)
+class GPUSimulatorConfig:
+    """The deterministic fleet of the `simulated` source (nodes `sim-node-0`, `sim-node-1`...)."""
+
+    nodes: int = 2
+    gpus_per_node: int = 4
+    # Model names as NVML reports them, one per node in turn.
+    models: tuple[str, ...] = ("NVIDIA H100 80GB HBM3",)
+    # Given to the GPUs in turn.
+    patterns: tuple[GPUPattern, ...] = ("busy", "bursty", "idle", "unallocated", "crashed")
+    crash_after_seconds: float = 300.0
+    # The utilisation of `steady` GPUs.
+    utilization: float = 0.5
+    seed: int = 0
+    schedule: tuple[GPUSimulatorChange, ...] = ()
+
+    def validate(self) -> list[tuple[str, str]]:
+        """A fleet of at least one GPU, with models and patterns to give out."""
+        return (
+            check(1 <= self.nodes <= 10_000, "nodes", "must be 1-10000")
+            + check(1 <= self.gpus_per_node <= 64, "gpus_per_node", "must be 1-64")
+            + check(bool(self.models), "models", "at least one model")
+            + check(bool(self.patterns), "patterns", "at least one pattern")
+            + check(0 <= self.utilization <= 1, "utilization", "must be between 0 and 1")
+            + check(self.crash_after_seconds >= 0, "crash_after_seconds", "must not be negative")
+        )
+
+
 @dataclass(frozen=True)
 class GPUConfig:
-    """The GPU exporter."""
+    """The GPU exporter (docs/gpu-exporter.md)."""
 
     source: Literal["nvml", "dcgm", "simulated"] = "nvml"
     dcgm_url: str | None = None
     interval_seconds: float = 1.0
+    # This node's name (set it from the downward API's spec.nodeName); unset: dcgm-exporter's
+    # hostname label, else this machine's hostname.
+    node_name: str | None = None
+    # Labels matched by price overrides on every node this exporter reports (e.g. the instance type).
+    node_labels: dict[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Read each node's labels from the Kubernetes API for price overrides (needs `get nodes`).
+    node_labels_from_api: bool = False
+    # Unset: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT.
+    kubernetes_api_url: str | None = None
+    # The kubelet, e.g. https://$(NODE_IP):10250 (needs `get nodes/proxy`); unset: processes are
+    # not attributed to pods (nvml source).
+    kubelet_url: str | None = None
+    token_file: str | None = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    ca_file: str | None = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    # Kubelet serving certificates are often self-signed.
+    insecure_skip_verify: bool = False
+    # Where the host's /proc is mounted (GPU process ids are host pids).
+    proc_root: str = "/proc"
+    # Seconds for each dcgm-exporter, kubelet or API request.
+    timeout_seconds: float = 2.0
+    team_label: str = "team"
+    namespace_teams: dict[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # A price table replacing the shipped one (same format as exporters/data/gpu-prices.yaml).
+    price_table: str | None = None
+    price_overrides: tuple[GPUPriceOverride, ...] = ()
+    # A GPU unread for longer than this (source failing) is not charged for the gap.
+    max_gap_seconds: float = 30.0
+    # How long a finished pod's (or vanished GPU's) money series stays exposed.
+    retention_seconds: float = 900.0
+    max_gpus: int = 10_000
+    max_pods: int = 10_000
+    # Distinct values per label (namespace, team, container) before folding into __other__.
+    max_label_values: int = 1_000
+    simulator: GPUSimulatorConfig = GPUSimulatorConfig()
 
     def validate(self) -> list[tuple[str, str]]:
-        """The dcgm source needs its URL; sampling needs a positive interval."""
-        return check(
-            self.source != "dcgm" or bool(self.dcgm_url), "dcgm_url", "required for source dcgm"
-        ) + check(self.interval_seconds > 0, "interval_seconds", "must be positive")
+        """The dcgm source needs its URL; intervals, gaps and limits must make sense together."""
+        return (
+            check(
+                self.source != "dcgm" or bool(self.dcgm_url),
+                "dcgm_url",
+                "required for source dcgm",
+            )
+            + check(self.interval_seconds > 0, "interval_seconds", "must be positive")
+            + check(self.timeout_seconds > 0, "timeout_seconds", "must be positive")
+            + check(
+                2 * self.interval_seconds <= self.max_gap_seconds <= 3600,
+                "max_gap_seconds",
+                "must be at least twice interval_seconds and at most 3600",
+            )
+            + check(
+                self.retention_seconds >= 4 * self.interval_seconds + self.timeout_seconds,
+                "retention_seconds",
+                "must be at least 4 * interval_seconds + timeout_seconds",
+            )
+            + check(self.max_gpus >= 1, "max_gpus", "must be at least 1")
+            + check(self.max_pods >= 1, "max_pods", "must be at least 1")
+            + check(self.max_label_values >= 1, "max_label_values", "must be at least 1")
+            + check(bool(self.team_label), "team_label", "must not be empty")
+        )
 
 
 @dataclass(frozen=True)

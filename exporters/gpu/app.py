@@ -1,0 +1,178 @@
+"""Builds the GPU exporter from the configuration: source, attribution, prices, aggregator, sampler
+poller, collectors and HTTP routes, ready for a daemon to start."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from prometheus_client.registry import Collector
+
+from ..cardinality import LabelLimiter, OverflowCollector
+from ..config import Config
+from ..runtime.http import Request, Response, Route
+from ..runtime.poll import Poller
+from ..runtime.selfmetrics import CollectorHealth
+from ..sink import EventSink
+from .aggregate import GPUAggregator, GPUCollector
+from .attribution import ProcessAttributor
+from .dcgm import DCGMSource
+from .kube import KubeAuth, KubeClient, NodeDirectory, PodDirectory, in_cluster_api_url
+from .model import GPUSource
+from .nvml import NVMLSource
+from .prices import GPUPricer, load_price_table
+from .sampler import GPUSampler
+from .simulated import ScheduledChange, SimulatedSource, SimulatorError
+from .teams import TeamResolver
+
+log = logging.getLogger(__name__)
+
+SIMULATOR_PATH = "/-/simulator"
+
+
+@dataclass
+class GPUExporter:
+    """Everything the daemon wires: start `components`, register `collectors`, serve `routes`."""
+
+    source: GPUSource
+    aggregator: GPUAggregator
+    sampler: GPUSampler
+    poller: Poller[Any]
+    collectors: list[Collector] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+
+    @property
+    def components(self) -> list[Poller[Any]]:
+        """The parts with a lifecycle (the poller; its first fetch happens in `start()`)."""
+        return [self.poller]
+
+
+def build_gpu_exporter(
+    config: Config,
+    health: CollectorHealth,
+    *,
+    sink: EventSink | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
+    environ: Mapping[str, str] | None = None,
+) -> GPUExporter:
+    """Wire the GPU exporter. Raises `PriceTableError` when `gpu.price_table` is unusable."""
+    gpu = config.gpu
+    environ = os.environ if environ is None else environ
+    pricer = GPUPricer(load_price_table(gpu.price_table), gpu.price_overrides)
+    auth = KubeAuth(gpu.token_file, gpu.ca_file, gpu.insecure_skip_verify, gpu.timeout_seconds)
+    client = KubeClient(auth) if (gpu.kubelet_url or gpu.node_labels_from_api) else None
+    api_url = gpu.kubernetes_api_url or in_cluster_api_url(environ)
+    if gpu.node_labels_from_api and api_url is None:
+        log.warning("gpu.node_labels_from_api is on but no API server is known; using node_labels")
+    nodes = NodeDirectory(
+        gpu.node_labels,
+        api_url=api_url if gpu.node_labels_from_api else None,
+        client=client,
+    )
+    source = _source(config, health, client, clock)
+    aggregator = GPUAggregator(
+        # A GPU missing from three reads in a row is gone (or its source is failing).
+        gpu_ttl_seconds=3 * gpu.interval_seconds + gpu.timeout_seconds,
+        retention_seconds=gpu.retention_seconds,
+        max_gpus=gpu.max_gpus,
+        max_pods=gpu.max_pods,
+        limiter=LabelLimiter(gpu.max_label_values),
+        clock=clock,
+    )
+    sampler = GPUSampler(
+        aggregator,
+        pricer,
+        teams=TeamResolver(gpu.team_label, gpu.namespace_teams),
+        node_labels=nodes.labels,
+        sink=sink,
+        topic=config.kafka.topics.gpu.name,
+        cluster=config.cluster,
+        max_gap_seconds=gpu.max_gap_seconds,
+        clock=clock,
+        wall=wall,
+    )
+    poller: Poller[Any] = Poller(
+        source.name, source, gpu.interval_seconds, health, on_snapshot=sampler.on_snapshot
+    )
+    exporter = GPUExporter(
+        source,
+        aggregator,
+        sampler,
+        poller,
+        collectors=[GPUCollector(aggregator), OverflowCollector([cast(LabelLimiter, aggregator)])],
+    )
+    if isinstance(source, SimulatedSource):
+        exporter.routes.append(Route("POST", SIMULATOR_PATH, _simulator_handler(source), 4096))
+    return exporter
+
+
+def _source(
+    config: Config, health: CollectorHealth, client: KubeClient | None, clock: Callable[[], float]
+) -> GPUSource:
+    gpu = config.gpu
+    if gpu.source == "simulated":
+        sim = gpu.simulator
+        return SimulatedSource(
+            nodes=sim.nodes,
+            gpus_per_node=sim.gpus_per_node,
+            models=sim.models,
+            patterns=sim.patterns,
+            crash_after_seconds=sim.crash_after_seconds,
+            utilization=sim.utilization,
+            seed=sim.seed,
+            schedule=[
+                ScheduledChange(c.at_seconds, c.node, c.gpu, c.pattern, c.utilization)
+                for c in sim.schedule
+            ],
+            clock=clock,
+        )
+    default_node = socket.gethostname()
+    if gpu.source == "dcgm":
+        assert gpu.dcgm_url is not None  # config validation requires it
+        return DCGMSource(
+            gpu.dcgm_url,
+            node=gpu.node_name,
+            default_node=default_node,
+            timeout_seconds=gpu.timeout_seconds,
+        )
+    pods = None
+    if gpu.kubelet_url and client is not None:
+        pods = PodDirectory(gpu.kubelet_url, client, health, clock=clock)
+    else:
+        log.info("gpu.kubelet_url unset: GPU processes are not attributed to pods")
+    return NVMLSource(gpu.node_name or default_node, ProcessAttributor(pods, gpu.proc_root))
+
+
+def _simulator_handler(source: SimulatedSource) -> Callable[[Request], Response]:
+    """`POST /-/simulator {"node", "gpu", "pattern", "utilization"?}`: change one simulated GPU."""
+
+    def handle(request: Request) -> Response:
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError as exc:
+            return Response.json(400, {"error": f"body is not JSON: {exc}"})
+        if not isinstance(body, dict):
+            return Response.json(400, {"error": "body must be a JSON object"})
+        node, gpu, pattern = body.get("node"), body.get("gpu"), body.get("pattern")
+        utilization = body.get("utilization")
+        if not isinstance(node, str) or not isinstance(gpu, int) or not isinstance(pattern, str):
+            return Response.json(
+                400, {"error": "node (string), gpu (integer) and pattern (string) are required"}
+            )
+        if utilization is not None and not isinstance(utilization, int | float):
+            return Response.json(400, {"error": "utilization must be a number"})
+        try:
+            state = source.set_pattern(node, gpu, pattern, utilization)
+        except SimulatorError as exc:
+            return Response.json(400, {"error": str(exc)})
+        log.info("simulator: %s GPU %s is now %s", node, gpu, pattern)
+        return Response.json(200, dict(state))
+
+    return handle
