@@ -220,6 +220,36 @@ def test_kafka_credentials_are_mounted_files(rendered, tmp_path):
         assert all("secretKeyRef" not in e.get("valueFrom", {}) for e in env)
 
 
+def _mounted(pod: dict[str, Any], path: str) -> dict[str, Any]:
+    """The volume a container path lives on (the longest mount path containing it)."""
+    mounts = pod["containers"][0]["volumeMounts"]
+    best = max(
+        (m for m in mounts if path == m["mountPath"] or path.startswith(m["mountPath"] + "/")),
+        key=lambda m: len(m["mountPath"]),
+    )
+    assert not best.get("readOnly") or "spool" not in path
+    return next(v for v in pod["volumes"] if v["name"] == best["name"])
+
+
+def test_files_the_config_names_are_mounted(rendered, tmp_path):
+    """The spool is writable under a read-only root, and price tables are where the config says."""
+    docs = rendered["everything_on"]
+    path = tmp_path / "config.yaml"
+    path.write_text(_config_text(docs), encoding="utf-8")
+    config = load_config(Config, path, environ={})
+    prices = one(docs, "ConfigMap", "aifinops-prices")["data"]
+    assert yaml.safe_load(prices[Path(config.gpu.price_table).name]) == {
+        "g6.xlarge": {"hourly_usd": "0.8048"}
+    }
+    assert config.llm.pricing.overrides_file is None  # no llm table given
+    for workload in by_kind(docs, "Deployment") + by_kind(docs, "DaemonSet"):
+        pod = workload["spec"]["template"]["spec"]
+        assert "emptyDir" in _mounted(pod, config.producer.spool_dir)
+        assert _mounted(pod, config.gpu.price_table)["configMap"]["name"] == "aifinops-prices"
+    spool = next(v for v in pod["volumes"] if v["name"] == "data")["emptyDir"]["sizeLimit"]
+    assert int(spool) == config.producer.spool_max_bytes + 64 * 1024 * 1024
+
+
 def test_ingest_tokens_live_in_a_secret_not_the_configmap(rendered):
     docs = rendered["everything_on"]
     assert _TOKEN not in _config_text(docs)

@@ -89,6 +89,8 @@ aifinops.io/job: aifinops-{{ .component }}
 {{- define "aifinops.kafkaClientDir" -}}/etc/aifinops/kafka/client{{- end }}
 {{- define "aifinops.configDir" -}}/etc/aifinops/config{{- end }}
 {{- define "aifinops.pricesDir" -}}/etc/aifinops/prices{{- end }}
+{{/* Writable: the producer's disk spool (read-only root file system everywhere else). */}}
+{{- define "aifinops.dataDir" -}}/var/lib/aifinops{{- end }}
 
 {{/*
 Fails the render with a message naming the value when settings contradict each other, so a bad
@@ -151,9 +153,16 @@ One file serves all three daemons; `config` values are merged over it last.
   "log" (dict "level" .Values.log.level "format" .Values.log.format)
   "kafka" $kafka
   "tokens" (dict "max_batch_events" (int .Values.tokenExporter.maxBatchEvents) "max_body_bytes" (int .Values.tokenExporter.maxBodyBytes))
-  "gpu" (dict "interval_seconds" .Values.gpuExporter.intervalSeconds)
+  "gpu" (dict "interval_seconds" .Values.gpuExporter.intervalSeconds "insecure_skip_verify" .Values.gpuExporter.insecureSkipVerify)
   "bridge" (dict "group_id" .Values.bridge.groupId)
+  "producer" (dict "spool_dir" (printf "%s/spool" (include "aifinops.dataDir" .)) "spool_max_bytes" (int64 .Values.producer.spoolMaxBytes))
 -}}
+{{- with .Values.prices.gpu }}
+{{- $_ := set $cfg.gpu "price_table" (printf "%s/gpu-prices.yaml" (include "aifinops.pricesDir" $)) }}
+{{- end }}
+{{- with .Values.prices.llm }}
+{{- $_ := set $cfg "llm" (dict "pricing" (dict "overrides_file" (printf "%s/llm-prices.yaml" (include "aifinops.pricesDir" $)))) }}
+{{- end }}
 {{- toYaml (mustMergeOverwrite $cfg (deepCopy .Values.config)) }}
 {{- end }}
 
@@ -239,6 +248,9 @@ One file serves all three daemons; `config` values are merged over it last.
 - name: tmp
   emptyDir:
     sizeLimit: 64Mi
+- name: data
+  emptyDir:
+    sizeLimit: {{ add (int64 $root.Values.producer.spoolMaxBytes) 67108864 }}
 {{- end }}
 
 {{- define "aifinops.volumeMounts" -}}
@@ -271,6 +283,8 @@ One file serves all three daemons; `config` values are merged over it last.
 {{- end }}
 - name: tmp
   mountPath: /tmp
+- name: data
+  mountPath: {{ include "aifinops.dataDir" $root }}
 {{- end }}
 
 {{/* Probes on the built-in health endpoints: (dict "port" "http"). */}}
