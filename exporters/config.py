@@ -312,8 +312,8 @@ class GPUConfig:
     source: Literal["nvml", "dcgm", "simulated"] = "nvml"
     dcgm_url: str | None = None
     interval_seconds: float = 1.0
-    # This node's name (set it from the downward API's spec.nodeName); unset: dcgm-exporter's
-    # hostname label, else this machine's hostname.
+    # This node's name; unset: the NODE_NAME variable (the chart sets it from spec.nodeName), else
+    # dcgm-exporter's hostname label (dcgm source), else this machine's hostname.
     node_name: str | None = None
     # Labels matched by price overrides on every node this exporter reports (e.g. the instance type).
     node_labels: dict[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -321,9 +321,11 @@ class GPUConfig:
     node_labels_from_api: bool = False
     # Unset: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT.
     kubernetes_api_url: str | None = None
-    # The kubelet, e.g. https://$(NODE_IP):10250 (needs `get nodes/proxy`); unset: processes are
-    # not attributed to pods (nvml source).
+    # Where the nvml source reads this node's pods: the kubelet, e.g. https://10.0.3.17:10250
+    # (`get nodes/proxy` or `nodes/pods`); unset in a pod: https://$HOST_IP:10250.
     kubelet_url: str | None = None
+    # Read this node's pods from the API server instead (`list pods`; more load on the API server).
+    pods_from_api: bool = False
     token_file: str | None = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     ca_file: str | None = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
     # Kubelet serving certificates are often self-signed.

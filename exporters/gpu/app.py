@@ -23,7 +23,15 @@ from ..sink import EventSink
 from .aggregate import GPUAggregator, GPUCollector
 from .attribution import ProcessAttributor
 from .dcgm import DCGMSource
-from .kube import KubeAuth, KubeClient, NodeDirectory, PodDirectory, in_cluster_api_url
+from .kube import (
+    KubeAuth,
+    KubeClient,
+    NodeDirectory,
+    PodDirectory,
+    api_pods_url,
+    in_cluster_api_url,
+    kubelet_pods_url,
+)
 from .model import GPUSource
 from .nvml import NVMLSource
 from .prices import GPUPricer, load_price_table
@@ -67,7 +75,7 @@ def build_gpu_exporter(
     environ = os.environ if environ is None else environ
     pricer = GPUPricer(load_price_table(gpu.price_table), gpu.price_overrides)
     auth = KubeAuth(gpu.token_file, gpu.ca_file, gpu.insecure_skip_verify, gpu.timeout_seconds)
-    client = KubeClient(auth) if (gpu.kubelet_url or gpu.node_labels_from_api) else None
+    client = KubeClient(auth)
     api_url = gpu.kubernetes_api_url or in_cluster_api_url(environ)
     if gpu.node_labels_from_api and api_url is None:
         log.warning("gpu.node_labels_from_api is on but no API server is known; using node_labels")
@@ -76,7 +84,7 @@ def build_gpu_exporter(
         api_url=api_url if gpu.node_labels_from_api else None,
         client=client,
     )
-    source = _source(config, health, client, clock)
+    source = _source(config, health, client, clock, environ)
     aggregator = GPUAggregator(
         # A GPU missing from three reads in a row is gone (or its source is failing).
         gpu_ttl_seconds=3 * gpu.interval_seconds + gpu.timeout_seconds,
@@ -114,7 +122,11 @@ def build_gpu_exporter(
 
 
 def _source(
-    config: Config, health: CollectorHealth, client: KubeClient | None, clock: Callable[[], float]
+    config: Config,
+    health: CollectorHealth,
+    client: KubeClient | None,
+    clock: Callable[[], float],
+    environ: Mapping[str, str],
 ) -> GPUSource:
     gpu = config.gpu
     if gpu.source == "simulated":
@@ -138,16 +150,35 @@ def _source(
         assert gpu.dcgm_url is not None  # config validation requires it
         return DCGMSource(
             gpu.dcgm_url,
-            node=gpu.node_name,
+            node=gpu.node_name or environ.get("NODE_NAME") or None,
             default_node=default_node,
             timeout_seconds=gpu.timeout_seconds,
         )
+    node = gpu.node_name or environ.get("NODE_NAME") or default_node
     pods = None
-    if gpu.kubelet_url and client is not None:
-        pods = PodDirectory(gpu.kubelet_url, client, health, clock=clock)
+    pods_url = pod_list_url(config, environ, node)
+    if pods_url is not None and client is not None:
+        log.info("attributing GPU processes to pods from %s", pods_url)
+        pods = PodDirectory(pods_url, client, health, clock=clock)
     else:
-        log.info("gpu.kubelet_url unset: GPU processes are not attributed to pods")
-    return NVMLSource(gpu.node_name or default_node, ProcessAttributor(pods, gpu.proc_root))
+        log.info("no kubelet or API server known: GPU processes are not attributed to pods")
+    return NVMLSource(node, ProcessAttributor(pods, gpu.proc_root))
+
+
+def pod_list_url(config: Config, environ: Mapping[str, str], node: str) -> str | None:
+    """Where the nvml source reads this node's pods: `gpu.kubelet_url`; else the API server when
+    `gpu.pods_from_api`; else, in a pod, the kubelet at `https://$HOST_IP:10250` (the chart sets
+    HOST_IP from `status.hostIP`); else nowhere."""
+    gpu = config.gpu
+    if gpu.kubelet_url:
+        return kubelet_pods_url(gpu.kubelet_url)
+    if gpu.pods_from_api:
+        api = gpu.kubernetes_api_url or in_cluster_api_url(environ)
+        return api_pods_url(api, node) if api else None
+    host_ip = environ.get("HOST_IP")
+    if host_ip and in_cluster_api_url(environ):
+        return kubelet_pods_url(f"https://{host_ip}:10250")
+    return None
 
 
 def _simulator_handler(source: SimulatedSource) -> Callable[[Request], Response]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -128,8 +129,19 @@ def parse_pod_list(doc: Any) -> PodList:
     return PodList(MappingProxyType(pods))
 
 
+def kubelet_pods_url(kubelet_url: str) -> str:
+    """The kubelet's pod list: `<kubelet_url>/pods` (a URL already ending in /pods is kept)."""
+    base = kubelet_url.rstrip("/")
+    return base if base.endswith("/pods") else f"{base}/pods"
+
+
+def api_pods_url(api_url: str, node: str) -> str:
+    """The API server's list of the pods scheduled on `node` (same `PodList` format)."""
+    return f"{api_url.rstrip('/')}/api/v1/pods?fieldSelector=spec.nodeName%3D{quote(node, safe='')}"
+
+
 class PodDirectory:
-    """The kubelet's pods, re-read at most every `min_refresh_seconds` when a pod is unknown and at
+    """This node's pods (from the kubelet's `/pods` or the API server), re-read at most every `min_refresh_seconds` when a pod is unknown and at
     least every `refresh_seconds`. A failed read keeps the last good list (pods rarely vanish in
     seconds) and marks the `kubelet` collector failed in `health`."""
 
@@ -143,7 +155,7 @@ class PodDirectory:
         min_refresh_seconds: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._url = url.rstrip("/") + ("" if url.rstrip("/").endswith("/pods") else "/pods")
+        self._url = url
         self._client = client
         self._health = health
         self._refresh = refresh_seconds
@@ -179,7 +191,7 @@ class PodDirectory:
                 self._health.record("kubelet", False, time.perf_counter() - start)
             return
         if self._failing:
-            log.info("kubelet pod list %s readable again", self._url)
+            log.info("pod list %s readable again", self._url)
         self._failing = False
         if self._health is not None:
             self._health.record("kubelet", True, time.perf_counter() - start)

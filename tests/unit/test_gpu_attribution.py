@@ -4,9 +4,7 @@ real `/pods` JSON (served by a real HTTP server), and the team each holder count
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,11 +16,13 @@ from aifinops.exporters.gpu.kube import (
     NodeDirectory,
     PodDirectory,
     in_cluster_api_url,
+    kubelet_pods_url,
     parse_pod_list,
 )
 from aifinops.exporters.gpu.model import PodRef
 from aifinops.exporters.gpu.teams import TeamResolver
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth
+from support.static_http import StaticHTTPServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpu"
 PODS_JSON = (FIXTURES / "kubelet-pods.json").read_text()
@@ -62,45 +62,10 @@ def test_cgroup_paths(name, text, want):
     assert parse_cgroup(text) == want
 
 
-class Kubelet:
-    """A real HTTP server answering `GET /pods` like a kubelet, counting requests and checking auth."""
-
-    def __init__(self, body: str, token: str = "sa-token") -> None:
-        self.body = body
-        self.status = 200
-        self.requests: list[str] = []
-        kubelet = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                kubelet.requests.append(self.headers.get("Authorization", ""))
-                data = kubelet.body.encode()
-                status = (
-                    kubelet.status
-                    if self.headers.get("Authorization") == f"Bearer {token}"
-                    else 401
-                )
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def kubelet() -> Iterator[Kubelet]:
-    k = Kubelet(PODS_JSON)
+def kubelet() -> Iterator[StaticHTTPServer]:
+    """A kubelet's GET /pods as a real HTTP server requiring the service account token."""
+    k = StaticHTTPServer(PODS_JSON, content_type="application/json", token="sa-token")
     yield k
     k.close()
 
@@ -144,7 +109,9 @@ def test_processes_are_attributed_through_the_kubelet(tmp_path, kubelet, client)
         },
     )
     health = CollectorHealth()
-    attributor = ProcessAttributor(PodDirectory(kubelet.url, client, health), proc)
+    attributor = ProcessAttributor(
+        PodDirectory(kubelet_pods_url(kubelet.base_url), client, health), proc
+    )
     # pid 999 has exited between NVML's list and the read: skipped, not an error.
     holders = attributor.holders([100, 101, 200, 300, 999])
     assert [(h.namespace, h.pod, h.container) for h in holders] == [
@@ -153,13 +120,15 @@ def test_processes_are_attributed_through_the_kubelet(tmp_path, kubelet, client)
     ]
     assert holders[0].labels["team"] == "nlp"
     assert health.snapshot()["kubelet"].success is True
-    assert kubelet.requests == ["Bearer sa-token"]  # one read served every pid
+    assert kubelet.requests == [("/pods", "Bearer sa-token")]  # one read served every pid
 
 
 def test_a_failing_kubelet_keeps_the_last_list_and_reports_the_collector_failed(kubelet, client):
     now = [0.0]
     health = CollectorHealth()
-    pods = PodDirectory(kubelet.url, client, health, refresh_seconds=30, clock=lambda: now[0])
+    pods = PodDirectory(
+        kubelet_pods_url(kubelet.base_url), client, health, refresh_seconds=30, clock=lambda: now[0]
+    )
     assert pods.pod("0f3e1c2a-1111-4a2b-9c3d-4e5f6a7b8c90") is not None
     kubelet.status = 500
     now[0] = 31.0
@@ -197,16 +166,16 @@ def test_node_labels_come_from_the_api_server_and_static_labels_win(tmp_path, cl
             "labels": {"node.kubernetes.io/instance-type": "p5.48xlarge", "zone": "a"},
         }
     }
-    api = Kubelet(json.dumps(node))
+    api = StaticHTTPServer(json.dumps(node), content_type="application/json", token="sa-token")
     try:
-        nodes = NodeDirectory({"zone": "b"}, api_url=api.url, client=client)
+        nodes = NodeDirectory({"zone": "b"}, api_url=api.base_url, client=client)
         labels = nodes.labels("n1")
         assert labels["node.kubernetes.io/instance-type"] == "p5.48xlarge"
         assert labels["zone"] == "b"
         nodes.labels("n1")
         assert len(api.requests) == 1  # cached
         api.status = 500
-        assert NodeDirectory({}, api_url=api.url, client=client).labels("n2") == {}
+        assert NodeDirectory({}, api_url=api.base_url, client=client).labels("n2") == {}
     finally:
         api.close()
 
@@ -220,3 +189,38 @@ def test_in_cluster_api_url():
         == "https://10.96.0.1:443"
     )
     assert in_cluster_api_url({"KUBERNETES_SERVICE_HOST": "fd00::1"}) == "https://[fd00::1]:443"
+
+
+def test_where_the_pod_list_comes_from():
+    from aifinops.exporters.config import Config
+    from aifinops.exporters.gpu.app import pod_list_url
+    from aifinops.exporters.runtime.config import load_config
+
+    def url(overrides, environ):
+        return pod_list_url(
+            load_config(Config, None, environ={}, overrides=overrides), environ, "n-1"
+        )
+
+    in_pod = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "HOST_IP": "10.0.3.17"}
+    assert url({"gpu.kubelet_url": "https://k:10250/"}, in_pod) == "https://k:10250/pods"
+    assert url({"gpu.pods_from_api": "true"}, in_pod) == (
+        "https://10.96.0.1:443/api/v1/pods?fieldSelector=spec.nodeName%3Dn-1"
+    )
+    assert url({}, in_pod) == "https://10.0.3.17:10250/pods"
+    assert url({}, {}) is None  # not in a cluster: no attribution
+
+
+def test_the_api_server_pod_list_is_read_like_the_kubelet_one(client):
+    api = StaticHTTPServer(PODS_JSON, content_type="application/json", token="sa-token")
+    try:
+        from aifinops.exporters.gpu.kube import api_pods_url
+
+        pods = PodDirectory(api_pods_url(api.base_url, "ip-10-0-3-17.ec2.internal"), client)
+        assert pods.pod("1a2b3c4d-2222-4b3c-8d4e-5f6a7b8c9d01") is not None
+        assert (
+            api.requests[0][0]
+            == "/api/v1/pods?fieldSelector=spec.nodeName%3Dip-10-0-3-17.ec2.internal"
+        )
+        assert pods.pod("1a2b3c4d-2222-4b3c-8d4e-5f6a7b8c9d01").name == "notebook-ana-0"
+    finally:
+        api.close()

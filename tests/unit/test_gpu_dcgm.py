@@ -4,10 +4,8 @@ garbage makes the collector fail cleanly while the exporter keeps serving."""
 
 from __future__ import annotations
 
-import threading
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from aifinops.exporters.gpu.sampler import GPUSampler
 from aifinops.exporters.runtime.http import HTTPServer
 from aifinops.exporters.runtime.poll import Poller
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth, SelfCollector
+from support.static_http import StaticHTTPServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpu"
 OLD = (FIXTURES / "dcgm-3.x-Hostname-pods.prom").read_text()
@@ -98,37 +97,10 @@ def test_garbage_is_a_source_error(body, reason):
         parse_dcgm(body, node=None, default_node="x")
 
 
-class FakeDCGMExporter:
-    """A real HTTP server on loopback answering `/metrics` with whatever the test sets."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.body = NEW.encode()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(server.status)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(server.body)))
-                self.end_headers()
-                self.wfile.write(server.body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/metrics"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def dcgm() -> Iterator[FakeDCGMExporter]:
-    server = FakeDCGMExporter()
+def dcgm() -> Iterator[StaticHTTPServer]:
+    """A dcgm-exporter's /metrics as a real HTTP server (the 4.x fixture until a test changes it)."""
+    server = StaticHTTPServer(NEW)
     yield server
     server.close()
 
