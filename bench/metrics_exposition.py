@@ -62,7 +62,9 @@ def fill(series: int) -> tuple[UsageIngest, int]:
             "cache_read_tokens": i % 500,
             "output_tokens": 200,
         }
-        ingest.apply(ingest.prepare(make_event(USAGE_TYPE, "bench", data, time=now), now=now), "http")
+        ingest.apply(
+            ingest.prepare(make_event(USAGE_TYPE, "bench", data, time=now), now=now), "http"
+        )
         n += 1
     return ingest, n
 
@@ -112,7 +114,9 @@ def main() -> None:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     def ms(values: list[float]) -> str:
-        return f"median {statistics.median(values) * 1000:6.1f} ms  max {max(values) * 1000:6.1f} ms"
+        return (
+            f"median {statistics.median(values) * 1000:6.1f} ms  max {max(values) * 1000:6.1f} ms"
+        )
 
     print(f"HTTP scrape, text format        {ms(http_text)}   (target <= 250 ms)")
     print(f"HTTP scrape, OpenMetrics        {ms(http_om)}")

@@ -1,13 +1,26 @@
-"""The `aifinops-token-exporter` command."""
+"""The `aifinops-token-exporter` command: usage events in over HTTP, exact LLM spend out as metrics."""
 
 from __future__ import annotations
 
+import gc
+import logging
+import sys
 from collections.abc import Sequence
 
+from aifinops.exporters.config import Config
+from aifinops.exporters.llm import UsageIngest
+from aifinops.exporters.pricing import PriceUpdater
+from aifinops.exporters.runtime.config import ConfigError
+from aifinops.exporters.runtime.poll import Poller
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth
+from aifinops.exporters.runtime.service import Component
+from aifinops.exporters.tokens import EventsAPI
 
 from .common import DaemonSpec, listen_address, start_daemon
 from .daemon import new_registry, serve
+from .sinks import build_sink
+
+log = logging.getLogger(__name__)
 
 SPEC = DaemonSpec(
     "aifinops-token-exporter", "Token-cost exporter: exact LLM spend from usage events.", 9872
@@ -19,6 +32,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = start_daemon(SPEC, argv)
     if isinstance(config, int):
         return config
+    try:
+        ingest = UsageIngest.from_config(config.llm, sources=("http",))
+    except ConfigError as exc:
+        print(f"{SPEC.prog}: price overrides: {exc}", file=sys.stderr)
+        return 2
     health = CollectorHealth()
     registry = new_registry(health)
-    return serve(SPEC.prog, listen_address(config, SPEC), registry)
+    for collector in ingest.collectors(config.llm.budgets):
+        registry.register(collector)
+    try:
+        bundle = build_sink(config)
+    except Exception as exc:
+        print(f"{SPEC.prog}: cannot set up publishing to Kafka: {exc}", file=sys.stderr)
+        return 1
+    for collector in bundle.collectors:
+        registry.register(collector)
+    components: list[Component] = [*bundle.components, *_price_updates(config, health)]
+    api = EventsAPI(
+        ingest,
+        bundle.sink,
+        topic=config.kafka.topics.usage.name,
+        cluster=config.cluster,
+        auth=config.tokens.auth,
+        max_batch_events=config.tokens.max_batch_events,
+        max_body_bytes=config.tokens.max_body_bytes,
+    )
+    if not config.tokens.auth.enabled:
+        log.warning(
+            "authentication of POST /v1/events is off: anyone who can reach this port can post "
+            "usage events for any team (set tokens.auth.enabled and tokens.auth.tokens)"
+        )
+    log.info("price catalogue: %d models", ingest.pricer.load_catalogue())
+    # The price catalogue is a large, permanent object graph: keep the cyclic garbage
+    # collector from walking it again and again while requests allocate.
+    gc.freeze()
+    if config.kafka.bootstrap_servers:
+        log.info("publishing accepted events to Kafka topic %s", config.kafka.topics.usage.name)
+    return serve(
+        SPEC.prog, listen_address(config, SPEC), registry, components, routes=[api.route()]
+    )
+
+
+def _price_updates(config: Config, health: CollectorHealth) -> list[Component]:
+    """The catalogue auto-update poller, when the user turned it on (the only network use)."""
+    pricing = config.llm.pricing
+    if not pricing.auto_update:
+        return []
+    updater = PriceUpdater(pricing.auto_update_url)
+    log.info(
+        "price catalogue auto-update from %s every %ss",
+        updater.url,
+        pricing.auto_update_interval_seconds,
+    )
+    return [
+        Poller(
+            "price_catalogue",
+            updater,
+            pricing.auto_update_interval_seconds,
+            health,
+            keep_stale=True,
+        )
+    ]

@@ -98,7 +98,9 @@ _PROVIDER = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _MODEL = re.compile(r"[A-Za-z0-9@~][A-Za-z0-9._:/@+=~-]{0,199}")
 _ATTRIBUTION = re.compile(r"[A-Za-z0-9._:/@-]{0,128}")
 _PROVIDER_RULE = "must be 1-64 characters of [a-z0-9._-] starting with a letter or digit"
-_MODEL_RULE = "must be 1-200 characters of [A-Za-z0-9._:/@+=~-] starting with a letter, digit, @ or ~"
+_MODEL_RULE = (
+    "must be 1-200 characters of [A-Za-z0-9._:/@+=~-] starting with a letter, digit, @ or ~"
+)
 _ATTRIBUTION_RULE = "must be at most 128 characters of [A-Za-z0-9._:/@-]"
 
 
@@ -215,14 +217,12 @@ def parse_usage_event(
     problems: list[Problem] = []
     envelope: Envelope | None = None
     try:
-        envelope = parse_envelope(
-            obj, types=frozenset((USAGE_TYPE,)), now=now, max_future=max_future
-        )
+        envelope = parse_envelope(obj, types=_USAGE_TYPES, now=now, max_future=max_future)
     except EventError as exc:
         problems.extend(exc.problems)
-    data = obj.get("data") if isinstance(obj, Mapping) else None
+    data = obj.get("data") if _is_mapping(obj) else None
     record: UsageRecord | None = None
-    if isinstance(data, Mapping):
+    if _is_mapping(data):
         try:
             record = parse_usage(data)
         except EventError as exc:
@@ -263,7 +263,7 @@ def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord
         given = [f for f in TOKEN_FIELDS if f in data]
         if given:
             problem("response", f"give either response or the token fields, not both ({given[0]})")
-        elif not isinstance(response, Mapping):
+        elif not _is_mapping(response):
             problem("response", "must be a JSON object (the provider's response or its usage)")
         elif provider is not None:
             extracted = _extract(response, provider, data.get("api_flavor"), problem)
@@ -276,7 +276,11 @@ def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord
             problem("api_flavor", "only meaningful with response")
         counts = {}
         for name in TOKEN_FIELDS:
-            value = _tokens(data.get(name), name, problem, required=name in _REQUIRED_TOKENS)
+            value = data.get(name)
+            if type(value) is int and 0 <= value <= MAX_TOKENS:
+                counts[name] = value
+                continue
+            value = _tokens(value, name, problem, required=name in _REQUIRED_TOKENS)
             if value is not None:
                 counts[name] = value
         if len(counts) == len(TOKEN_FIELDS):
@@ -325,9 +329,25 @@ def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord
 
 
 _REQUIRED_TOKENS = frozenset(("input_tokens", "output_tokens"))
+_USAGE_TYPES = frozenset((USAGE_TYPE,))
+
+
+def _is_mapping(value: Any) -> bool:
+    # A dict (what JSON decodes to) without the slower ABC check.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
+# Label values already found valid, so the hot path skips the regular expressions; bounded,
+# since label values are client input.
+_VALID: dict[re.Pattern[str], set[str]] = {_MODEL: set(), _ATTRIBUTION: set()}
+_PROVIDERS: dict[str, str] = {}
+_MEMO_LIMIT = 50_000
 
 
 def _provider(value: Any, problem: Any) -> str | None:
+    known = _PROVIDERS.get(value) if type(value) is str else None
+    if known is not None:
+        return known
     if value is None:
         problem("provider", "required")
         return None
@@ -338,12 +358,17 @@ def _provider(value: Any, problem: Any) -> str | None:
     if not _PROVIDER.fullmatch(name):
         problem("provider", f"{_PROVIDER_RULE} (got {value!r})")
         return None
+    if len(_PROVIDERS) < _MEMO_LIMIT:
+        _PROVIDERS[value] = name
     return name
 
 
 def _label(
     value: Any, name: str, pattern: re.Pattern[str], rule: str, problem: Any, required: bool = False
 ) -> str | None:
+    valid = _VALID[pattern]
+    if type(value) is str and value in valid:
+        return value
     if value is None:
         if required:
             problem(name, "required")
@@ -358,6 +383,8 @@ def _label(
     if value == OTHER:
         problem(name, f"{OTHER} is reserved for folded label values")
         return None
+    if len(valid) < _MEMO_LIMIT:
+        valid.add(value)
     return value
 
 

@@ -9,7 +9,7 @@ in `aifinops_series_overflow_total{metric}`. Costs are summed as exact `Decimal`
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal
 from types import MappingProxyType
@@ -34,6 +34,18 @@ TOKEN_TYPES = ("input", "cache_read", "cache_write", "output")
 # Enough digits that summing per-event costs never rounds: a sum stays exact to the last digit
 # the per-event costs carry.
 _SUM = Context(prec=80)
+
+
+_KEY_CACHE_LIMIT = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    """The series keys one (provider, model, team, app) writes to, after label folding."""
+
+    requests: tuple[tuple[str, ...], tuple[str, ...]]  # status ok, error
+    tokens: tuple[tuple[str, ...], ...]  # per TOKEN_TYPES
+    cost: tuple[tuple[str, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,8 @@ class LLMAggregator:
         self._cost: dict[tuple[str, ...], Decimal] = {}
         self._unpriced: dict[tuple[str, ...], int] = {}
         self._prices: dict[tuple[str, ...], Decimal] = {}
+        self._keys: dict[tuple[str, ...], _Keys] = {}
+        self._model_keys: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
         self._ingest: dict[tuple[str, ...], int] = {
             (source, outcome): 0 for source in sources for outcome in INGEST_OUTCOMES
         }
@@ -77,35 +91,68 @@ class LLMAggregator:
     def apply(self, usage: UsageRecord, cost: Cost) -> None:
         """Count one call: a request, its tokens and dollars by token type, and its price or
         its lack of one."""
-        values = (usage.provider, usage.model, usage.team, usage.app)
+        self.apply_all(((usage, cost),))
+
+    def apply_all(self, calls: Iterable[tuple[UsageRecord, Cost]]) -> None:
+        """`apply` for many calls under one lock (a batch, a Kafka poll)."""
+        planned = []
+        for usage, cost in calls:
+            values = (usage.provider, usage.model, usage.team, usage.app)
+            keys = self._keys.get(values) or self._fold(values)
+            model = None
+            if not cost.priced:
+                model = self._model_key(UNPRICED, values[:2])
+            elif cost.rates is not None:
+                model = self._model_key(PRICE, values[:2])
+            planned.append((usage, cost, keys, model))
+        add = _SUM.add
+        requests, tokens_total, cost_total = self._requests, self._tokens, self._cost
+        with self._lock:
+            for usage, cost, keys, model in planned:
+                key = keys.requests[usage.status == "error"]
+                requests[key] = requests.get(key, 0) + 1
+                tokens = usage.token_split
+                by_type = cost.by_type
+                # Every token type gets its series on a label set's first call (at 0 where it
+                # has none), so a later first increment is not lost to rate() as a series'
+                # first sample.
+                for i in range(4):
+                    tkey = keys.tokens[i]
+                    tokens_total[tkey] = tokens_total.get(tkey, 0) + tokens[i]
+                    ckey = keys.cost[i]
+                    previous = cost_total.get(ckey)
+                    cost_total[ckey] = by_type[i] if previous is None else add(previous, by_type[i])
+                if model is not None:
+                    if cost.rates is None:
+                        self._unpriced[model] = self._unpriced.get(model, 0) + 1
+                    else:
+                        for token_type, rate in zip(TOKEN_TYPES, cost.rates, strict=True):
+                            self._prices[(*model, token_type)] = rate
+
+    def _fold(self, values: tuple[str, str, str, str]) -> _Keys:
         fold = self.limiter.fold
         req = fold(REQUESTS, ATTRIBUTION, values)
         tok = fold(TOKENS, ATTRIBUTION, values)
         usd = fold(COST, ATTRIBUTION, values)
-        model = None
-        if not cost.priced:
-            model = fold(UNPRICED, MODEL_LABELS, values[:2])
-        elif cost.rates is not None:
-            model = fold(PRICE, MODEL_LABELS, values[:2])
-        tokens = usage.token_split
-        add = _SUM.add
-        with self._lock:
-            key = (*req, usage.status)
-            self._requests[key] = self._requests.get(key, 0) + 1
-            # Every token type gets its series on a label set's first call (at 0 where it has
-            # none), so a later first increment is not lost to rate() as a series' first sample.
-            for token_type, n, dollars in zip(TOKEN_TYPES, tokens, cost.by_type, strict=True):
-                tkey = (*tok, token_type)
-                self._tokens[tkey] = self._tokens.get(tkey, 0) + n
-                ckey = (*usd, token_type)
-                previous = self._cost.get(ckey)
-                self._cost[ckey] = dollars if previous is None else add(previous, dollars)
-            if model is not None:
-                if cost.rates is None:
-                    self._unpriced[model] = self._unpriced.get(model, 0) + 1
-                else:
-                    for token_type, rate in zip(TOKEN_TYPES, cost.rates, strict=True):
-                        self._prices[(*model, token_type)] = rate
+        keys = _Keys(
+            ((*req, "ok"), (*req, "error")),
+            tuple((*tok, t) for t in TOKEN_TYPES),
+            tuple((*usd, t) for t in TOKEN_TYPES),
+        )
+        # Values the limiter admitted keep their series for good, so their keys can be reused;
+        # a folded observation must go through the limiter each time to be counted.
+        if req == tok == usd == values and len(self._keys) < _KEY_CACHE_LIMIT:
+            self._keys[values] = keys
+        return keys
+
+    def _model_key(self, metric: str, values: tuple[str, ...]) -> tuple[str, ...]:
+        cached = self._model_keys.get((metric, values))
+        if cached is not None:
+            return cached
+        folded = self.limiter.fold(metric, MODEL_LABELS, values)
+        if folded == values and len(self._model_keys) < _KEY_CACHE_LIMIT:
+            self._model_keys[(metric, values)] = folded
+        return folded
 
     def count_ingest(self, source: str, outcome: str, n: int = 1) -> None:
         """Count `n` events of an ingest `source` (`http`, `kafka`) with an `outcome`

@@ -99,6 +99,15 @@ class UsageIngest:
         self.aggregator.count_ingest(source, "accepted")
         return True
 
+    def apply_all(self, prepared: Sequence[PricedEvent], source: str) -> list[PricedEvent]:
+        """`apply` for many events at once (one lock for the lot); returns those counted, in
+        order, the others being duplicates (of earlier events or of each other)."""
+        counted = [p for p in prepared if self.dedupe.add(p.event.identity)]
+        self.aggregator.apply_all([(p.event.usage, p.cost) for p in counted])
+        self.aggregator.count_ingest(source, "accepted", len(counted))
+        self.aggregator.count_ingest(source, "duplicate", len(prepared) - len(counted))
+        return counted
+
     def reject(self, source: str, n: int = 1) -> None:
         """Count `n` events refused as invalid."""
         self.aggregator.count_ingest(source, "rejected", n)

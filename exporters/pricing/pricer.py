@@ -17,6 +17,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from genai_prices import data_snapshot
+
 from ..events.usage import TOKEN_TYPES, UsageRecord, prices_provider_id
 from .overrides import PriceOverride
 from .ratecard import CardCost, PricingError, RateCard
@@ -64,6 +66,16 @@ class _Model:
     catalogue_provider: Any
     overrides: tuple[PriceOverride, ...]  # most specific first, then latest start first
 
+    @property
+    def static(self) -> bool:
+        """True when the price does not depend on the time of the call."""
+        from genai_prices.types import ModelPrice
+
+        conditional = self.model_info is not None and not isinstance(
+            self.model_info.prices, ModelPrice
+        )
+        return not conditional and all(o.starts is None for o in self.overrides)
+
 
 class Pricer:
     """Turns usage records into `Cost`s; thread-safe, caches bounded by `max_models`."""
@@ -77,7 +89,12 @@ class Pricer:
         self._snapshot: Any = None
         self._models: dict[tuple[str, str], _Model] = {}
         self._cards: dict[tuple[int, int], tuple[Any, RateCard | None]] = {}
+        self._static: dict[tuple[str, str], tuple[RateCard | None]] = {}
         self._unpriced_logged: set[tuple[str, str]] = set()
+
+    def load_catalogue(self) -> int:
+        """Load the price catalogue now rather than on the first event; returns its model count."""
+        return sum(len(p.models) for p in data_snapshot.get_snapshot().providers)
 
     def price(self, usage: UsageRecord, when: datetime) -> Cost:
         """The cost of one call made at `when`. Raises `PricingError` when the catalogue cannot
@@ -96,20 +113,23 @@ class Pricer:
 
     def card(self, provider: str, model: str, when: datetime) -> RateCard | None:
         """The price card that applies to `model` of `provider` (OpenTelemetry name) at `when`."""
-        from genai_prices import data_snapshot
-
         snapshot = data_snapshot.get_snapshot()
         if snapshot is not self._snapshot:
             with self._lock:
                 self._snapshot = snapshot
                 self._models = {}
                 self._cards = {}
+                self._static = {}
+        static = self._static.get((provider, model))
+        if static is not None:
+            return static[0]
         resolved = self._models.get((provider, model))
         if resolved is None:
             resolved = self._resolve(snapshot, provider, model)
             if len(self._models) >= self._max_models:
                 self._models = {}
                 self._cards = {}
+                self._static = {}
             self._models[(provider, model)] = resolved
         model_price = resolved.model_info.get_prices(when) if resolved.model_info else None
         override = None
@@ -123,6 +143,9 @@ class Pricer:
         if hit is None:
             hit = (model_price, self._compile(resolved, model, model_price, override))
             self._cards[key] = hit
+        if resolved.static:
+            # One price whatever the time: later calls skip the time-dependent look-ups.
+            self._static[(provider, model)] = (hit[1],)
         return hit[1]
 
     def _resolve(self, snapshot: Any, provider: str, model: str) -> _Model:

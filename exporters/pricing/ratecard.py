@@ -10,6 +10,7 @@ the call's total input tokens (a tier applies to all tokens once `input_tokens >
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -88,7 +89,19 @@ class CardCost:
 class RateCard:
     """One model's resolved prices; `cost(usage)` prices one call without touching genai-prices."""
 
-    __slots__ = ("_by_key", "_inference", "_tiered", "model_id", "provider_id", "units")
+    __slots__ = (
+        "_by_key",
+        "_inference",
+        "_level_rates",
+        "_level_std_rates",
+        "_plan",
+        "_priced_keys",
+        "_starts",
+        "_tiered",
+        "model_id",
+        "provider_id",
+        "units",
+    )
 
     def __init__(self, provider_id: str, model_id: str, units: Iterable[UnitRate]) -> None:
         ordered = _order(units)
@@ -97,6 +110,17 @@ class RateCard:
         self.units: tuple[UnitRate, ...] = ordered
         self._by_key = {u.usage_key: u for u in ordered}
         self._tiered = any(u.tiers for u in ordered)
+        # Every tier start of the card: a call's tier level is how many of them its input
+        # tokens exceed, and each level has one rate per unit (and per token type) worked out here.
+        self._starts = sorted({start for u in ordered for start, _ in u.tiers})
+        levels = [0] + [start + 1 for start in self._starts]
+        self._level_rates = [tuple(u.rate(n) for u in ordered) for n in levels]
+        self._level_std_rates = [self.rates(n) for n in levels]
+        self._plan = tuple(
+            (u.usage_key, u.token_type, u.per, u.descendants, u.usage_key == "requests")
+            for u in ordered
+        )
+        self._priced_keys = frozenset(u.usage_key for u in ordered if u.usage_key != "requests")
         self._inference: dict[tuple[tuple[str, bool], ...], str | None] = {}
 
     @classmethod
@@ -168,28 +192,33 @@ class RateCard:
 
     def cost(self, usage: Mapping[str, int | Decimal]) -> CardCost:
         """Price one call's usage (genai-prices usage keys) and split it by token type."""
-        self._check_inference(usage)
-        total_input = usage.get("input_tokens", 0) if self._tiered else 0
+        if not self._priced_keys <= usage.keys():
+            self._check_inference(usage)
+        level = bisect_left(self._starts, usage.get("input_tokens", 0)) if self._tiered else 0
+        unit_rates = self._level_rates[level]
         leaves: dict[str, int | Decimal] = {}
         costs = [_ZERO, _ZERO, _ZERO, _ZERO]
-        for unit in self.units:
-            key = unit.usage_key
-            if key == "requests":
+        get = usage.get
+        for (key, token_type, per, descendants, per_request), rate in zip(
+            self._plan, unit_rates, strict=True
+        ):
+            if per_request:
                 count: int | Decimal = 1
             else:
-                count = usage.get(key, 0)
-                for d in unit.descendants:
+                count = get(key, 0)
+                for d in descendants:
                     count -= leaves[d]
                 if count < 0:
-                    raise PricingError(_negative(unit, usage))
+                    raise PricingError(_negative(self._by_key[key], usage))
             leaves[key] = count
             if count:
-                costs[unit.token_type] += unit.rate(total_input) * Decimal(count) / unit.per
-        rates = self.rates(total_input)
+                # The order of operations genai-prices uses, so results agree to the last digit.
+                costs[token_type] += rate * Decimal(count) / per
+        rates = self._level_std_rates[level]
         # Cache tokens without a price of their own were charged inside the input leaf at the
         # input rate; count that money under their own token type so tokens and dollars split alike.
         for index, key in ((CACHE_READ, "cache_read_tokens"), (CACHE_WRITE, "cache_write_tokens")):
-            if key not in self._by_key and (n := usage.get(key, 0)):
+            if key not in self._priced_keys and (n := get(key, 0)):
                 moved = min(costs[INPUT], rates[INPUT] * Decimal(n) / MILLION)
                 costs[INPUT] -= moved
                 costs[index] += moved

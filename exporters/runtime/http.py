@@ -184,6 +184,9 @@ class _IPv6Server(_Server):
 def _make_handler(app: HTTPServer) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes; without TCP_NODELAY the body waits for
+        # the peer's delayed ACK (about 40 ms) on every keep-alive request.
+        disable_nagle_algorithm = True
         server_version = "aifinops"
 
         def do_GET(self) -> None:

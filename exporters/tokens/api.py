@@ -1,0 +1,193 @@
+"""`POST /v1/events`: the token exporter's usage ingest (single, binary-mode and batch CloudEvents, auth, limits).
+
+A request is checked whole before anything is counted: every event of a batch is validated and
+priced first, and one bad event rejects the batch (`400` listing `{index, field, reason}` for each
+problem). Accepted events are deduplicated by `(source, id)`, counted, and handed to the `EventSink`
+(Kafka `ai-api-costs`, key `team/app`, header `aifinops-counted-in: <cluster>`), which never blocks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..config import AuthConfig
+from ..events.envelope import EventError, Problem
+from ..llm.ingest import PricedEvent, UsageIngest
+from ..runtime.http import Request, Response, Route
+from ..sink import COUNTED_IN_HEADER, EventSink, NullSink
+
+log = logging.getLogger(__name__)
+
+PATH = "/v1/events"
+SINGLE = ("application/cloudevents+json", "application/json")
+BATCH = "application/cloudevents-batch+json"
+SOURCE = "http"
+# CloudEvents HTTP binary mode: attributes travel as ce-* headers, the body is `data`.
+_BINARY_ATTRIBUTES = ("specversion", "id", "source", "type", "time", "subject")
+
+
+@dataclass(frozen=True)
+class Credential:
+    """Who sent a request: the team its token counts for, or a gateway that may name any team."""
+
+    team: str
+    gateway: bool = False
+
+
+class TokenAuth:
+    """Bearer tokens checked against their SHA-256 hashes from the config; off means open ingest."""
+
+    def __init__(self, config: AuthConfig) -> None:
+        self.enabled = config.enabled
+        self._by_hash = {t.sha256: Credential(t.team, t.gateway) for t in config.tokens}
+
+    def authenticate(self, headers: Mapping[str, str]) -> Credential | None:
+        """The credential of a valid `Authorization: Bearer` token, else None."""
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self._by_hash.get(hashlib.sha256(token.strip().encode()).hexdigest())
+
+
+def hash_token(token: str) -> str:
+    """The value to put in `tokens.auth.tokens[].sha256` for a bearer token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class EventsAPI:
+    """The `POST /v1/events` handler; `route()` gives it to the HTTP server."""
+
+    def __init__(
+        self,
+        ingest: UsageIngest,
+        sink: EventSink,
+        *,
+        topic: str,
+        cluster: str,
+        auth: AuthConfig,
+        max_batch_events: int,
+        max_body_bytes: int,
+    ) -> None:
+        self._ingest = ingest
+        self._sink = sink
+        # Nothing to build for a sink that discards (Kafka off).
+        self._publishing = not isinstance(sink, NullSink)
+        self._topic = topic
+        self._headers = {COUNTED_IN_HEADER: cluster.encode()}
+        self._auth = TokenAuth(auth)
+        self._max_batch_events = max_batch_events
+        self._max_body_bytes = max_body_bytes
+
+    def route(self) -> Route:
+        """The route to register with `runtime.http.HTTPServer`."""
+        return Route("POST", PATH, self.handle, self._max_body_bytes)
+
+    def handle(self, request: Request) -> Response:
+        """Authenticate, decode, validate and price every event, then count and publish them."""
+        credential = None
+        if self._auth.enabled:
+            credential = self._auth.authenticate(request.headers)
+            if credential is None:
+                return Response.json(
+                    401,
+                    {"error": "a valid bearer token is required (Authorization: Bearer <token>)"},
+                    {"WWW-Authenticate": 'Bearer realm="aifinops"'},
+                )
+        media_type, params = _content_type(request.headers.get("content-type", ""))
+        charset = params.get("charset", "utf-8").lower()
+        if (media_type not in SINGLE and media_type != BATCH) or charset not in ("utf-8", "utf8"):
+            return Response.json(
+                415,
+                {
+                    "error": f"unsupported content type {request.headers.get('content-type', '')!r}",
+                    "supported": [*SINGLE, BATCH],
+                },
+            )
+        try:
+            body = json.loads(request.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self._ingest.reject(SOURCE)
+            return _bad([(None, Problem("", f"body is not valid JSON: {exc}"))])
+        if media_type == BATCH:
+            if not isinstance(body, list):
+                self._ingest.reject(SOURCE)
+                return _bad([(None, Problem("", "a batch must be a JSON array of events"))])
+            if len(body) > self._max_batch_events:
+                return Response.json(
+                    413,
+                    {
+                        "error": f"batch of {len(body)} events exceeds the limit of "
+                        f"{self._max_batch_events}"
+                    },
+                )
+            events = body
+        elif "ce-specversion" in request.headers:
+            events = [_from_binary(request.headers, body)]
+        elif isinstance(body, list):
+            self._ingest.reject(SOURCE, len(body) or 1)
+            return _bad([(None, Problem("", f"a JSON array is a batch: send it as {BATCH}"))])
+        else:
+            events = [body]
+        return self._accept(events, credential)
+
+    def _accept(self, events: list[Any], credential: Credential | None) -> Response:
+        now = datetime.now(UTC)
+        prepared: list[PricedEvent] = []
+        problems: list[tuple[int | None, Problem]] = []
+        prepare = self._ingest.prepare
+        for index, obj in enumerate(events):
+            try:
+                prepared.append(prepare(obj, now=now))
+            except EventError as exc:
+                problems.extend((index, p) for p in exc.problems)
+        if problems:
+            # All or nothing: nothing of a batch with a bad event is counted or published.
+            self._ingest.reject(SOURCE, len(events))
+            return _bad(problems)
+        if credential is not None and not credential.gateway:
+            prepared = [priced.with_team(credential.team) for priced in prepared]
+        counted = self._ingest.apply_all(prepared, SOURCE)
+        if self._publishing:
+            for priced in counted:
+                self._publish(priced)
+        return Response.json(
+            202, {"accepted": len(counted), "duplicates": len(prepared) - len(counted)}
+        )
+
+    def _publish(self, priced: PricedEvent) -> None:
+        event = priced.event
+        try:
+            self._sink.publish(self._topic, event.key, event.to_cloudevent(), self._headers)
+        except Exception:
+            # A sink must not raise; if one does, the event is still counted here.
+            log.exception("publishing event %s to %s failed", event.envelope.id, self._topic)
+
+
+def _content_type(value: str) -> tuple[str, dict[str, str]]:
+    media_type, *rest = value.split(";")
+    params = {}
+    for part in rest:
+        key, _, val = part.partition("=")
+        params[key.strip().lower()] = val.strip().strip('"')
+    return media_type.strip().lower(), params
+
+
+def _from_binary(headers: Mapping[str, str], data: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {"data": data}
+    for name in _BINARY_ATTRIBUTES:
+        value = headers.get(f"ce-{name}")
+        if value is not None:
+            event[name] = value
+    return event
+
+
+def _bad(problems: list[tuple[int | None, Problem]]) -> Response:
+    return Response.json(
+        400, [{"index": index, "field": p.field, "reason": p.reason} for index, p in problems]
+    )
