@@ -424,23 +424,71 @@ def test_service_monitors_scrape_every_cost_target_every_5s(rendered):
         assert job == "aifinops-" + monitor["metadata"]["name"].removeprefix("aifinops-")
 
 
+def _matches(route: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Alertmanager's matching: every matcher holds; regular expressions are anchored."""
+    for m in route.get("matchers", []):
+        value = labels.get(m["name"], "")
+        ok = {
+            "=": value == m["value"],
+            "!=": value != m["value"],
+            "=~": re.fullmatch(m["value"], value) is not None,
+            "!~": re.fullmatch(m["value"], value) is None,
+        }[m.get("matchType", "=")]
+        if not ok:
+            return False
+    return True
+
+
+def _route_for(spec: dict[str, Any], labels: dict[str, str]) -> dict[str, Any] | None:
+    """The route an alert ends on (first matching child, else the top route), None if unrouted."""
+    top = spec["route"]
+    if not _matches(top, labels):
+        return None
+    return next((r for r in top.get("routes", []) if _matches(r, labels)), top)
+
+
+def _generated_alerts() -> list[dict[str, Any]]:
+    rules = []
+    for path in sorted((REPO / "rules").glob("*.yaml")):
+        for group in yaml.safe_load(path.read_text()).get("groups") or []:
+            rules += [r for r in group["rules"] if "alert" in r]
+    return rules
+
+
 def test_alertmanager_config_sends_fast_tier_to_the_bridge_with_1s_group_wait(rendered):
     docs = rendered["default"]
     spec = one(docs, "AlertmanagerConfig", "aifinops")["spec"]
-    ((receiver,),) = [[r for r in spec["receivers"] if r["name"] == spec["route"]["receiver"]]]
+    (receiver,) = spec["receivers"]
+    assert receiver["name"] == spec["route"]["receiver"]
     url = receiver["webhookConfigs"][0]["url"]
     assert url == "http://aifinops-bridge.finops.svc:9873/v1/alertmanager"
-    bridge = one(docs, "Service", "aifinops-bridge")
-    assert bridge["spec"]["ports"][0]["port"] == 9873
-    (fast,) = spec["route"]["routes"]
+    assert one(docs, "Service", "aifinops-bridge")["spec"]["ports"][0]["port"] == 9873
+    assert all(r["receiver"] == receiver["name"] for r in spec["route"]["routes"])
+
+    fast = _route_for(spec, {"alertname": "AIFinOpsLLMSpendSpike", "aifinops_tier": "fast"})
     assert fast["groupWait"] == "1s"
     assert fast["groupBy"] == ["alertname", "team", "model"]
-    pattern = re.compile(f"^(?:{fast['matchers'][0]['value']})$")  # Alertmanager anchors regexes
-    for alert in ("AIFinOpsLLMSpendSpike", "AIFinOpsLLMTokenRunaway", "AIFinOpsGPUSpendJump"):
-        assert pattern.match(alert)
-    assert not pattern.match("AIFinOpsBudgetBurnFast")
-    top = re.compile(f"^(?:{spec['route']['matchers'][0]['value']})$")
-    assert top.match("AIFinOpsWatchdog") and not top.match("KubePodCrashLooping")
+    burn = _route_for(spec, {"alertname": "AIFinOpsBudgetBurnFast", "aifinops_tier": "burn"})
+    assert burn is spec["route"] and burn["groupWait"] == "30s"
+    watchdog = _route_for(spec, {"alertname": "AIFinOpsWatchdog", "aifinops_tier": "pipeline"})
+    assert watchdog["groupWait"] == "0s"
+    assert _route_for(spec, {"alertname": "KubePodCrashLooping"}) is None
+
+    # Whatever the rule pack generates: its tripwire alerts take the fast route, all others not.
+    for rule in _generated_alerts():
+        route = _route_for(spec, {"alertname": rule["alert"], **rule.get("labels", {})})
+        assert route is not None, rule["alert"]
+        is_fast = rule.get("labels", {}).get("aifinops_tier") == "fast"
+        assert (route.get("groupWait") == "1s") == is_fast, rule["alert"]
+    fast_names = {
+        r["alert"] for r in _generated_alerts() if r.get("labels", {}).get("aifinops_tier") == "fast"
+    }
+    if fast_names:
+        assert {
+            "AIFinOpsLLMSpendSpike",
+            "AIFinOpsLLMTokenRunaway",
+            "AIFinOpsGPUSpendJump",
+        } <= fast_names
 
 
 def test_kube_prometheus_stack_values_select_the_charts_resources(rendered):
