@@ -12,6 +12,7 @@ from aifinops.exporters import __version__
 VERBS = {
     "config": ("check a configuration file and print every problem", "config_check"),
     "generate": ("render rules, dashboards and chart copies from jsonnet/", "generate"),
+    "price": ("the price of one LLM call, broken down by token type", "price"),
 }
 
 
