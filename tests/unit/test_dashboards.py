@@ -398,3 +398,12 @@ def test_time_range_of_today_and_month_to_date_is_utc():
     assert time_range("now/M", now, 300) == (1_698_796_800.0, now)
     assert time_range(None, now, 300) == (now - 300, now)
     assert time_range("now-1h", now, 300) == (now - 3600, now)
+
+
+@pytest.mark.parametrize(("name", "dashboard"), all_dashboards(), ids=ids(all_dashboards()))
+def test_threshold_steps_ascend_from_a_base_colour(name: str, dashboard: dict[str, Any]):
+    for panel in content_panels(dashboard):
+        steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert steps[0]["value"] is None, panel["title"]
+        values = [s["value"] for s in steps[1:]]
+        assert values == sorted(values), panel["title"]

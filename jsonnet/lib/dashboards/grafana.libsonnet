@@ -40,10 +40,10 @@ local letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
     format: format,
   },
 
-  // Threshold steps: base colour, then [value, colour] pairs in ascending order.
+  // Threshold steps: base colour, then [value, colour] pairs (sorted here, as Grafana needs).
   thresholds(base, steps=[]):: [{ color: base, value: null }] + [
     { color: s[1], value: s[0] }
-    for s in steps
+    for s in std.sort(steps, function(s) s[0])
   ],
 
   // Colour steps of a budget-used gauge (0..1): green, then one step per budget alert level.
@@ -190,8 +190,12 @@ local letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
     overrides: [
       {
         matcher: { id: 'byName', options: c[0] },
+        // A third element is the cell display (e.g. a background coloured by the thresholds).
         properties: [{ id: 'unit', value: c[1] }] + (
-          if std.length(c) > 2 then [{ id: 'custom.cellOptions', value: c[2] }] else []
+          if std.length(c) > 2 then [
+            { id: 'custom.cellOptions', value: c[2] },
+            { id: 'color', value: { mode: 'thresholds' } },
+          ] else []
         ),
       }
       for c in columns
