@@ -39,7 +39,9 @@ MODELS = [
 ]
 
 
-def events(n: int) -> list[dict]:
+def events(n: int, teams: int = 25, apps: int = 8) -> list[dict]:
+    """`n` usage events with unique ids, spread over the models, `teams` teams and `apps` apps
+    (event i has its own label set as long as i < len(MODELS) * teams * apps)."""
     run = uuid.uuid4().hex[:8]
     now = datetime.now(UTC)
     out = []
@@ -48,8 +50,8 @@ def events(n: int) -> list[dict]:
         data = {
             "provider": provider,
             "model": model,
-            "team": f"team-{i % 25}",
-            "app": f"app-{i % 8}",
+            "team": f"team-{i // len(MODELS) % teams}",
+            "app": f"app-{i // (len(MODELS) * teams) % apps}",
             "input_tokens": 1_000 + i % 5_000,
             "cache_read_tokens": i % 700,
             "cache_write_tokens": i % 3 * 100,

@@ -17,56 +17,32 @@ import statistics
 import time
 from datetime import UTC, datetime
 
+from ingest import MODELS, events  # bench/ingest.py: the same events the ingest bench posts
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aifinops.cli.daemon import new_registry
-from aifinops.exporters.config import LLMConfig
-from aifinops.exporters.events import USAGE_TYPE, make_event
+from aifinops.exporters.config import CardinalityConfig, LLMConfig
 from aifinops.exporters.llm import UsageIngest
 from aifinops.exporters.runtime.exposition import encode_openmetrics, encode_text
 from aifinops.exporters.runtime.http import HTTPServer
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth
-
-MODELS = [
-    ("openai", "gpt-4o"),
-    ("openai", "gpt-4o-mini"),
-    ("anthropic", "claude-sonnet-4-5"),
-    ("anthropic", "claude-3-5-haiku-latest"),
-    ("gcp.gemini", "gemini-2.5-pro"),
-    ("gcp.gemini", "gemini-2.5-flash"),
-    ("aws.bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0"),
-    ("mistral_ai", "mistral-large-latest"),
-]
 
 
 def fill(series: int) -> tuple[UsageIngest, int]:
     """Apply events until the LLM families hold about `series` series; returns the event count."""
     # Each (provider, model, team, app) set makes 1 request + 4 token + 4 cost series.
     label_sets = series // 9
-    teams = max(1, label_sets // (len(MODELS) * 10))
-    config = LLMConfig()
+    teams = 100
+    apps = -(-label_sets // (len(MODELS) * teams))
     ingest = UsageIngest.from_config(
-        LLMConfig(cardinality=type(config.cardinality)(max_values=100_000)), sources=("http",)
+        LLMConfig(cardinality=CardinalityConfig(max_values=100_000)), sources=("http",)
     )
     now = datetime.now(UTC)
-    n = 0
-    for i in range(label_sets):
-        provider, model = MODELS[i % len(MODELS)]
-        data = {
-            "provider": provider,
-            "model": model,
-            "team": f"team-{(i // len(MODELS)) % teams}",
-            "app": f"app-{i // (len(MODELS) * teams)}",
-            "input_tokens": 1000 + i,
-            "cache_read_tokens": i % 500,
-            "output_tokens": 200,
-        }
-        ingest.apply(
-            ingest.prepare(make_event(USAGE_TYPE, "bench", data, time=now), now=now), "http"
-        )
-        n += 1
-    return ingest, n
+    batch = events(label_sets, teams, apps)
+    for event in batch:
+        ingest.apply(ingest.prepare(event, now=now), "http")
+    return ingest, len(batch)
 
 
 def timed(fn, repeat: int) -> list[float]:
