@@ -43,11 +43,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from ..cardinality import OTHER, LabelLimiter
 from ..events.gpu import GPUSample
+from ..runtime.exposition import Row, RowsMetricFamily
 
 GPU_LABELS = ("node", "gpu", "uuid")
 MONEY_LABELS = (*GPU_LABELS, "namespace", "pod", "team")
@@ -66,7 +67,6 @@ DEFAULT_MAX_LABEL_VALUES = 1_000
 
 _SECONDS_PER_HOUR = 3600
 _PURGE_EVERY_SECONDS = 1.0
-_ONE = Fraction(1)
 
 Holder = tuple[str, str, str, str]  # namespace, pod, container, team
 
@@ -158,7 +158,9 @@ class GPUAggregator:
         self._money: dict[tuple[str, ...], list] = {}
         self._pods: dict[tuple[str, str], float] = {}
         self._overflow: dict[str, int] = {}
-        self._fractions: dict[object, Fraction] = {}
+        self._ratios: dict[object, tuple[int, int]] = {}
+        # (namespace, team, container) the limiter admitted: admitted values stay admitted.
+        self._admitted: set[tuple[str, str, str]] = set()
         self._last_purge = clock()
 
     def apply(self, sample: GPUSample, time: float) -> None:
@@ -221,29 +223,37 @@ class GPUAggregator:
     def _money_of(self, sample: GPUSample) -> tuple[Fraction | None, Fraction | None]:
         if sample.hourly_cost_usd is None:
             return None, None
-        cost = (
-            self._fraction(sample.hourly_cost_usd)
-            * Fraction(sample.interval_seconds)
-            / (_SECONDS_PER_HOUR * sample.holders)
-        )
-        return cost, cost * (_ONE - self._fraction(sample.utilization_ratio))
+        # One exact fraction each: numerators and denominators of the price, the interval and the
+        # idle share (1 - utilisation), multiplied as integers.
+        pn, pd = self._ratio(sample.hourly_cost_usd)
+        inn, ind = sample.interval_seconds.as_integer_ratio()
+        un, ud = self._ratio(sample.utilization_ratio)
+        num = pn * inn
+        den = pd * ind * _SECONDS_PER_HOUR * sample.holders
+        return Fraction(num, den), Fraction(num * (ud - un), den * ud)
 
-    def _fraction(self, value: Decimal | float) -> Fraction:
-        """The exact value a price or utilisation was written as, cached: there are few of them."""
-        cached = self._fractions.get(value)
+    def _ratio(self, value: Decimal | float) -> tuple[int, int]:
+        """The exact value a price or utilisation was written as, as (numerator, denominator);
+        cached, since there are few distinct ones."""
+        cached = self._ratios.get(value)
         if cached is None:
             # repr() of a float is its shortest decimal form: 0.07 counts as 7/100.
-            cached = Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
-            if len(self._fractions) > 100_000:
-                self._fractions.clear()
-            self._fractions[value] = cached
+            frac = Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
+            cached = (frac.numerator, frac.denominator)
+            if len(self._ratios) > 100_000:
+                self._ratios.clear()
+            self._ratios[value] = cached
         return cached
 
     def _holder(self, sample: GPUSample, now: float) -> Holder:
-        namespace, team = self._limiter.fold(
-            COST_METRIC, ("namespace", "team"), (sample.namespace, sample.team)
-        )
-        (container,) = self._limiter.fold(ALLOCATED_METRIC, ("container",), (sample.container,))
+        namespace, team, container = sample.namespace, sample.team, sample.container
+        if (namespace, team, container) not in self._admitted:
+            namespace, team = self._limiter.fold(
+                COST_METRIC, ("namespace", "team"), (namespace, team)
+            )
+            (container,) = self._limiter.fold(ALLOCATED_METRIC, ("container",), (container,))
+            if OTHER not in (namespace, team, container) and len(self._admitted) < 100_000:
+                self._admitted.add((namespace, team, container))
         pod = sample.pod
         key = (namespace, pod)
         if key in self._pods:
@@ -297,57 +307,80 @@ class GPUCollector(Collector):
         self._aggregator = aggregator
 
     def collect(self) -> Iterable[Metric]:
-        """One family per GPU metric; GPUs without a price have no `hourly_cost_usd` sample."""
+        """One family per GPU metric; GPUs without a price have no `hourly_cost_usd` sample.
+
+        Families are `RowsMetricFamily` (label tuples, no per-series dict), which the daemons'
+        exposition renders fast; stock encoders see ordinary samples.
+        """
         snap = self._aggregator.snapshot()
-        info = GaugeMetricFamily(
-            INFO_METRIC, "GPU identity; always 1.", labels=[*GPU_LABELS, "model"]
-        )
-        utilization = GaugeMetricFamily(
+        info: list[Row] = []
+        utilization: list[Row] = []
+        used: list[Row] = []
+        total: list[Row] = []
+        power: list[Row] = []
+        price: list[Row] = []
+        allocated: list[Row] = []
+        for g in snap.gpus:
+            ids = (g.node, g.gpu, g.uuid)
+            info.append(((*ids, g.model), 1))
+            utilization.append((ids, g.utilization_ratio))
+            used.append((ids, g.memory_used_bytes))
+            total.append((ids, g.memory_total_bytes))
+            if g.power_watts is not None:
+                power.append((ids, g.power_watts))
+            if g.hourly_cost_usd is not None:
+                price.append(((*ids, g.model), float(g.hourly_cost_usd)))
+            for holder in g.holders:
+                allocated.append(((*ids, *holder), 1))
+        cost: list[Row] = []
+        idle: list[Row] = []
+        for m in snap.money:
+            labels = (m.node, m.gpu, m.uuid, m.namespace, m.pod, m.team)
+            cost.append((labels, float(m.cost_usd)))
+            idle.append((labels, float(m.idle_cost_usd)))
+        model_labels = (*GPU_LABELS, "model")
+        yield RowsMetricFamily(INFO_METRIC, "GPU identity; always 1.", "gauge", model_labels, info)
+        yield RowsMetricFamily(
             "aifinops_gpu_utilization_ratio",
             "Share of the latest sampling interval a kernel was running on the GPU (0..1).",
-            labels=GPU_LABELS,
+            "gauge",
+            GPU_LABELS,
+            utilization,
         )
-        used = GaugeMetricFamily(
-            "aifinops_gpu_memory_used_bytes", "GPU memory in use.", labels=GPU_LABELS
+        yield RowsMetricFamily(
+            "aifinops_gpu_memory_used_bytes", "GPU memory in use.", "gauge", GPU_LABELS, used
         )
-        total = GaugeMetricFamily(
-            "aifinops_gpu_memory_total_bytes", "GPU memory installed.", labels=GPU_LABELS
+        yield RowsMetricFamily(
+            "aifinops_gpu_memory_total_bytes", "GPU memory installed.", "gauge", GPU_LABELS, total
         )
-        power = GaugeMetricFamily("aifinops_gpu_power_watts", "GPU power draw.", labels=GPU_LABELS)
-        price = GaugeMetricFamily(
+        yield RowsMetricFamily(
+            "aifinops_gpu_power_watts", "GPU power draw.", "gauge", GPU_LABELS, power
+        )
+        yield RowsMetricFamily(
             "aifinops_gpu_hourly_cost_usd",
             "Price of one hour of this GPU, in US dollars (catalogue or override).",
-            labels=[*GPU_LABELS, "model"],
+            "gauge",
+            model_labels,
+            price,
         )
-        allocated = GaugeMetricFamily(
+        yield RowsMetricFamily(
             ALLOCATED_METRIC,
             "1 while a pod's container holds the GPU.",
-            labels=ALLOCATED_LABELS,
+            "gauge",
+            ALLOCATED_LABELS,
+            allocated,
         )
-        for g in snap.gpus:
-            ids = [g.node, g.gpu, g.uuid]
-            info.add_metric([*ids, g.model], 1.0)
-            utilization.add_metric(ids, g.utilization_ratio)
-            used.add_metric(ids, float(g.memory_used_bytes))
-            total.add_metric(ids, float(g.memory_total_bytes))
-            if g.power_watts is not None:
-                power.add_metric(ids, g.power_watts)
-            if g.hourly_cost_usd is not None:
-                price.add_metric([*ids, g.model], float(g.hourly_cost_usd))
-            for namespace, pod, container, team in g.holders:
-                allocated.add_metric([*ids, namespace, pod, container, team], 1.0)
-        cost = CounterMetricFamily(
-            "aifinops_gpu_cost_usd",
+        yield RowsMetricFamily(
+            COST_METRIC,
             "Money spent on the GPU, in US dollars, per holder (holder labels empty while no pod held it).",
-            labels=MONEY_LABELS,
+            "counter",
+            MONEY_LABELS,
+            cost,
         )
-        idle = CounterMetricFamily(
-            "aifinops_gpu_idle_cost_usd",
+        yield RowsMetricFamily(
+            IDLE_COST_METRIC,
             "The part of aifinops_gpu_cost_usd_total spent while the GPU was idle: cost * (1 - utilisation).",
-            labels=MONEY_LABELS,
+            "counter",
+            MONEY_LABELS,
+            idle,
         )
-        for m in snap.money:
-            labels = [m.node, m.gpu, m.uuid, m.namespace, m.pod, m.team]
-            cost.add_metric(labels, float(m.cost_usd))
-            idle.add_metric(labels, float(m.idle_cost_usd))
-        yield from (info, utilization, used, total, power, price, allocated, cost, idle)

@@ -36,6 +36,7 @@ FB_FREE = "DCGM_FI_DEV_FB_FREE"
 FB_RESERVED = "DCGM_FI_DEV_FB_RESERVED"
 POWER = "DCGM_FI_DEV_POWER_USAGE"
 _WANTED = frozenset({UTIL, GR_ENGINE_ACTIVE, FB_USED, FB_FREE, FB_RESERVED, POWER})
+_WANTED_PREFIXES = tuple(f"{name}{sep}" for name in _WANTED for sep in ("{", " "))
 # Labels that describe the device or exporter, not the pod: not copied as pod labels.
 _DEVICE_LABELS = frozenset(
     {
@@ -74,11 +75,21 @@ class _GPU:
     holders: dict[tuple[str, str, str], PodRef] = field(default_factory=dict)
 
 
+def _wanted_lines(text: str) -> str:
+    """Only the sample lines of the families read: dcgm-exporter serves dozens of fields and the
+    text parser costs per line, so the others are dropped before parsing."""
+    return "\n".join(line for line in text.splitlines() if line.startswith(_WANTED_PREFIXES))
+
+
 def parse_dcgm(text: str, node: str | None, default_node: str) -> GPUSnapshot:
     """The GPUs in a dcgm-exporter exposition; raise `SourceError` on garbage or no GPUs."""
     gpus: dict[str, _GPU] = {}
+    wanted = _wanted_lines(text)
     try:
-        for family in text_string_to_metric_families(text):
+        if not wanted:
+            # Nothing we read: parse it all for the precise reason (garbage, or another exporter).
+            list(text_string_to_metric_families(text))
+        for family in text_string_to_metric_families(wanted):
             for s in family.samples:
                 if s.name not in _WANTED:
                     continue

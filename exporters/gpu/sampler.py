@@ -139,6 +139,8 @@ class GPUSampler:
         ]
 
     def _publish(self, sample: GPUSample, when: float) -> None:
+        if isinstance(self._sink, NullSink):
+            return  # mirroring off: no event to build
         try:
             event = make_event(
                 GPU_SAMPLE_TYPE,

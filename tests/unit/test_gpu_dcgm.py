@@ -150,7 +150,7 @@ def test_a_failing_dcgm_exporter_sets_collector_success_0_and_the_exporter_keeps
             assert poller.poll_once()
         text = _scrape(f"{server.url}/metrics")
         assert 'aifinops_collector_success{collector="dcgm"} 1.0' in text
-        assert 'aifinops_gpu_utilization_ratio{gpu="0",node="gpu-node-7"' in text
+        assert 'aifinops_gpu_utilization_ratio{node="gpu-node-7",gpu="0"' in text
 
         dcgm.body = b"<html>oops</html>"
         for t in (2.0, 3.0, 4.0, 5.0):
