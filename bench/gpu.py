@@ -265,7 +265,7 @@ def main() -> None:
     registry.register(GPUCollector(agg))
     snap = agg.snapshot()
     series = 5 * len(snap.gpus) + sum(len(g.holders) for g in snap.gpus) + 2 * len(snap.money)
-    series += sum(1 for g in snap.gpus if g.hourly_cost_usd is not None)
+    series += sum(1 for g in snap.gpus if g.sample.hourly_cost_usd is not None)
     server = HTTPServer("127.0.0.1:0", registry)
     server.start()
     try:

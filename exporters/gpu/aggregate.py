@@ -73,17 +73,10 @@ Holder = tuple[str, str, str, str]  # namespace, pod, container, team
 
 @dataclass(frozen=True)
 class GPUState:
-    """One GPU's latest interval: what it did, what one hour of it costs, and who held it."""
+    """One GPU's latest interval: its latest sample (what it did, the price of one hour of it) and
+    every holder of that interval (namespace, pod, container, team), after label folding."""
 
-    node: str
-    gpu: str
-    uuid: str
-    model: str
-    utilization_ratio: float
-    memory_used_bytes: int
-    memory_total_bytes: int
-    power_watts: float | None
-    hourly_cost_usd: Decimal | None
+    sample: GPUSample
     holders: tuple[Holder, ...]
 
 
@@ -177,7 +170,7 @@ class GPUAggregator:
                     self._count_overflow(INFO_METRIC, COST_METRIC)
                     gkey = (OTHER, OTHER, OTHER)
                 else:
-                    live = _LiveGPU(self._state(sample, ()), time, now)
+                    live = _LiveGPU(GPUState(sample, ()), time, now)
                     self._gpus[gkey] = live
             holder = self._holder(sample, now) if sample.pod else None
             if live is not None:
@@ -188,7 +181,7 @@ class GPUAggregator:
                 if time == live.time:
                     if holder is not None:
                         live.holders[holder] = None
-                    live.state = self._state(sample, tuple(live.holders))
+                    live.state = GPUState(sample, tuple(live.holders))
             if cost is None or idle is None:
                 return
             mkey = (*gkey, *(("", "", "") if holder is None else (holder[0], holder[1], holder[3])))
@@ -265,20 +258,6 @@ class GPUAggregator:
             self._pods[key] = now
         return (namespace, pod, container, team)
 
-    def _state(self, sample: GPUSample, holders: tuple[Holder, ...]) -> GPUState:
-        return GPUState(
-            node=sample.node,
-            gpu=str(sample.gpu),
-            uuid=sample.uuid,
-            model=sample.model,
-            utilization_ratio=sample.utilization_ratio,
-            memory_used_bytes=sample.memory_used_bytes,
-            memory_total_bytes=sample.memory_total_bytes,
-            power_watts=sample.power_watts,
-            hourly_cost_usd=sample.hourly_cost_usd,
-            holders=holders,
-        )
-
     def _count_overflow(self, *metrics: str) -> None:
         for metric in metrics:
             self._overflow[metric] = self._overflow.get(metric, 0) + 1
@@ -320,8 +299,9 @@ class GPUCollector(Collector):
         power: list[Row] = []
         price: list[Row] = []
         allocated: list[Row] = []
-        for g in snap.gpus:
-            ids = (g.node, g.gpu, g.uuid)
+        for state in snap.gpus:
+            g = state.sample
+            ids = (g.node, str(g.gpu), g.uuid)
             info.append(((*ids, g.model), 1))
             utilization.append((ids, g.utilization_ratio))
             used.append((ids, g.memory_used_bytes))
@@ -330,7 +310,7 @@ class GPUCollector(Collector):
                 power.append((ids, g.power_watts))
             if g.hourly_cost_usd is not None:
                 price.append(((*ids, g.model), float(g.hourly_cost_usd)))
-            for holder in g.holders:
+            for holder in state.holders:
                 allocated.append(((*ids, *holder), 1))
         cost: list[Row] = []
         idle: list[Row] = []

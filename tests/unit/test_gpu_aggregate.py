@@ -80,7 +80,7 @@ def test_gauges_and_holders_show_the_latest_interval_and_late_samples_only_add_m
     snap = agg.snapshot()
     (gpu,) = snap.gpus
     assert gpu.holders == ()
-    assert gpu.utilization_ratio == 0.0
+    assert gpu.sample.utilization_ratio == 0.0
     assert snap.money_for(pod="old")[0] == 2 * Fraction(2, 3600)
 
 
@@ -124,7 +124,7 @@ def test_gpus_beyond_the_limit_keep_counting_money_under_other():
     agg.apply(sample(uuid="GPU-a"), time=1)
     agg.apply(sample(uuid="GPU-b", gpu=1), time=1)
     snap = agg.snapshot()
-    assert [g.uuid for g in snap.gpus] == ["GPU-a"]
+    assert [g.sample.uuid for g in snap.gpus] == ["GPU-a"]
     assert {m.uuid for m in snap.money} == {"GPU-a", OTHER}
     assert agg.overflow()["aifinops_gpu_info"] == 1
 

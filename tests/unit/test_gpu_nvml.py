@@ -197,7 +197,7 @@ def test_real_gpus_are_priced_and_counted_through_the_whole_exporter(tmp_path):
         assert exporter.poller.poll_once()
     snap = exporter.aggregator.snapshot()
     assert len(snap.gpus) >= 1
-    for g in snap.gpus:
+    for g in (state.sample for state in snap.gpus):
         if g.hourly_cost_usd is None:
             continue  # a model the table does not know (e.g. a workstation card)
         cost, idle = snap.money_for(uuid=g.uuid)
