@@ -377,6 +377,51 @@ class GPUConfig:
 
 
 @dataclass(frozen=True)
+class ProducerConfig:
+    """How the exporters publish to Kafka: a bounded memory queue, then a disk spool, batched sends."""
+
+    # Events waiting in memory for Kafka; when it is full, or the broker is away, they go to the spool.
+    queue_size: int = 10000
+    # Where events wait while Kafka is unreachable; "" means data/spool/<program> under the working
+    # directory. One process per directory (it is locked); mount a volume to survive pod restarts.
+    spool_dir: str = ""
+    # Beyond this the newest events are dropped and counted (aifinops_bridge_dropped_messages_total).
+    spool_max_bytes: int = 1 << 30
+    linger_ms: int = 20
+    batch_size_bytes: int = 256 * 1024
+    max_message_bytes: int = 1 << 20
+    # A send Kafka has not acknowledged by then counts as failed: it and what queues behind it move
+    # to the spool, replayed in order with exponential backoff between attempts.
+    delivery_timeout_ms: int = 5000
+    retry_backoff_ms: int = 200
+    retry_backoff_max_ms: int = 10000
+    # On stop, how long to keep trying Kafka before what is still in memory goes to the spool.
+    stop_timeout_seconds: float = 5.0
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Sizes positive; the delivery timeout must leave room for lingering and one request."""
+        return (
+            check(self.queue_size >= 1, "queue_size", "must be at least 1")
+            + check(self.spool_max_bytes >= 1 << 20, "spool_max_bytes", "must be at least 1 MiB")
+            + check(self.linger_ms >= 0, "linger_ms", "must be 0 or more")
+            + check(self.batch_size_bytes >= 1024, "batch_size_bytes", "must be at least 1024")
+            + check(self.max_message_bytes >= 1024, "max_message_bytes", "must be at least 1024")
+            + check(
+                self.delivery_timeout_ms >= self.linger_ms + 1000,
+                "delivery_timeout_ms",
+                "must be at least linger_ms + 1000",
+            )
+            + check(self.retry_backoff_ms >= 1, "retry_backoff_ms", "must be at least 1")
+            + check(
+                self.retry_backoff_max_ms >= self.retry_backoff_ms,
+                "retry_backoff_max_ms",
+                "must be at least retry_backoff_ms",
+            )
+            + check(self.stop_timeout_seconds >= 0, "stop_timeout_seconds", "must be 0 or more")
+        )
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     """The Kafka bridge."""
 
@@ -397,6 +442,7 @@ class Config:
     web: WebConfig = WebConfig()
     log: LogConfig = LogConfig()
     kafka: KafkaConfig = KafkaConfig()
+    producer: ProducerConfig = ProducerConfig()
     tokens: TokensConfig = TokensConfig()
     llm: LLMConfig = LLMConfig()
     gpu: GPUConfig = GPUConfig()

@@ -1,0 +1,174 @@
+"""The Kafka transport: the one module that imports `kafka` (kafka-python). Producer, consumer and admin
+clients live here behind small interfaces that speak `records` types, so decoding, aggregation and
+exposition never see a Kafka client object and the rest of the bridge stays testable without one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kafka.errors as kerrors
+from kafka import KafkaProducer
+
+from aifinops.exporters.config import KafkaConfig, ProducerConfig
+
+from .records import OutboundMessage
+
+log = logging.getLogger(__name__)
+
+# Errors that belong to one message and would repeat forever: the message is dropped, not retried.
+_PERMANENT_MESSAGE_ERRORS = (
+    kerrors.MessageSizeTooLargeError,
+    kerrors.RecordListTooLargeError,
+    kerrors.InvalidTopicError,
+    kerrors.CorruptRecordError,
+)
+
+
+class TransportError(Exception):
+    """Kafka could not be reached or refused a request."""
+
+
+class BrokerUnavailableError(TransportError):
+    """No broker answered in time."""
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What became of one message of a batch: sent, or failed (`permanent` when retrying is futile)."""
+
+    ok: bool
+    error: str = ""
+    permanent: bool = False
+
+
+def client_settings(kafka: KafkaConfig) -> dict[str, Any]:
+    """kafka-python connection settings (brokers, client id, TLS, SASL) from the `kafka` section.
+
+    Raises `TransportError` when the SASL password file cannot be read.
+    """
+    settings: dict[str, Any] = {
+        "bootstrap_servers": list(kafka.bootstrap_servers),
+        "client_id": kafka.client_id,
+        "security_protocol": kafka.security_protocol,
+    }
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        value = getattr(kafka, name)
+        if value:
+            settings[name] = value
+    if kafka.security_protocol.startswith("SASL"):
+        settings["sasl_mechanism"] = kafka.sasl_mechanism
+        settings["sasl_plain_username"] = kafka.sasl_username
+        if kafka.sasl_password_file:
+            try:
+                password = Path(kafka.sasl_password_file).read_text().rstrip("\r\n")
+            except OSError as exc:
+                raise TransportError(
+                    f"kafka.sasl_password_file {kafka.sasl_password_file}: {exc.strerror}"
+                ) from exc
+            settings["sasl_plain_password"] = password
+    return settings
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
+
+
+class ProducerClient:
+    """A kafka-python producer set up for the spool: idempotent, `acks=all`, keyed, batched.
+
+    `send_batch` sends messages in order and waits (up to the delivery timeout) for every
+    acknowledgement, returning one `SendResult` per message. After a batch with failures the
+    caller should `close()` it and build a new one: that also clears a producer id the broker
+    forgot (a restarted broker with memory storage does).
+    """
+
+    def __init__(self, kafka: KafkaConfig, producer: ProducerConfig) -> None:
+        self._delivery_timeout = producer.delivery_timeout_ms / 1000
+        settings = client_settings(kafka)
+        try:
+            self._producer = KafkaProducer(
+                **settings,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=producer.linger_ms,
+                batch_size=producer.batch_size_bytes,
+                max_request_size=producer.max_message_bytes,
+                delivery_timeout_ms=producer.delivery_timeout_ms,
+                request_timeout_ms=producer.delivery_timeout_ms - producer.linger_ms,
+                max_block_ms=producer.delivery_timeout_ms,
+                bootstrap_timeout_ms=producer.delivery_timeout_ms,
+                retry_backoff_ms=min(producer.retry_backoff_ms, 1000),
+                reconnect_backoff_max_ms=min(producer.retry_backoff_max_ms, 5000),
+            )
+        except kerrors.KafkaTimeoutError as exc:
+            raise BrokerUnavailableError(_describe(exc)) from exc
+        except kerrors.KafkaError as exc:
+            raise TransportError(_describe(exc)) from exc
+
+    def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        """Send `messages` in order and wait for all of them; never raises."""
+        futures: list[Any] = []
+        results: list[SendResult | None] = []
+        broken: SendResult | None = None
+        for message in messages:
+            if broken is not None:
+                # After a failure that is not this message's fault (no metadata, closed client)
+                # later messages must not overtake it: fail them all to keep the order.
+                futures.append(None)
+                results.append(broken)
+                continue
+            try:
+                future = self._producer.send(
+                    message.topic,
+                    value=message.value,
+                    key=message.key,
+                    headers=list(message.headers),
+                )
+            except _PERMANENT_MESSAGE_ERRORS as exc:
+                futures.append(None)
+                results.append(SendResult(False, _describe(exc), permanent=True))
+                continue
+            except Exception as exc:
+                broken = SendResult(False, _describe(exc))
+                futures.append(None)
+                results.append(broken)
+                continue
+            futures.append(future)
+            results.append(None)
+        with contextlib.suppress(kerrors.KafkaError):
+            self._producer.flush(timeout=self._delivery_timeout + 5)
+        out: list[SendResult] = []
+        for future, result in zip(futures, results, strict=True):
+            if result is not None:
+                out.append(result)
+            elif not future.is_done:
+                out.append(SendResult(False, "KafkaTimeoutError: not acknowledged in time"))
+            elif future.succeeded():
+                out.append(SendResult(True))
+            else:
+                exc = future.exception
+                out.append(
+                    SendResult(
+                        False,
+                        _describe(exc),
+                        permanent=isinstance(exc, _PERMANENT_MESSAGE_ERRORS),
+                    )
+                )
+        return out
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the client; whatever it still holds fails (the caller has spooled it)."""
+        try:
+            self._producer.close(timeout=timeout)
+        except Exception as exc:  # kafka-python's close raises when a flush times out
+            log.debug("closing the Kafka producer: %s", exc)
+            with contextlib.suppress(Exception):
+                self._producer._sender.force_close()
