@@ -38,6 +38,15 @@ PROMETHEUS_ANNOTATION_KEYS = frozenset(
 )
 
 
+# JSON scalars by the Python type the models declare: what to call it, and what it accepts.
+SCALARS: dict[type, tuple[str, typing.Callable[[Any], bool]]] = {
+    bool: ("a boolean", lambda v: isinstance(v, bool)),
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)),
+    str: ("a string", lambda v: isinstance(v, str)),
+}
+
+
 def model_problems(dashboard: dict[str, Any]) -> list[str]:
     """Everything in `dashboard` that Grafana's schema (as the SDK models it) does not accept."""
     problems: list[str] = []
@@ -137,21 +146,10 @@ def _check_value(value: Any, hint: Any, path: str, problems: list[str]) -> None:
         if value not in allowed:
             problems.append(f"{path}: {value!r} is not one of {sorted(map(str, allowed))}")
         return
-    if hint is bool:
-        if not isinstance(value, bool):
-            problems.append(f"{path}: expected a boolean, got {value!r}")
-        return
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{path}: expected an integer, got {value!r}")
-        return
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            problems.append(f"{path}: expected a number, got {value!r}")
-        return
-    if hint is str:
-        if not isinstance(value, str):
-            problems.append(f"{path}: expected a string, got {value!r}")
+    if hint in SCALARS:
+        what, accepts = SCALARS[hint]
+        if not accepts(value):
+            problems.append(f"{path}: expected {what}, got {value!r}")
         return
     if hint is Dataquery or (isinstance(hint, type) and issubclass(hint, Dataquery)):
         if _is_model(type(value)):
