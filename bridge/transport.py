@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import kafka.errors as kerrors
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from aifinops.exporters.config import KafkaConfig, ProducerConfig
 
@@ -172,3 +173,108 @@ class ProducerClient:
             log.debug("closing the Kafka producer: %s", exc)
             with contextlib.suppress(Exception):
                 self._producer._sender.force_close()
+
+
+@dataclass(frozen=True)
+class TopicDescription:
+    """What the cluster says about one topic; `retention_ms` is None when the broker does not tell."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    retention_ms: int | None
+
+
+class AdminClient:
+    """Topic administration: describe and create topics (kafka-python's admin client)."""
+
+    def __init__(self, kafka: KafkaConfig, timeout_ms: int = 10000) -> None:
+        self._timeout_ms = timeout_ms
+        try:
+            self._admin = KafkaAdminClient(
+                **client_settings(kafka),
+                request_timeout_ms=timeout_ms,
+                bootstrap_timeout_ms=timeout_ms,
+            )
+        except kerrors.KafkaTimeoutError as exc:
+            raise BrokerUnavailableError(_describe(exc)) from exc
+        except kerrors.KafkaError as exc:
+            raise TransportError(_describe(exc)) from exc
+
+    def describe(self, names: Sequence[str]) -> dict[str, TopicDescription]:
+        """The topics of `names` that exist, with partitions, replication and retention."""
+        try:
+            described = self._admin.describe_topics(list(names))
+        except kerrors.KafkaError as exc:
+            raise TransportError(f"describing topics: {_describe(exc)}") from exc
+        found: dict[str, tuple[int, int]] = {}
+        for topic in described:
+            if topic.get("error_code", 0) != 0:
+                continue  # 3 = unknown topic
+            partitions = topic.get("partitions", [])
+            replicas = max((len(p.get("replica_nodes", ())) for p in partitions), default=0)
+            found[topic["name"]] = (len(partitions), replicas)
+        retention = self._retention(list(found))
+        return {
+            name: TopicDescription(name, parts, replicas, retention.get(name))
+            for name, (parts, replicas) in found.items()
+        }
+
+    def _retention(self, names: list[str]) -> dict[str, int | None]:
+        if not names:
+            return {}
+        resources = [
+            ConfigResource(ConfigResourceType.TOPIC, name, configs={"retention.ms": None})
+            for name in names
+        ]
+        try:
+            configs = self._admin.describe_configs(resources, config_filter="all")
+        except (kerrors.KafkaError, ValueError, TypeError) as exc:
+            log.debug("describe_configs failed: %s", exc)
+            return {}
+        out: dict[str, int | None] = {}
+        for name, values in (configs.get("topic") or {}).items():
+            entry = (values or {}).get("retention.ms")
+            value = entry.get("value") if isinstance(entry, Mapping) else entry
+            try:
+                out[name] = int(value) if value is not None else None
+            except (TypeError, ValueError):
+                out[name] = None
+        return out
+
+    def create(self, topics: Sequence[tuple[str, int, int, Mapping[str, str]]]) -> dict[str, str]:
+        """Create `(name, partitions, replication factor, configs)` topics; returns an error text per
+        topic that failed (`exists` when it was there already)."""
+        if not topics:
+            return {}
+        request = {
+            name: {
+                "num_partitions": partitions,
+                "replication_factor": replication,
+                "configs": dict(configs),
+            }
+            for name, partitions, replication, configs in topics
+        }
+        try:
+            response = self._admin.create_topics(
+                request, timeout_ms=self._timeout_ms, raise_errors=False
+            )
+        except kerrors.KafkaError as exc:
+            raise TransportError(f"creating topics: {_describe(exc)}") from exc
+        errors: dict[str, str] = {}
+        for result in response.get("topics", []):
+            code = result.get("error_code", 0)
+            if code == 0:
+                continue
+            error = kerrors.for_code(code)
+            if error is kerrors.TopicAlreadyExistsError:
+                errors[result["name"]] = "exists"
+            else:
+                message = result.get("error_message") or ""
+                errors[result["name"]] = f"{error.__name__}: {message}".rstrip(": ")
+        return errors
+
+    def close(self) -> None:
+        """Release the connections."""
+        with contextlib.suppress(Exception):
+            self._admin.close()

@@ -13,6 +13,10 @@ VERBS = {
     "config": ("check a configuration file and print every problem", "config_check"),
     "generate": ("render rules, dashboards and chart copies from jsonnet/", "generate"),
     "price": ("the price of one LLM call, broken down by token type", "price"),
+    "topics": (
+        "create the Kafka topics, or check how the cluster differs from the config",
+        "topics",
+    ),
 }
 
 
