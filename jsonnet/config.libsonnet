@@ -1,6 +1,254 @@
-// Every selector, threshold, window and floor the rules and dashboards use. Each key says what it
-// drives and when to change it.
+// Every selector, threshold, window and floor the rules and alerts use. Each key says what it
+// drives and when to change it. Override any of them when importing the mixin:
+//
+//   (import 'aifinops/mixin.libsonnet') + { _config+:: { llmSpikeFloorUsdPerHour: 200 } }
+//
+// Windows and intervals are Prometheus durations ('30s', '1h', '23h30m'); money is US dollars.
+// docs/rules.md explains the tiers and how the keys interact.
 {
   _config+:: {
+    // ---------------------------------------------------------------------------------------
+    // Selectors: inserted between {} in every query. The defaults are the `job` labels the Helm
+    // chart's ServiceMonitors give (aifinops-gpu-exporter, aifinops-token-exporter,
+    // aifinops-bridge). Change them when your scrape config names the jobs differently. The token
+    // exporter and the bridge expose the same LLM families and every event is counted once per
+    // Prometheus (DESIGN.md "Data flow"), so the rules sum across these jobs.
+
+    // LLM usage families (aifinops_llm_*): the token exporter and the bridge.
+    llmSelector: 'job=~"aifinops-token-exporter|aifinops-bridge"',
+    // GPU families (aifinops_gpu_*): the GPU exporter, and the bridge when it mirrors GPU events.
+    gpuSelector: 'job=~"aifinops-gpu-exporter|aifinops-bridge"',
+    // aifinops_budget_usd: whichever process serves the `llm.budgets` config (both may; the
+    // rules take the max per team and period, so duplicates do not add up).
+    budgetSelector: 'job=~"aifinops-token-exporter|aifinops-bridge"',
+    // The bridge's own metrics (aifinops_bridge_*).
+    bridgeSelector: 'job="aifinops-bridge"',
+    // Every aifinops process: `up`, aifinops_collector_success, aifinops_series_overflow_total.
+    aifinopsSelector: 'job=~"aifinops-gpu-exporter|aifinops-token-exporter|aifinops-bridge"',
+
+    // Team label values that mean "nobody": spend carrying one of them (or no team label) is
+    // unattributed. The exporters write "" for an event or GPU without a team; add e.g.
+    // 'unknown' if your gateways send a placeholder.
+    unattributedTeamRegex: '',
+
+    // Alertmanager inhibitions only silence alerts of the same value of this label (your
+    // Prometheus external label naming the cluster); alerts without it all count as one cluster.
+    clusterLabel: 'cluster',
+
+    // ---------------------------------------------------------------------------------------
+    // Links in every alert.
+
+    // runbook_url = runbookURL + '#' + lower-case alert name (the headings of docs/runbooks.md).
+    // Point it at your fork or wiki if you keep your own runbooks.
+    runbookURL: 'https://github.com/aifinops/aifinops/blob/main/docs/runbooks.md',
+    // Grafana's base URL, for dashboard_url. The default is Grafana's own default address (and
+    // what `kubectl port-forward svc/<grafana> 3000:80` gives); set your Grafana's public URL.
+    grafanaURL: 'http://localhost:3000',
+    // UIDs of the aifinops dashboards (the dashboards set the same ones); alerts link to
+    // <grafanaURL>/d/<uid>. Change them only together with the dashboards.
+    dashboardUIDs: {
+      overview: 'aifinops-overview',
+      gpu: 'aifinops-gpu',
+      llm: 'aifinops-llm',
+      pipeline: 'aifinops-pipeline',
+    },
+
+    // ---------------------------------------------------------------------------------------
+    // Fast tier (tripwire): group `aifinops-fast`. Detection latency is scrape interval + this
+    // interval + Alertmanager's group_wait; keep the interval equal to the scrape interval of
+    // the aifinops jobs (5 s in the chart) and the rate window at about 6 scrape intervals.
+
+    // Evaluation interval of the fast group.
+    fastInterval: '5s',
+    // rate() window of the fast recording rules (team_model:aifinops_llm_*:rate30s). Shorter
+    // reacts sooner but is noisier; never below 4x the scrape interval.
+    fastRateWindow: '30s',
+    // A spike is compared with the maximum of its own rate over this window...
+    fastBaselineWindow: '1h',
+    // ...ending this long ago, so a spike stays out of its own baseline for this long. A
+    // sustained new level becomes the baseline after it (the alert then resolves, after
+    // fastKeepFiringFor, and the burn tier carries on); raise it to keep fast alerts firing
+    // longer through a sustained runaway.
+    fastBaselineOffset: '30m',
+    // A baseline counts only when its window holds at least this much history; with less (a
+    // team or model that started spending recently) the higher no-history floors apply. It
+    // also keeps a series' first seconds, when rate() still ramps up, from being its baseline.
+    fastBaselineMinHistory: '10m',
+    // Fast alerts fire at the first evaluation that sees the change (for: 0s) and stay firing
+    // this long after the condition clears, so a noisy spike does not flap.
+    fastKeepFiringFor: '5m',
+
+    // AIFinOpsLLMSpendSpike: a team/model's $/h over fastRateWindow is above this floor...
+    llmSpikeFloorUsdPerHour: 50,
+    // ...and above this many times its baseline maximum. Lower catches smaller spikes sooner
+    // (a 10x spike crosses 4x after about 3 scrapes) at the price of more noise.
+    llmSpikeFactor: 4,
+    // A team/model with no spend in the baseline window pages only above this $/h.
+    llmSpikeNewSpendFloorUsdPerHour: 200,
+    // Minimum volume for both LLM fast alerts: requests per minute over fastRateWindow, so a
+    // single expensive call is not a "spike".
+    llmSpikeMinRequestsPerMinute: 3,
+
+    // AIFinOpsLLMTokenRunaway: tokens/s (all token types) of a team/model above this floor...
+    tokenRunawayFloorTokensPerSecond: 2000,
+    // ...and above this many times its baseline maximum...
+    tokenRunawayFactor: 5,
+    // ...or, without any baseline, above this many tokens/s.
+    tokenRunawayNewFloorTokensPerSecond: 10000,
+
+    // AIFinOpsGPUSpendJump: a team's allocated-GPU $/h rose by at least this much above the
+    // maximum of its baseline window...
+    gpuJumpMinIncreaseUsdPerHour: 100,
+    // ...and to at least this many times that maximum (so routine growth of a big fleet is not
+    // a jump). A team without GPUs in the baseline window jumps when its $/h exceeds the
+    // minimum increase.
+    gpuJumpFactor: 1.5,
+
+    // ---------------------------------------------------------------------------------------
+    // Burn tier: group `aifinops-burn`. Budgets come from aifinops_budget_usd{team,period}
+    // (period daily or monthly, UTC days and calendar months); a team without a budget gets no
+    // budget alert. The sustainable rate is budget / period length: the rate that spends the
+    // budget exactly at the end of the period (burn rate 1).
+
+    // Evaluation interval of the burn group; it also records the spend series every slower tier
+    // uses (team:aifinops_spend_usd_per_second:avg5m, its longer averages, period-to-date spend).
+    burnInterval: '30s',
+    // rate() window of that spend series, and the step at which period-to-date spend is summed
+    // from it. Longer windows smooth more; the longer averages are built from it.
+    spendRateWindow: '5m',
+    // Multi-window multi-burn-rate alerts (Google SRE workbook, 30-day table): each entry fires
+    // `alert` when the average spend over `long` AND over `short` are above `factor` times the
+    // sustainable rate, for `for`. The short window makes the alert stop soon after the burn
+    // stops. Add, remove or retune entries; every window used here is recorded.
+    budgetBurnWindows: [
+      { alert: 'AIFinOpsBudgetBurnFast', severity: 'critical', long: '1h', short: '5m', factor: 14.4, 'for': '2m' },
+      { alert: 'AIFinOpsBudgetBurnFast', severity: 'critical', long: '6h', short: '30m', factor: 6, 'for': '15m' },
+      { alert: 'AIFinOpsBudgetBurnSlow', severity: 'warning', long: '1d', short: '2h', factor: 3, 'for': '1h' },
+      { alert: 'AIFinOpsBudgetBurnSlow', severity: 'warning', long: '3d', short: '6h', factor: 1, 'for': '3h' },
+    ],
+    // AIFinOpsBudgetThreshold: one alert per level once the period-to-date spend crosses
+    // `ratio` of the budget (label threshold = ratio in percent). A higher level inhibits the
+    // lower ones in Alertmanager.
+    budgetThresholds: [
+      { ratio: 0.5, severity: 'info' },
+      { ratio: 0.8, severity: 'warning' },
+      { ratio: 1.0, severity: 'critical' },
+    ],
+    // How long a threshold must hold before it fires (guards against a counter glitch).
+    budgetThresholdFor: '1m',
+    // AIFinOpsBudgetExhaustionForecast: period-to-date spend + (average $/s over `window`) x
+    // (time left in the period) above `margin` x budget, for `for`. The window should cover a
+    // full daily cycle for monthly budgets, or the afternoon peak is extrapolated over nights.
+    budgetForecast: {
+      daily: { window: '6h', 'for': '30m' },
+      monthly: { window: '1d', 'for': '1h' },
+    },
+    // Forecast margin: 1.1 only warns when the forecast exceeds the budget by 10 %.
+    budgetForecastMargin: 1.0,
+
+    // ---------------------------------------------------------------------------------------
+    // Anomaly tier: group `aifinops-anomaly`. A team's spend (LLM + GPU, 5-minute average) is
+    // compared with a seasonal prediction: the highest of the averages over `window` centred on
+    // the same time one `period` ago, for each period with history. The band above it is a
+    // robust z-score: prediction + anomalyZThreshold x 1.4826 x MAD, the MAD (median absolute
+    // deviation of spend from its prediction) taken over anomalyMadWindow and floored.
+
+    // Evaluation interval of the anomaly group.
+    anomalyInterval: '5m',
+    // Seasons of the prediction. A team needs at least the first one's history (1 day) before
+    // it can alert; the weekly one takes weekday/weekend patterns into account once a week of
+    // history exists (needs retention beyond 8 days).
+    anomalySeasons: [
+      { name: '1d', period: '1d' },
+      { name: '1w', period: '1w' },
+    ],
+    // Width of the window averaged around the same time one season ago.
+    anomalySeasonWindow: '1h',
+    // MAD window: the spread of normal prediction errors. Longer is steadier.
+    anomalyMadWindow: '1w',
+    // Robust z-score above which spend is anomalous (5 = far outside the normal error).
+    anomalyZThreshold: 5,
+    // MAD floors, so a flat series (GPUs: constant price x allocation) does not divide by
+    // ~zero: the MAD is at least this fraction of the prediction...
+    anomalyMadFloorRatio: 0.1,
+    // ...plus this many $/h.
+    anomalyMadFloorUsdPerHour: 1,
+    // Spend must exceed the prediction by at least this many $/h (cheap anomalies stay quiet).
+    anomalyMinExcessUsdPerHour: 10,
+    // Above the band for this long before firing.
+    anomalyFor: '15m',
+
+    // ---------------------------------------------------------------------------------------
+    // Waste and hygiene tier: group `aifinops-waste`.
+
+    // Evaluation interval of the waste group.
+    wasteInterval: '30s',
+    // AIFinOpsGPUIdle: a GPU held by a pod whose utilisation (0..1), averaged over
+    // gpuIdleAvgWindow, stays below gpuIdleRatio for gpuIdleFor.
+    gpuIdleRatio: 0.05,
+    gpuIdleAvgWindow: '5m',
+    gpuIdleFor: '15m',
+    // AIFinOpsGPUIdleSpendHigh: a team's idle-GPU spend (aifinops_gpu_idle_cost_usd_total)
+    // over gpuIdleSpendWindow above this $/h, for gpuIdleSpendFor.
+    gpuIdleSpendUsdPerHour: 20,
+    gpuIdleSpendWindow: '30m',
+    gpuIdleSpendFor: '15m',
+    // AIFinOpsLLMUnpricedUsage: at least this many unpriced requests of a provider/model within
+    // unpricedWindow (their dollars are missing from every figure), for unpricedFor.
+    unpricedMinRequests: 1,
+    unpricedWindow: '15m',
+    unpricedFor: '5m',
+    // AIFinOpsUnattributedSpend: unattributed spend over unattributedWindow above this $/h...
+    unattributedFloorUsdPerHour: 10,
+    // ...and above this fraction of all spend, for unattributedFor.
+    unattributedMinRatio: 0.05,
+    unattributedWindow: '1h',
+    unattributedFor: '30m',
+    // AIFinOpsSeriesOverflow: label values folded into __other__ within this window.
+    overflowWindow: '10m',
+
+    // ---------------------------------------------------------------------------------------
+    // Pipeline tier: group `aifinops-pipeline`.
+
+    // Evaluation interval of the pipeline group.
+    pipelineInterval: '30s',
+    // Pipeline alerts that make spend alerts lie (exporter down, collector failing, consumer
+    // lag, cost metrics absent) stay firing this long after recovery: the backlog they leave
+    // arrives as a burst, and Alertmanager's inhibition keeps silencing the fast and anomaly
+    // alerts it fakes until then. Keep it above fastKeepFiringFor.
+    pipelineKeepFiringFor: '10m',
+    // AIFinOpsExporterDown: `up` of an aifinops job is 0 for this long.
+    exporterDownFor: '1m',
+    // AIFinOpsCollectorFailing: aifinops_collector_success is 0 for this long.
+    collectorFailingFor: '2m',
+    // AIFinOpsBridgeConsumerLagHigh: messages behind on a topic, for bridgeLagFor.
+    bridgeLagMessages: 10000,
+    bridgeLagFor: '5m',
+    // AIFinOpsBridgeDeadLetters: invalid (dead-lettered) messages within this window.
+    deadLetterWindow: '10m',
+    // AIFinOpsBridgeProduceErrors: produce errors within this window, for produceErrorsFor.
+    produceErrorsWindow: '5m',
+    produceErrorsFor: '5m',
+    // AIFinOpsCostMetricsAbsent: one of these families has had no sample for
+    // costMetricsAbsentWindow, for costMetricsAbsentFor. Drop a family you do not run (e.g. the
+    // GPU one without a GPU exporter).
+    costMetricsFamilies: ['aifinops_llm_cost_usd_total', 'aifinops_gpu_cost_usd_total'],
+    costMetricsAbsentWindow: '10m',
+    costMetricsAbsentFor: '5m',
+
+    // ---------------------------------------------------------------------------------------
+    // Alertmanager (rules/alertmanager.yaml).
+
+    // The bridge's webhook (DESIGN.md: POST /v1/alertmanager on port 9873). In Kubernetes, use
+    // the bridge Service, e.g. http://<release>-bridge.<namespace>.svc:9873/v1/alertmanager.
+    alertmanagerWebhookURL: 'http://127.0.0.1:9873/v1/alertmanager',
+    // Fast tier route: every (alertname, team, model) is its own group so a new alert never
+    // waits for another group's interval; group_wait is the whole Alertmanager delay.
+    alertmanagerFast: { groupBy: ['alertname', 'team', 'model'], groupWait: '1s', groupInterval: '30s', repeatInterval: '1h' },
+    // Every other aifinops alert.
+    alertmanagerDefault: { groupBy: ['alertname', 'team', 'period'], groupWait: '30s', groupInterval: '5m', repeatInterval: '4h' },
+    // AIFinOpsWatchdog is re-sent this often, so the bridge (and whoever watches
+    // cost-anomalies) sees a heartbeat.
+    alertmanagerWatchdogRepeatInterval: '5m',
   },
 }

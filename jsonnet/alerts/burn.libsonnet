@@ -1,0 +1,98 @@
+// Burn tier: budgets from aifinops_budget_usd{team,period} drive one rule per window pair,
+// threshold and period for every team; a team without a budget matches nothing here.
+local names = import '../lib/names.libsonnet';
+local p = import '../lib/promql.libsonnet';
+local r = import '../lib/rules.libsonnet';
+
+{
+  aifinopsAlertRules+:: {
+    local c = $._config,
+    local n = names(c),
+    local t = p.template,
+    local teamPeriod(series) = '%s{team=%%q, period=%%q}' % series,
+    local budgetText = t.queryDollars('`%s`' % teamPeriod(n.budget), '$labels.team $labels.period'),
+    local common = { tier: 'burn', dashboard: 'overview', teamVar: true },
+
+    local burn(w) = r.alert(c, common {
+      name: w.alert,
+      severity: w.severity,
+      'for': w['for'],
+      labels: { long_window: w.long, short_window: w.short },
+      expr: |||
+        %(long)s * %(hour)d > on (team) group_right () (%(factor)s * %(hour)d * %(sustainable)s)
+        and on (team, period)
+        %(short)s > on (team) group_right () (%(factor)s * %(sustainable)s)
+      ||| % {
+        long: n.spend(w.long),
+        short: n.spend(w.short),
+        sustainable: n.sustainable,
+        factor: p.num(w.factor),
+        hour: p.hour,
+      },
+      summary: 'A team is spending at more than %sx the pace its budget allows.' % p.num(w.factor),
+      description: 'Team {{ $labels.team }} spent on average %s/h over the last %s (and above that pace over the last %s): more than %sx the %s that would spend its {{ $labels.period }} budget of %s exactly by the end of the period.' % [
+        t.dollars,
+        w.long,
+        w.short,
+        p.num(w.factor),
+        t.queryDollars('`%s * %d`' % [teamPeriod(n.sustainable), p.hour], '$labels.team $labels.period', '/h'),
+        budgetText,
+      ],
+    }),
+
+    local threshold(level) =
+      local percent = std.toString(std.round(level.ratio * 100));
+      r.alert(c, common {
+        name: 'AIFinOpsBudgetThreshold',
+        severity: level.severity,
+        'for': c.budgetThresholdFor,
+        labels: { threshold: percent },
+        expr: '%s > on (team, period) (%s * %s)' % [n.periodToDate, p.num(level.ratio), n.budget],
+        summary: 'A team has spent %s %% of its budget for the period.' % percent,
+        description: 'Team {{ $labels.team }} has spent %s of its {{ $labels.period }} budget of %s in this period (UTC), more than %s %%.' % [
+          t.dollars,
+          budgetText,
+          percent,
+        ],
+      }),
+
+    local forecast(period) =
+      local f = c.budgetForecast[period];
+      r.alert(c, common {
+        name: 'AIFinOpsBudgetExhaustionForecast',
+        severity: 'warning',
+        'for': f['for'],
+        // The series carry it already; as a rule label it tells the two rules apart.
+        labels: { period: period },
+        expr: |||
+          (
+            %(ptd)s{period="%(period)s"}
+            + on (team) group_left ()
+            %(rate)s * scalar(%(remaining)s{period="%(period)s"})
+          )
+          > on (team, period) (%(margin)s * %(budget)s)
+          unless on (team, period)
+          %(ptd)s >= on (team, period) %(budget)s
+        ||| % {
+          ptd: n.periodToDate,
+          period: period,
+          rate: n.spend(f.window),
+          remaining: n.periodRemaining,
+          margin: p.num(c.budgetForecastMargin),
+          budget: n.budget,
+        },
+        summary: 'At its current pace a team will overspend its budget before the period ends.',
+        description: 'At its average pace over the last %s (%s), team {{ $labels.team }} will have spent %s by the end of this {{ $labels.period }} period, above its budget of %s (spent so far: %s).' % [
+          f.window,
+          t.queryDollars('`%s{team=%%q} * %d`' % [n.spend(f.window), p.hour], '$labels.team', '/h'),
+          t.dollars,
+          budgetText,
+          t.queryDollars('`%s`' % teamPeriod(n.periodToDate), '$labels.team $labels.period'),
+        ],
+      }),
+
+    burn+: [burn(w) for w in c.budgetBurnWindows]
+           + [threshold(level) for level in c.budgetThresholds]
+           + [forecast(period) for period in std.objectFields(c.budgetForecast)],
+  },
+}

@@ -1,0 +1,137 @@
+// Fast tier (tripwire): fires at the first 5-second evaluation that sees a runaway, for: 0s.
+// Guards: a dollar (or token) floor, a minimum request rate, the spike compared with the maximum
+// of its own rate in a window that ends fastBaselineOffset ago (so the spike is never part of its
+// own baseline), and upward changes only. A series without a baseline (new spend) must clear a
+// higher floor, and only once the pack has baselines at all: loading the rules (or a fresh
+// Prometheus) does not page for every team already spending.
+local names = import '../lib/names.libsonnet';
+local p = import '../lib/promql.libsonnet';
+local r = import '../lib/rules.libsonnet';
+
+{
+  aifinopsAlertRules+:: {
+    local c = $._config,
+    local n = names(c),
+    local t = p.template,
+    local baseline(series) = n.baseline(series),
+    local baselineText = 'its highest %s rate between %s and %s ago' % [
+      c.fastRateWindow, p.duration(p.seconds(c.fastBaselineWindow) + p.seconds(c.fastBaselineOffset)), c.fastBaselineOffset,
+    ],
+    local teamModel(series) = '%s{team=%%q, model=%%q}' % series,
+    local common = {
+      tier: 'fast',
+      keepFiringFor: c.fastKeepFiringFor,
+      teamVar: true,
+    },
+
+    fast+: [
+      r.alert(c, common {
+        name: 'AIFinOpsLLMSpendSpike',
+        severity: 'critical',
+        dashboard: 'llm',
+        expr: |||
+          (
+              %(cost)s * %(hour)d > %(floor)s
+              and on (team, model)
+              %(cost)s > %(factor)s * %(baseline)s
+            or
+              %(cost)s * %(hour)d > %(newFloor)s
+              unless on (team, model)
+              %(baseline)s
+              and on ()
+              count(%(baseline)s) > 0
+          )
+          and on (team, model)
+          %(requests)s * 60 >= %(minRequests)s
+        ||| % {
+          cost: n.llmCostRate,
+          requests: n.llmRequestsRate,
+          baseline: baseline(n.llmCostRate),
+          hour: p.hour,
+          floor: p.num(c.llmSpikeFloorUsdPerHour),
+          factor: p.num(c.llmSpikeFactor),
+          newFloor: p.num(c.llmSpikeNewSpendFloorUsdPerHour),
+          minRequests: p.num(c.llmSpikeMinRequestsPerMinute),
+        },
+        summary: 'LLM spend of a team and model jumped far above its recent maximum.',
+        description: 'Team {{ $labels.team }} is spending %s/h on model {{ $labels.model }} over the last %s, more than %sx %s (%s), or above $%s/h with no spend then.' % [
+          t.dollars,
+          c.fastRateWindow,
+          p.num(c.llmSpikeFactor),
+          baselineText,
+          t.queryDollars('`%s * %d`' % [teamModel(baseline(n.llmCostRate)), p.hour], '$labels.team $labels.model', '/h'),
+          p.num(c.llmSpikeNewSpendFloorUsdPerHour),
+        ],
+      }),
+
+      r.alert(c, common {
+        name: 'AIFinOpsLLMTokenRunaway',
+        severity: 'critical',
+        dashboard: 'llm',
+        expr: |||
+          (
+              %(tokens)s > %(floor)s
+              and on (team, model)
+              %(tokens)s > %(factor)s * %(baseline)s
+            or
+              %(tokens)s > %(newFloor)s
+              unless on (team, model)
+              %(baseline)s
+              and on ()
+              count(%(baseline)s) > 0
+          )
+          and on (team, model)
+          %(requests)s * 60 >= %(minRequests)s
+        ||| % {
+          tokens: n.llmTokensRate,
+          requests: n.llmRequestsRate,
+          baseline: baseline(n.llmTokensRate),
+          floor: p.num(c.tokenRunawayFloorTokensPerSecond),
+          factor: p.num(c.tokenRunawayFactor),
+          newFloor: p.num(c.tokenRunawayNewFloorTokensPerSecond),
+          minRequests: p.num(c.llmSpikeMinRequestsPerMinute),
+        },
+        summary: 'LLM token throughput of a team and model is running away.',
+        description: 'Team {{ $labels.team }} is consuming %s tokens/s on model {{ $labels.model }}, more than %sx %s, or above %s tokens/s without any traffic then. Its recorded spend: %s (none, or $0.00/h, for a model without a price).' % [
+          t.count,
+          p.num(c.tokenRunawayFactor),
+          baselineText,
+          p.num(c.tokenRunawayNewFloorTokensPerSecond),
+          t.queryDollars('`%s * %d`' % [teamModel(n.llmCostRate), p.hour], '$labels.team $labels.model', '/h'),
+        ],
+      }),
+
+      r.alert(c, common {
+        name: 'AIFinOpsGPUSpendJump',
+        severity: 'warning',
+        dashboard: 'gpu',
+        expr: |||
+          (
+              %(gpu)s > on (team) %(factor)s * %(baseline)s
+              and on (team)
+              %(gpu)s - on (team) %(baseline)s > %(minIncrease)s
+            or
+              %(gpu)s > %(minIncrease)s
+              unless on (team)
+              %(baseline)s
+              and on ()
+              count(%(baseline)s) > 0
+          )
+        ||| % {
+          gpu: n.gpuTeamHourlyCost,
+          baseline: baseline(n.gpuTeamHourlyCost),
+          factor: p.num(c.gpuJumpFactor),
+          minIncrease: p.num(c.gpuJumpMinIncreaseUsdPerHour),
+        },
+        summary: 'GPU spend of a team jumped far above its recent maximum.',
+        description: 'The GPUs team {{ $labels.team }} holds now cost %s/h, at least $%s/h and %sx above %s (%s).' % [
+          t.dollars,
+          p.num(c.gpuJumpMinIncreaseUsdPerHour),
+          p.num(c.gpuJumpFactor),
+          'the highest level between %s and %s ago' % [p.duration(p.seconds(c.fastBaselineWindow) + p.seconds(c.fastBaselineOffset)), c.fastBaselineOffset],
+          t.queryDollars('`%s{team=%%q}`' % baseline(n.gpuTeamHourlyCost), '$labels.team', '/h'),
+        ],
+      }),
+    ],
+  },
+}

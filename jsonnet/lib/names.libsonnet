@@ -1,0 +1,33 @@
+// Names of the recorded series (level:metric:operations), as functions of the config: window
+// suffixes follow the configured windows. Rules, alerts and docs take them from here.
+function(c) {
+  // Fast tier: per team and model, over fastRateWindow.
+  llmCostRate: 'team_model:aifinops_llm_cost_usd:rate' + c.fastRateWindow,
+  llmRequestsRate: 'team_model:aifinops_llm_requests:rate' + c.fastRateWindow,
+  llmTokensRate: 'team_model:aifinops_llm_tokens:rate' + c.fastRateWindow,
+  // The maximum of a fast series over its baseline window (fastBaselineWindow ending
+  // fastBaselineOffset ago), where that window holds at least fastBaselineMinHistory.
+  baseline(series): series + '_baseline',
+  // $/h of each GPU a pod holds (a GPU shared by n pods: 1/n of its price each).
+  gpuPodHourlyCost: 'pod_gpu:aifinops_gpu_hourly_cost_usd:share',
+  // $/h of the GPUs a team's pods hold.
+  gpuTeamHourlyCost: 'team:aifinops_gpu_hourly_cost_usd:sum',
+
+  // Burn tier: spend (LLM + GPU) in $/s averaged over a window, per source and per team.
+  spendBySource: 'team_source:aifinops_spend_usd_per_second:avg' + c.spendRateWindow,
+  spend(window): 'team:aifinops_spend_usd_per_second:avg' + window,
+  spendBase: self.spend(c.spendRateWindow),
+  // Budgets and their periods.
+  budget: 'team_period:aifinops_budget_usd:max',
+  periodStart: 'period:aifinops_budget_period_start:timestamp_seconds',
+  periodLength: 'period:aifinops_budget_period_length:seconds',
+  periodRemaining: 'period:aifinops_budget_period_remaining:seconds',
+  sustainable: 'team_period:aifinops_budget_usd_per_second:sustainable',
+  periodToDate: 'team_period:aifinops_spend_usd:period_to_date',
+
+  // Anomaly tier.
+  prediction: 'team:aifinops_spend_usd_per_second:prediction',
+  absResidual: 'team:aifinops_spend_usd_per_second:abs_residual',
+  mad: 'team:aifinops_spend_usd_per_second:mad' + c.anomalyMadWindow,
+  upperBand: 'team:aifinops_spend_usd_per_second:upper_band',
+}

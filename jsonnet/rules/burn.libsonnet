@@ -1,0 +1,108 @@
+// Burn tier recordings: the spend series every slower tier reads (LLM + GPU, $/s, averaged over
+// the configured windows), budgets per team and period, and period-to-date spend.
+local names = import '../lib/names.libsonnet';
+local p = import '../lib/promql.libsonnet';
+local r = import '../lib/rules.libsonnet';
+
+// Budget periods: UTC days and calendar months (PromQL's clock is UTC). `start` and `length`
+// are PromQL for the current period; `longest` bounds the look-back that re-seeds
+// period-to-date spend.
+local periods = {
+  daily: {
+    start: 'vector(time() - time() %% %(day)d)' % { day: p.day },
+    length: 'vector(%(day)d)' % { day: p.day },
+    longest: '1d',
+  },
+  monthly: {
+    start: 'vector(time() - time() %% %(day)d) - (day_of_month() - 1) * %(day)d' % { day: p.day },
+    length: 'days_in_month() * %(day)d' % { day: p.day },
+    longest: '31d',
+  },
+};
+
+{
+  aifinopsBudgetPeriods:: std.objectFields(periods),
+
+  aifinopsRecordingRules+:: {
+    local c = $._config,
+    local n = names(c),
+    local base = n.spendBase,
+    local step = c.spendRateWindow,
+    // Every window an alert reads, except the base window itself.
+    local windows = std.setDiff(
+      std.set(
+        [w.long for w in c.budgetBurnWindows] + [w.short for w in c.budgetBurnWindows]
+        + [c.budgetForecast[k].window for k in std.objectFields(c.budgetForecast)],
+        p.seconds
+      ),
+      [step],
+      p.seconds
+    ),
+
+    // Period-to-date spend of a period, carried forward from its previous value so it needs no
+    // retention beyond Prometheus' look-back: previous value + $/s x seconds since it was
+    // recorded, while still in the same period. At a period's start, on first load, or after a
+    // gap longer than the look-back, it is re-seeded from what is retained: the hourly averages
+    // of the whole hours since the period began plus the current pace over the part of this
+    // hour; in the period's first hour, the current pace x the time since it began.
+    local periodToDate(period) =
+      local f = {
+        ptd: '%s{period="%s"}' % [n.periodToDate, period],
+        start: '%s{period="%s"}' % [n.periodStart, period],
+        base: base,
+        budget: '%s{period="%s"}' % [n.budget, period],
+        longest: periods[period].longest,
+        hour: p.hour,
+      };
+      |||
+        (
+            (
+              %(ptd)s
+              + (time() - timestamp(%(ptd)s)) * on (team) group_left () %(base)s
+              and
+              timestamp(%(ptd)s) > on () group_left () %(start)s
+            )
+          or on (team)
+            (
+              sum_over_time(
+                (avg_over_time(%(base)s[1h]) and on () (vector(time()) > on () (%(start)s @ end())))[%(longest)s:1h]
+              ) * %(hour)d
+              + on (team)
+              %(base)s * (time() %% %(hour)d)
+            )
+          or on (team)
+            %(base)s * scalar(time() - %(start)s)
+        )
+        and on (team)
+        %(budget)s
+      ||| % f,
+
+    burn+: [
+      // Spend by source: LLM calls (priced per event) and GPUs (the exporter's cost counter,
+      // GPUs no pod holds included, with an empty team).
+      r.record(n.spendBySource, |||
+        label_replace(sum by (team) (rate(aifinops_llm_cost_usd_total{%(llm)s}[%(w)s])), "source", "llm", "", "")
+        or
+        label_replace(sum by (team) (rate(aifinops_gpu_cost_usd_total{%(gpu)s}[%(w)s])), "source", "gpu", "", "")
+      ||| % { llm: c.llmSelector, gpu: c.gpuSelector, w: step }),
+      r.record(base, 'sum by (team) (%s)' % n.spendBySource),
+    ] + [
+      r.record(n.spend(w), 'avg_over_time(%s[%s])' % [base, w])
+      for w in windows
+    ] + [
+      r.record(n.budget, 'max by (team, period) (aifinops_budget_usd{%s})' % c.budgetSelector),
+    ] + std.flattenArrays([
+      [
+        r.record(n.periodStart, periods[period].start, { period: period }),
+        r.record(n.periodLength, periods[period].length, { period: period }),
+      ]
+      for period in std.objectFields(periods)
+    ]) + [
+      r.record(n.periodRemaining, '%s + %s - time()' % [n.periodStart, n.periodLength]),
+      r.record(n.sustainable, '%s / on (period) group_left () %s' % [n.budget, n.periodLength]),
+    ] + [
+      r.record(n.periodToDate, periodToDate(period), { period: period })
+      for period in std.objectFields(periods)
+    ],
+  },
+}

@@ -1,0 +1,48 @@
+// Fast tier recordings: 30-second rates per team and model, the GPU $/h teams hold, and the
+// baselines the fast alerts compare them with.
+local names = import '../lib/names.libsonnet';
+local p = import '../lib/promql.libsonnet';
+local r = import '../lib/rules.libsonnet';
+
+{
+  aifinopsRecordingRules+:: {
+    local c = $._config,
+    local n = names(c),
+    local llmRate(metric) =
+      'sum by (team, model) (rate(%s{%s}[%s]))' % [metric, c.llmSelector, c.fastRateWindow],
+    // The maximum over the baseline window, kept only where the window holds enough samples.
+    local baseline(series, by) = r.record(n.baseline(series), |||
+      max_over_time(%(s)s[%(w)s] offset %(o)s)
+      and on (%(by)s)
+      count_over_time(%(s)s[%(w)s] offset %(o)s) >= %(min)d
+    ||| % {
+      s: series,
+      w: c.fastBaselineWindow,
+      o: c.fastBaselineOffset,
+      by: by,
+      min: p.seconds(c.fastBaselineMinHistory) / p.seconds(c.fastInterval),
+    }),
+
+    fast+: [
+      r.record(n.llmCostRate, llmRate('aifinops_llm_cost_usd_total')),
+      r.record(n.llmRequestsRate, llmRate('aifinops_llm_requests_total')),
+      r.record(n.llmTokensRate, llmRate('aifinops_llm_tokens_total')),
+      // Gauges, so a GPU grab shows at the first scrape. `max by` removes duplicates of the
+      // same GPU (two scrapes of one exporter during a rollout); a GPU shared by several pods
+      // (time-slicing) splits its price among them.
+      r.record(n.gpuPodHourlyCost, |||
+        (
+          max by (node, gpu, uuid, namespace, pod, team) (aifinops_gpu_allocated{%(sel)s})
+          / on (node, gpu, uuid) group_left ()
+          count by (node, gpu, uuid) (max by (node, gpu, uuid, namespace, pod) (aifinops_gpu_allocated{%(sel)s}))
+        )
+        * on (node, gpu, uuid) group_left ()
+        max by (node, gpu, uuid) (aifinops_gpu_hourly_cost_usd{%(sel)s})
+      ||| % { sel: c.gpuSelector }),
+      r.record(n.gpuTeamHourlyCost, 'sum by (team) (%s)' % n.gpuPodHourlyCost),
+      baseline(n.llmCostRate, 'team, model'),
+      baseline(n.llmTokensRate, 'team, model'),
+      baseline(n.gpuTeamHourlyCost, 'team'),
+    ],
+  },
+}
