@@ -226,3 +226,54 @@ def test_a_real_prometheus_scrapes_gpu_dollars_that_grow_with_time(daemon, prome
     assert worse == []
     held = prom.query('count(aifinops_gpu_allocated{job="gpu"})')
     assert held[0]["value"][1] == "5"
+
+
+def test_samples_published_by_the_exporter_arrive_on_kafka_keyed_by_gpu_with_the_counted_in_header(
+    daemon, kafka_session_logs, topic_name, tmp_path
+):
+    from aifinops.exporters.events import GPU_SAMPLE_TYPE, parse_envelope, parse_gpu_sample
+    from support.kafka_helpers import consume, create_topics
+
+    bootstrap = kafka_session_logs.bootstrap
+    topic = topic_name("gpu-utilization-events")
+    create_topics(bootstrap, {topic: 10})
+    d = daemon(
+        ["--source=simulated", f"--kafka.bootstrap-servers={bootstrap}"],
+        f"""
+cluster: it-1
+kafka: {{topics: {{gpu: {{name: {topic}, partitions: 10, retention_ms: 86400000}}}}}}
+producer: {{spool_dir: {tmp_path / "spool"}}}
+gpu:
+  interval_seconds: 0.2
+  simulator: {{nodes: 1, gpus_per_node: 3, patterns: [busy, unallocated, idle]}}
+""",
+    )
+    # Every GPU over at least three intervals, acknowledged by the broker.
+    samples = d.wait_for(
+        "nine samples produced",
+        lambda s: sum(_values(s, "aifinops_bridge_produced_total", topic=topic)) >= 9,
+    )
+    produced = int(sum(_values(samples, "aifinops_bridge_produced_total", topic=topic)))
+    gpus = {lbls["uuid"]: lbls for n, lbls, _ in samples if n == "aifinops_gpu_info"}
+    d.process.stop()
+
+    records = consume(bootstrap, topic, produced, timeout=30)
+    assert len(records) >= produced
+    seen: dict[str, list] = {}
+    for r in records:
+        env = parse_envelope(json.loads(r.value), types=frozenset({GPU_SAMPLE_TYPE}))
+        sample = parse_gpu_sample(env.data)
+        assert r.key == f"{sample.node}/{sample.uuid}".encode()
+        assert dict(r.headers) == {"aifinops-counted-in": b"it-1"}
+        assert env.source == f"aifinops-gpu-exporter/it-1/{sample.node}"
+        seen.setdefault(sample.uuid, []).append(sample)
+    assert set(seen) == set(gpus)
+    for uuid, got in seen.items():
+        assert {s.gpu for s in got} == {int(gpus[uuid]["gpu"])}
+        assert all(s.hourly_cost_usd is not None and s.interval_seconds > 0 for s in got)
+    held = {uuid for uuid, got in seen.items() if all(s.pod for s in got)}
+    assert len(held) == 2  # busy and idle are held; the unallocated GPU's samples carry no pod
+    # One GPU's messages share a key, so they land on one partition, in order.
+    for uuid in seen:
+        parts = {r.partition for r in records if r.key.endswith(uuid.encode())}
+        assert len(parts) == 1
