@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import kafka.errors as kerrors
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
 
 from aifinops.exporters.config import KafkaConfig, ProducerConfig
 
-from .records import OutboundMessage
+from .records import OutboundMessage, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -278,3 +281,124 @@ class AdminClient:
         """Release the connections."""
         with contextlib.suppress(Exception):
             self._admin.close()
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(
+        self,
+        on_revoked: Callable[[list[TopicPartition]], None],
+        on_assigned: Callable[[list[TopicPartition]], None],
+    ) -> None:
+        self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._on_revoked([TopicPartition(tp.topic, tp.partition) for tp in revoked])
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._on_assigned([TopicPartition(tp.topic, tp.partition) for tp in assigned])
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    """How the group consumer behaves (from the `bridge` config section)."""
+
+    group_id: str
+    topics: tuple[str, ...]
+    auto_offset_reset: str = "earliest"
+    max_poll_records: int = 5000
+    max_poll_interval_ms: int = 30000
+    session_timeout_ms: int = 10000
+    heartbeat_interval_ms: int = 3000
+
+
+class ConsumerClient:
+    """A group member over the bridge's topics with manual commits.
+
+    Not thread-safe (kafka-python's consumer is not): one thread polls, commits and seeks. The
+    rebalance callbacks run inside `poll`, on that thread. Records are kafka-python's
+    `ConsumerRecord`s, which have the fields of `records.InboundRecord`.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaConfig,
+        settings: ConsumerSettings,
+        on_revoked: Callable[[list[TopicPartition]], None],
+        on_assigned: Callable[[list[TopicPartition]], None],
+    ) -> None:
+        try:
+            self._consumer = KafkaConsumer(
+                **client_settings(kafka),
+                group_id=settings.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset=settings.auto_offset_reset,
+                max_poll_records=settings.max_poll_records,
+                max_poll_interval_ms=settings.max_poll_interval_ms,
+                session_timeout_ms=settings.session_timeout_ms,
+                heartbeat_interval_ms=settings.heartbeat_interval_ms,
+                request_timeout_ms=max(30000, settings.session_timeout_ms + 5000),
+                bootstrap_timeout_ms=5000,
+                max_partition_fetch_bytes=8 << 20,
+                fetch_max_bytes=64 << 20,
+                metrics_enabled=False,
+            )
+        except kerrors.KafkaTimeoutError as exc:
+            raise BrokerUnavailableError(_describe(exc)) from exc
+        except kerrors.KafkaError as exc:
+            raise TransportError(_describe(exc)) from exc
+        self._consumer.subscribe(
+            topics=list(settings.topics), listener=_Listener(on_revoked, on_assigned)
+        )
+
+    def poll(self, timeout: float, max_records: int | None = None) -> list[tuple[Any, list[Any]]]:
+        """The next records as `(partition, records)` pairs; raises `TransportError`."""
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        except kerrors.KafkaError as exc:
+            raise TransportError(_describe(exc)) from exc
+        return list(batches.items())
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit the next offsets to read per partition; raises `TransportError`."""
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(
+                {
+                    KafkaTopicPartition(tp.topic, tp.partition): OffsetAndMetadata(offset, "", -1)
+                    for tp, offset in offsets.items()
+                }
+            )
+        except kerrors.KafkaError as exc:
+            raise TransportError(f"commit failed: {_describe(exc)}") from exc
+
+    def committed(self, partition: TopicPartition) -> int | None:
+        """The group's committed offset of a partition (None when it has none)."""
+        try:
+            return self._consumer.committed(KafkaTopicPartition(*partition))
+        except kerrors.KafkaError as exc:
+            raise TransportError(_describe(exc)) from exc
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Read `partition` from `offset` on."""
+        self._consumer.seek(KafkaTopicPartition(*partition), offset)
+
+    def beginning(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """The first offset still stored per partition."""
+        try:
+            found = self._consumer.beginning_offsets([KafkaTopicPartition(*p) for p in partitions])
+        except kerrors.KafkaError as exc:
+            raise TransportError(_describe(exc)) from exc
+        return {TopicPartition(tp.topic, tp.partition): offset for tp, offset in found.items()}
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        """The partition's end offset as of the latest fetch (no request)."""
+        return self._consumer.highwater(KafkaTopicPartition(*partition))
+
+    def close(self) -> None:
+        """Leave the group and close the connections (nothing is committed here)."""
+        try:
+            self._consumer.close(autocommit=False)
+        except Exception as exc:
+            log.debug("closing the Kafka consumer: %s", exc)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
+from aifinops.bridge.app import build_bridge
+from aifinops.bridge.checkpoint import StateError
+from aifinops.exporters.runtime.config import ConfigError
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth
 
 from .common import DaemonSpec, listen_address, start_daemon
@@ -21,6 +25,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = start_daemon(SPEC, argv)
     if isinstance(config, int):
         return config
+    if not config.kafka.bootstrap_servers:
+        print(
+            f"{SPEC.prog}: the bridge needs Kafka: set --kafka.bootstrap-servers "
+            "(or kafka.bootstrap_servers, AIFINOPS_KAFKA_BOOTSTRAP_SERVERS)",
+            file=sys.stderr,
+        )
+        return 2
     health = CollectorHealth()
     registry = new_registry(health)
-    return serve(SPEC.prog, listen_address(config, SPEC), registry)
+    try:
+        bridge = build_bridge(config, health)
+    except (StateError, ConfigError) as exc:
+        print(f"{SPEC.prog}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        for collector in bridge.collectors:
+            registry.register(collector)
+        return serve(
+            SPEC.prog,
+            listen_address(config, SPEC),
+            registry,
+            bridge.components,
+            routes=bridge.routes,
+            ready=bridge.ready,
+        )
+    finally:
+        bridge.close()

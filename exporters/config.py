@@ -423,9 +423,60 @@ class ProducerConfig:
 
 @dataclass(frozen=True)
 class BridgeConfig:
-    """The Kafka bridge."""
+    """The Kafka bridge: consumer group, delivery guarantee state, dead letters and the webhook."""
 
+    # Replicas with the same group id share the partitions (scale out up to the partition count).
     group_id: str = "aifinops-bridge"
+    # Where the bridge keeps the checkpoint that carries its counters across a restart (the values
+    # of the last scrape and the offsets they include). "" turns it off: counters then restart at
+    # zero and only Prometheus' reset handling protects the totals. Keep it on a volume that
+    # survives container restarts (an emptyDir does).
+    state_dir: str = "data/bridge"
+    # Where the group starts on a partition it has no committed offset for.
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # A message larger than this is invalid (dead-lettered) without being parsed.
+    max_message_bytes: int = 1 << 20
+    # Dead letters keep the original value up to this size (larger ones are cut, and say so).
+    dlq_max_message_bytes: int = 8 << 20
+    # After a restart, the messages read again per partition before the checkpoint's offset to
+    # remember their (source, id): a retried event that straddles the restart still counts once.
+    dedupe_replay_messages: int = 10000
+    max_poll_records: int = 5000
+    # Kafka's group timings; Tansu holds a join for the whole rebalance timeout, so keep it short.
+    max_poll_interval_ms: int = 30000
+    session_timeout_ms: int = 10000
+    heartbeat_interval_ms: int = 3000
+    # GPUs that stop sending samples lose their gauges after this long (money series stay for
+    # gpu.retention_seconds).
+    gpu_ttl_seconds: float = 60.0
+    # Alertmanager notifications larger than this get 413.
+    webhook_max_body_bytes: int = 4 << 20
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Positive sizes and timings in the order Kafka requires."""
+        return (
+            check(bool(self.group_id), "group_id", "must not be empty")
+            + check(self.max_message_bytes >= 1024, "max_message_bytes", "must be at least 1024")
+            + check(
+                self.dlq_max_message_bytes >= 1024, "dlq_max_message_bytes", "must be at least 1024"
+            )
+            + check(self.dedupe_replay_messages >= 0, "dedupe_replay_messages", "must be 0 or more")
+            + check(self.max_poll_records >= 1, "max_poll_records", "must be at least 1")
+            + check(
+                self.heartbeat_interval_ms < self.session_timeout_ms,
+                "heartbeat_interval_ms",
+                "must be less than session_timeout_ms",
+            )
+            + check(
+                self.max_poll_interval_ms >= 1000, "max_poll_interval_ms", "must be at least 1000"
+            )
+            + check(self.gpu_ttl_seconds > 0, "gpu_ttl_seconds", "must be positive")
+            + check(
+                self.webhook_max_body_bytes >= 1024,
+                "webhook_max_body_bytes",
+                "must be at least 1024",
+            )
+        )
 
 
 @dataclass(frozen=True)

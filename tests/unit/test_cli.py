@@ -45,11 +45,14 @@ def test_config_check_verb(tmp_path, capsys):
 def test_daemon_serves_and_stops_cleanly_on_sigterm(script, tmp_path):
     port = free_port()
     args = [str(BIN / script), f"--web.listen-address=127.0.0.1:{port}", "--log.level=debug"]
+    env = {**os.environ, "AIFINOPS_CLUSTER": "t1"}
     if script == "aifinops-gpu-exporter":
         args.append("--source=simulated")
-    proc = subprocess.Popen(
-        args, stderr=subprocess.PIPE, text=True, env={**os.environ, "AIFINOPS_CLUSTER": "t1"}
-    )
+    if script == "aifinops-bridge":
+        # The bridge requires Kafka; an unreachable one must not stop it serving its metrics.
+        args.append(f"--kafka.bootstrap-servers=127.0.0.1:{free_port()}")
+        env["AIFINOPS_BRIDGE_STATE_DIR"] = str(tmp_path / "state")
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
     try:
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/-/healthy"), 20, f"{script} up")
         assert http_ok(f"http://127.0.0.1:{port}/-/ready")

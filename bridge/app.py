@@ -1,0 +1,122 @@
+"""Builds the bridge from the config: consumer pipeline, checkpoint, webhook, and what the daemon serves."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from prometheus_client.registry import Collector
+
+from aifinops.exporters.cardinality import LabelLimiter, OverflowCollector
+from aifinops.exporters.config import Config
+from aifinops.exporters.gpu import GPUAggregator, GPUCollector
+from aifinops.exporters.gpu.aggregate import COST_METRIC, IDLE_COST_METRIC
+from aifinops.exporters.llm import DedupeWindow, LLMCollector, UsageIngest
+from aifinops.exporters.runtime.http import Route
+from aifinops.exporters.runtime.selfmetrics import CollectorHealth
+from aifinops.exporters.runtime.service import Component
+
+from .checkpoint import CheckpointStore, Continuation
+from .consumer import BridgeConsumer, ScrapeCheckpoint
+from .metrics import BridgeCollector, BridgeStats
+from .pipeline import MessageProcessor
+from .transport import ConsumerClient, ConsumerSettings, ProducerClient
+from .webhook import PATH, AlertForwarder
+
+
+@dataclass
+class Bridge:
+    """Everything a bridge daemon runs and serves; `close()` after the components stopped."""
+
+    consumer: BridgeConsumer
+    forwarder: AlertForwarder
+    usage: UsageIngest
+    gpu: GPUAggregator
+    collectors: Sequence[Collector]
+    routes: list[Route]
+    store: CheckpointStore | None
+
+    @property
+    def components(self) -> list[Component]:
+        """Started in order, stopped in reverse."""
+        return [self.consumer, self.forwarder]
+
+    def ready(self) -> bool:
+        """Always ready while serving: readiness must not hide the metrics that say Kafka is
+        unreachable (`aifinops_collector_success{collector="kafka_consumer"}`) from Prometheus."""
+        return True
+
+    def close(self) -> None:
+        """Release the state directory."""
+        if self.store is not None:
+            self.store.close()
+
+
+def build_bridge(config: Config, health: CollectorHealth) -> Bridge:
+    """Wire a bridge; raises `StateError` (state directory unusable or locked) or `ConfigError`
+    (price overrides)."""
+    kafka, settings, topics = config.kafka, config.bridge, config.kafka.topics
+    usage = UsageIngest.from_config(config.llm, sources=("kafka",))
+    gpu = GPUAggregator(
+        gpu_ttl_seconds=settings.gpu_ttl_seconds,
+        retention_seconds=max(config.gpu.retention_seconds, settings.gpu_ttl_seconds),
+        max_gpus=config.gpu.max_gpus,
+        max_pods=config.gpu.max_pods,
+        limiter=LabelLimiter(config.gpu.max_label_values),
+    )
+    gpu_dedupe = DedupeWindow(config.llm.dedupe_window_seconds, config.llm.dedupe_max_entries)
+    processor = MessageProcessor(
+        usage, gpu, gpu_dedupe, topics, config.cluster, settings.max_message_bytes
+    )
+    stats = BridgeStats(processor.topics)
+    store = CheckpointStore(settings.state_dir) if settings.state_dir else None
+    restored = store.open() if store is not None else None
+    consumer_settings = ConsumerSettings(
+        group_id=settings.group_id,
+        topics=processor.topics,
+        auto_offset_reset=settings.auto_offset_reset,
+        max_poll_records=settings.max_poll_records,
+        max_poll_interval_ms=settings.max_poll_interval_ms,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+    )
+    dlq_producer = dataclasses.replace(
+        config.producer, max_message_bytes=settings.dlq_max_message_bytes + (64 << 10)
+    )
+    consumer = BridgeConsumer(
+        lambda revoked, assigned: ConsumerClient(kafka, consumer_settings, revoked, assigned),
+        processor,
+        lambda: ProducerClient(kafka, dlq_producer),
+        stats,
+        health=health,
+        restored=restored,
+        dlq_max_bytes=settings.dlq_max_message_bytes,
+        # A replay goes back before the checkpoint, which only "earliest" can reset to safely.
+        dedupe_replay_messages=(
+            settings.dedupe_replay_messages if settings.auto_offset_reset == "earliest" else 0
+        ),
+        max_poll_records=settings.max_poll_records,
+    )
+    continuation = Continuation(
+        restored.counters if restored else None,
+        expiring=(COST_METRIC.removesuffix("_total"), IDLE_COST_METRIC.removesuffix("_total")),
+        retention_seconds=config.gpu.retention_seconds,
+    )
+    counted = [
+        LLMCollector(usage.aggregator, config.llm.budgets),
+        GPUCollector(gpu),
+        OverflowCollector([usage.aggregator.limiter, gpu]),
+        BridgeCollector(stats),
+    ]
+    forwarder = AlertForwarder(
+        lambda: ProducerClient(kafka, config.producer),
+        topics.anomalies.name,
+        f"aifinops-bridge/{config.cluster}",
+    )
+    collectors: list[Collector] = [
+        ScrapeCheckpoint(consumer, counted, continuation, store),
+        forwarder.collector(),
+    ]
+    routes = [Route("POST", PATH, forwarder.handle, settings.webhook_max_body_bytes)]
+    return Bridge(consumer, forwarder, usage, gpu, collectors, routes, store)

@@ -1,0 +1,249 @@
+"""The bridge's crash-safe counters: a checkpoint of what a scrape was served, and counters that continue from it.
+
+At every scrape the bridge takes, under the pipeline's lock, the counter values of its event
+collectors together with the consumer offsets whose events they include, writes both to
+`<state_dir>/checkpoint.json` (atomically: temporary file, then rename), and only then answers the
+scrape. A process that restarts loads the checkpoint, exposes every counter as the checkpointed
+value plus what it counts from then on, and resumes each partition at the checkpointed offset. So
+Prometheus sees each series continue where it was, never a reset, and every event is in exactly one
+of the two parts: the events up to the offset are in the checkpointed values, the events after it
+are read again and counted once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.core import Metric
+
+from aifinops.exporters.runtime.exposition import RowsMetricFamily
+
+from .records import TopicPartition
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+FILENAME = "checkpoint.json"
+
+
+class StateError(Exception):
+    """The state directory cannot be used."""
+
+
+@dataclass(frozen=True)
+class CounterFamily:
+    """The values of one counter family: rows of label values in `labelnames` order."""
+
+    name: str  # without _total, as RowsMetricFamily takes it
+    documentation: str
+    labelnames: tuple[str, ...]
+    rows: Mapping[tuple[str, ...], float]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Counter values as served and the next offset per partition that they include."""
+
+    positions: Mapping[TopicPartition, int]
+    counters: Mapping[str, CounterFamily] = field(default_factory=dict)
+    saved_at: float = 0.0
+
+
+class CheckpointStore:
+    """`<directory>/checkpoint.json`, locked to one process."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / FILENAME
+        self._lock_fd: int | None = None
+        self._write_lock = threading.Lock()
+
+    def open(self) -> Checkpoint | None:
+        """Lock the directory and load the checkpoint (None when there is none).
+
+        Raises `StateError` when the directory is unusable or held by another bridge; an unreadable
+        checkpoint is a `StateError` too (starting from zero would double count what it holds).
+        """
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StateError(f"bridge state directory {self.directory}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise StateError(
+                f"bridge state directory {self.directory} is in use by another process; "
+                "give each bridge replica its own bridge.state_dir"
+            ) from exc
+        self._lock_fd = fd
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self.close()
+            raise StateError(f"{self.path}: {exc.strerror}") from exc
+        try:
+            return _parse(json.loads(text))
+        except (ValueError, KeyError, TypeError) as exc:
+            self.close()
+            raise StateError(
+                f"{self.path} is unreadable ({exc}); move it away to start the counters from zero"
+            ) from exc
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        """Write the checkpoint atomically; raises `OSError`."""
+        payload = {
+            "version": VERSION,
+            "saved_at": checkpoint.saved_at,
+            "positions": [
+                [tp.topic, tp.partition, offset]
+                for tp, offset in sorted(checkpoint.positions.items())
+            ],
+            "counters": [
+                {
+                    "name": family.name,
+                    "help": family.documentation,
+                    "labels": list(family.labelnames),
+                    "rows": [[list(values), value] for values, value in family.rows.items()],
+                }
+                for family in checkpoint.counters.values()
+            ],
+        }
+        data = json.dumps(payload, separators=(",", ":"))
+        with self._write_lock:
+            tmp = self.path.with_suffix(".tmp")
+            with open(tmp, "w") as f:
+                f.write(data)
+            os.replace(tmp, self.path)
+
+    def close(self) -> None:
+        """Release the directory."""
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _parse(payload: Any) -> Checkpoint:
+    if payload.get("version") != VERSION:
+        raise ValueError(f"version {payload.get('version')!r}, expected {VERSION}")
+    positions = {
+        TopicPartition(str(topic), int(partition)): int(offset)
+        for topic, partition, offset in payload["positions"]
+    }
+    counters = {}
+    for entry in payload["counters"]:
+        labelnames = tuple(entry["labels"])
+        rows = {tuple(values): float(value) for values, value in entry["rows"]}
+        if any(len(values) != len(labelnames) for values in rows):
+            raise ValueError(f"{entry['name']}: rows do not match the label names")
+        counters[entry["name"]] = CounterFamily(entry["name"], entry["help"], labelnames, rows)
+    return Checkpoint(positions, counters, float(payload.get("saved_at", 0.0)))
+
+
+def _counter_rows(family: Metric) -> tuple[tuple[str, ...], list[tuple[tuple[str, ...], float]]]:
+    """Label names and rows of a counter family, whatever class it is."""
+    if isinstance(family, RowsMetricFamily):
+        return family.labelnames, [(tuple(v), value) for v, value in family.rows]
+    total = family.name + "_total"
+    samples = [s for s in family.samples if s.name == total]
+    labelnames = tuple(sorted(samples[0].labels)) if samples else ()
+    return labelnames, [(tuple(s.labels.get(n, "") for n in labelnames), s.value) for s in samples]
+
+
+class Continuation:
+    """Adds a checkpoint's values to live counter families (`continue_families`) and keeps base-only
+    series of families whose live series expire for `retention_seconds`, then drops them."""
+
+    def __init__(
+        self,
+        base: Mapping[str, CounterFamily] | None = None,
+        *,
+        expiring: Iterable[str] = (),
+        retention_seconds: float = 900.0,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self._base = dict(base or {})
+        self._expiring = frozenset(expiring)
+        self._retention = retention_seconds
+        self._clock = clock
+        self._started = clock()
+
+    def continue_families(self, families: Iterable[Metric]) -> list[Metric]:
+        """Live families with every counter raised by its checkpointed value; checkpointed
+        families that have no live family this time are added whole."""
+        out: list[Metric] = []
+        seen: set[str] = set()
+        expired = self._clock() - self._started > self._retention
+        for family in families:
+            if family.type != "counter":
+                out.append(family)
+                continue
+            seen.add(family.name)
+            base = self._base.get(family.name)
+            labelnames, rows = _counter_rows(family)
+            if base is None:
+                if isinstance(family, RowsMetricFamily):
+                    out.append(family)
+                else:
+                    out.append(
+                        RowsMetricFamily(
+                            family.name, family.documentation, "counter", labelnames, rows
+                        )
+                    )
+                continue
+            out.append(
+                self._merge(family.name, family.documentation, labelnames, rows, base, expired)
+            )
+        for name, base in self._base.items():
+            if name not in seen:
+                out.append(
+                    self._merge(name, base.documentation, base.labelnames, [], base, expired)
+                )
+        return out
+
+    def _merge(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: tuple[str, ...],
+        rows: list[tuple[tuple[str, ...], float]],
+        base: CounterFamily,
+        expired: bool,
+    ) -> RowsMetricFamily:
+        if labelnames != base.labelnames and rows:
+            # The label set of a family changed between versions: map by name.
+            index = [labelnames.index(n) if n in labelnames else -1 for n in base.labelnames]
+            rows = [(tuple(v[i] if i >= 0 else "" for i in index), value) for v, value in rows]
+        values = base.rows
+        merged = [(v, value + values.get(v, 0.0)) for v, value in rows]
+        if not (expired and name in self._expiring):
+            live = {v for v, _ in rows}
+            merged += [(v, value) for v, value in values.items() if v not in live]
+        return RowsMetricFamily(name, documentation, "counter", base.labelnames, merged)
+
+
+def counters_of(families: Iterable[Metric]) -> dict[str, CounterFamily]:
+    """The counter families (as exposed) to checkpoint."""
+    out = {}
+    for family in families:
+        if family.type == "counter":
+            labelnames, rows = _counter_rows(family)
+            out[family.name] = CounterFamily(
+                family.name, family.documentation, labelnames, dict(rows)
+            )
+    return out

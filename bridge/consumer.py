@@ -1,0 +1,406 @@
+"""The bridge's consumer: one group member polling the usage and GPU topics, and the scrape-time checkpoint.
+
+Delivery guarantee (docs/bridge.md): at-least-once consumption, duplicates dropped by `(source,
+id)`, and counters that stay right across a crash. Offsets are committed only up to what a
+checkpoint holds, and a checkpoint is what a scrape is served:
+
+- `ScrapeCheckpoint.collect()` (a scrape) takes, under the consumer's lock, the live counter
+  families and the next offset per partition they include, adds the restored values
+  (`Continuation`), writes them to the state directory, and only then answers; the consumer thread
+  then commits those offsets.
+- After a crash the new process restores the checkpoint, so every counter continues from the last
+  value served, and reads each partition again from the checkpointed offset: the events after it
+  are counted once, those before it are already in the restored values. The `dedupe_replay_messages`
+  before that offset are read again only to remember their identities.
+- On a rebalance the revoked partitions are checkpointed and committed at the position reached
+  (this member keeps serving what it counted). On SIGTERM the batch in hand is finished, the offsets
+  of the last checkpoint are committed, and the member leaves the group.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from aifinops.exporters.runtime.selfmetrics import CollectorHealth
+
+from .checkpoint import Checkpoint, CheckpointStore, Continuation, counters_of
+from .metrics import BridgeStats
+from .pipeline import MessageProcessor
+from .producer import SendingClient
+from .records import TopicPartition
+from .transport import TransportError
+
+log = logging.getLogger(__name__)
+
+HEALTH_NAME = "kafka_consumer"
+POLL_SECONDS = 0.2
+
+
+class GroupConsumer(Protocol):
+    """What the loop needs of a group member (`transport.ConsumerClient`)."""
+
+    def poll(self, timeout: float, max_records: int | None = None) -> list[tuple[Any, list[Any]]]:
+        """Records per partition."""
+        ...
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit next offsets."""
+        ...
+
+    def committed(self, partition: TopicPartition) -> int | None:
+        """The group's committed offset."""
+        ...
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Read from `offset`."""
+        ...
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        """End offset as of the last fetch."""
+        ...
+
+    def close(self) -> None:
+        """Leave the group."""
+        ...
+
+
+ConsumerFactory = Callable[
+    [Callable[[list[TopicPartition]], None], Callable[[list[TopicPartition]], None]],
+    GroupConsumer,
+]
+
+
+class BridgeConsumer:
+    """Polls, sorts, dead-letters and counts; commits what the latest checkpoint holds.
+
+    `lock` guards the counters and `positions()` together: a batch is counted and its offsets
+    recorded under it, so a scrape never sees one without the other.
+    """
+
+    def __init__(
+        self,
+        consumer_factory: ConsumerFactory,
+        processor: MessageProcessor,
+        dlq_factory: Callable[[], SendingClient],
+        stats: BridgeStats,
+        *,
+        health: CollectorHealth | None = None,
+        restored: Checkpoint | None = None,
+        dlq_max_bytes: int = 8 << 20,
+        dedupe_replay_messages: int = 0,
+        max_poll_records: int = 5000,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self._factory = consumer_factory
+        self.processor = processor
+        self._dlq_factory = dlq_factory
+        self.stats = stats
+        self._health = health or CollectorHealth()
+        self._dlq_max_bytes = dlq_max_bytes
+        self._replay = dedupe_replay_messages
+        self._max_records = max_poll_records
+        self._retry = retry_seconds
+        self.lock = threading.Lock()
+        self._positions: dict[TopicPartition, int] = dict(restored.positions) if restored else {}
+        self._restore: dict[TopicPartition, int] = dict(self._positions)
+        self._replay_until: dict[tuple[str, int], int] = {}
+        self._assigned: set[TopicPartition] = set()
+        self._newly_assigned: list[TopicPartition] = []
+        self._joined = threading.Event()
+        self._commit_lock = threading.Lock()
+        self._commit_wanted: dict[TopicPartition, int] | None = None
+        self._checkpointed: dict[TopicPartition, int] = {}
+        self._stop = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._client: GroupConsumer | None = None
+        self._dlq: SendingClient | None = None
+        # Set by ScrapeCheckpoint: writes a checkpoint now (on a rebalance).
+        self.checkpoint_now: Callable[[], None] | None = None
+
+    # -- what the scrape side uses ---------------------------------------------------------------
+
+    def positions(self) -> dict[TopicPartition, int]:
+        """Next offset per partition included in the counters (call with `lock` held)."""
+        return dict(self._positions)
+
+    def request_commit(self, positions: Mapping[TopicPartition, int]) -> None:
+        """Commit these offsets (those of a checkpoint just written) from the consumer thread."""
+        with self._commit_lock:
+            self._commit_wanted = dict(positions)
+            self._checkpointed = dict(positions)
+
+    def ready(self) -> bool:
+        """True once the member joined its group (with or without partitions)."""
+        return self._joined.is_set()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the consumer thread (it connects, and reconnects, by itself)."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="kafka-consumer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish the batch in hand, commit the last checkpoint's offsets, leave the group."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(60)
+            self._thread = None
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            try:
+                client = self._client or self._connect()
+                self._commit_if_wanted(client)
+                batches = client.poll(POLL_SECONDS, self._max_records)
+                batches = self._settle_assignments(client, batches)
+                if batches:
+                    self._handle(client, batches)
+                self._update_lag(client)
+                self._health.record(HEALTH_NAME, True, time.perf_counter() - started)
+            except TransportError as exc:
+                self._health.record(HEALTH_NAME, False, time.perf_counter() - started)
+                log.error("bridge consumer: %s; retrying in %.1fs", exc, self._retry)
+                self._stop.wait(self._retry)
+            except Exception:
+                self._health.record(HEALTH_NAME, False, time.perf_counter() - started)
+                log.exception("bridge consumer: unexpected failure; retrying")
+                self._stop.wait(self._retry)
+        self._shutdown()
+
+    def _connect(self) -> GroupConsumer:
+        self._client = self._factory(self._on_revoked, self._on_assigned)
+        log.info("bridge consumer: connected; joining the group")
+        return self._client
+
+    def _shutdown(self) -> None:
+        client = self._client
+        if client is not None:
+            with self._commit_lock:
+                final = {tp: o for tp, o in self._checkpointed.items() if tp in self._assigned}
+            try:
+                client.commit(final)
+                if final:
+                    log.info("bridge consumer: committed %d partitions on stop", len(final))
+            except TransportError as exc:
+                log.error("bridge consumer: final commit failed: %s", exc)
+            self._closing = True
+            client.close()
+            self._client = None
+            self._closing = False
+        if self._dlq is not None:
+            self._dlq.close()
+            self._dlq = None
+
+    def _commit_if_wanted(self, client: GroupConsumer) -> None:
+        with self._commit_lock:
+            wanted, self._commit_wanted = self._commit_wanted, None
+        if not wanted:
+            return
+        offsets = {tp: o for tp, o in wanted.items() if tp in self._assigned}
+        try:
+            client.commit(offsets)
+        except TransportError as exc:
+            # The next checkpoint asks again; until then a restart re-reads a little more.
+            log.warning("bridge consumer: %s", exc)
+
+    # -- rebalances (called inside poll, on this thread) -----------------------------------------
+
+    def _on_revoked(self, partitions: list[TopicPartition]) -> None:
+        if not partitions or self._closing:
+            # Closing: the final commit (the last checkpoint's offsets) is already done.
+            return
+        # This member keeps serving what it counted: checkpoint it, then commit where it got to,
+        # so the next owner starts after it.
+        if self.checkpoint_now is not None:
+            try:
+                self.checkpoint_now()
+            except Exception:
+                log.exception("bridge consumer: checkpoint on rebalance failed")
+        with self.lock:
+            offsets = {tp: self._positions[tp] for tp in partitions if tp in self._positions}
+            for tp in partitions:
+                self._positions.pop(tp, None)
+                self._replay_until.pop(tp, None)
+        if offsets and self._client is not None:
+            try:
+                self._client.commit(offsets)
+            except TransportError as exc:
+                log.warning("bridge consumer: commit on rebalance: %s", exc)
+        self._assigned.difference_update(partitions)
+        self.stats.drop_lag(partitions)
+        log.info("bridge consumer: %d partitions revoked", len(partitions))
+
+    def _on_assigned(self, partitions: list[TopicPartition]) -> None:
+        self._assigned.update(partitions)
+        self._newly_assigned.extend(partitions)
+        self._joined.set()
+        log.info(
+            "bridge consumer: assigned %s",
+            ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)) or "nothing",
+        )
+
+    def _settle_assignments(
+        self, client: GroupConsumer, batches: list[tuple[Any, list[Any]]]
+    ) -> list[tuple[Any, list[Any]]]:
+        """Resume restored partitions at their checkpointed offsets (with a dedupe replay before
+        them); records fetched for them from elsewhere are dropped and fetched again."""
+        if not self._newly_assigned:
+            return batches
+        fresh, self._newly_assigned = self._newly_assigned, []
+        moved: set[TopicPartition] = set()
+        for tp in fresh:
+            checkpointed = self._restore.pop(tp, None)
+            if checkpointed is None:
+                continue
+            committed = client.committed(tp)
+            # Another member may have gone further while this one was away: it counted those.
+            target = checkpointed if committed is None else max(checkpointed, committed)
+            start = max(0, target - self._replay)
+            client.seek(tp, start)
+            moved.add(tp)
+            with self.lock:
+                self._positions[tp] = target
+                if start < target:
+                    self._replay_until[(tp.topic, tp.partition)] = target
+            log.info(
+                "bridge consumer: %s[%d] resumes at %d (checkpoint %d, committed %s)%s",
+                tp.topic,
+                tp.partition,
+                target,
+                checkpointed,
+                committed,
+                f", re-reading {target - start} messages for dedupe" if start < target else "",
+            )
+        if self._restore:
+            # Partitions of the checkpoint that went to other members: their offsets were
+            # committed with the checkpoint, so the new owners start after what it holds.
+            with self.lock:
+                for tp in list(self._restore):
+                    if tp not in self._assigned:
+                        self._positions.pop(tp, None)
+            self._restore = {tp: o for tp, o in self._restore.items() if tp in self._assigned}
+        return [(tp, records) for tp, records in batches if TopicPartition(*tp) not in moved]
+
+    # -- one batch -------------------------------------------------------------------------------
+
+    def _handle(self, client: GroupConsumer, batches: list[tuple[Any, list[Any]]]) -> None:
+        records = [r for _tp, part in batches for r in part]
+        batch = self.processor.process(records, self._replay_until)
+        if batch.invalid and not self._dead_letter(batch.invalid):
+            # Not stored in the DLQ yet: count nothing, read the same messages again later.
+            for tp, part in batches:
+                client.seek(TopicPartition(*tp), part[0].offset)
+            self._stop.wait(self._retry)
+            return
+        with self.lock:
+            counts = self.processor.apply(batch)
+            self.stats.count(counts)
+            positions = self._positions
+            for tp, part in batches:
+                key = TopicPartition(*tp)
+                positions[key] = max(positions.get(key, 0), part[-1].offset + 1)
+            if self._replay_until:
+                for key in [
+                    k
+                    for k, end in self._replay_until.items()
+                    if positions.get(TopicPartition(*k), 0) >= end
+                ]:
+                    del self._replay_until[key]
+
+    def _dead_letter(self, invalid: Sequence[tuple[Any, str]]) -> bool:
+        """Write invalid messages to their DLQ; True once Kafka stored them."""
+        messages = self.processor.dead_letters(invalid, self._dlq_max_bytes)
+        try:
+            if self._dlq is None:
+                self._dlq = self._dlq_factory()
+            results = self._dlq.send_batch(messages)
+        except TransportError as exc:
+            log.error("bridge consumer: dead-letter producer: %s", exc)
+            self._health.record(HEALTH_NAME, False, 0.0)
+            return False
+        failed = [(m, r) for m, r in zip(messages, results, strict=True) if not r.ok]
+        if any(not r.permanent for _m, r in failed):
+            log.error(
+                "bridge consumer: dead letters not stored (%s); will retry", failed[0][1].error
+            )
+            self._dlq.close(timeout=1.0)
+            self._dlq = None
+            return False
+        for message, result in failed:
+            # Even cut to dlq_max_message_bytes the DLQ refuses it: say so loudly; the original
+            # stays in its topic until retention.
+            log.error(
+                "bridge consumer: the DLQ refused a dead letter for %s (%s): %s",
+                message.topic,
+                result.error,
+                dict(message.headers).get("aifinops-dlq-origin", b"").decode(),
+            )
+        for _record, reason in invalid[:3]:
+            log.warning("bridge consumer: dead-lettered an invalid message: %s", reason[:300])
+        return True
+
+    def _update_lag(self, client: GroupConsumer) -> None:
+        lag = {}
+        with self.lock:
+            positions = dict(self._positions)
+        for tp in self._assigned:
+            high = client.highwater(tp)
+            position = positions.get(tp)
+            if high is not None and position is not None:
+                lag[tp] = max(0, high - position)
+        if lag:
+            self.stats.set_lag(lag)
+
+
+class ScrapeCheckpoint(Collector):
+    """The bridge's event metrics as a scrape sees them: checkpointed before they are served.
+
+    Wraps the collectors of everything the consumer counts (LLM and GPU families, label
+    overflow, bridge messages): each scrape collects them and the consumer's positions under its
+    lock, raises every counter by the restored values, writes the checkpoint, asks the consumer to
+    commit those offsets, and returns the families. A checkpoint that cannot be written fails the
+    scrape (a served value that a restart could not restore would be counted twice).
+    """
+
+    def __init__(
+        self,
+        consumer: BridgeConsumer,
+        collectors: Sequence[Collector],
+        continuation: Continuation,
+        store: CheckpointStore | None,
+    ) -> None:
+        self._consumer = consumer
+        self._collectors = list(collectors)
+        self._continuation = continuation
+        self._store = store
+        self._serial = threading.Lock()
+        consumer.checkpoint_now = self.checkpoint
+
+    def collect(self) -> list[Metric]:  # type: ignore[override]
+        """Checkpoint, then serve."""
+        return self.checkpoint()
+
+    def checkpoint(self) -> list[Metric]:
+        """Collect, continue, write and request the commit; returns the families."""
+        with self._serial:
+            with self._consumer.lock:
+                live = [family for c in self._collectors for family in c.collect()]
+                positions = self._consumer.positions()
+            families = self._continuation.continue_families(live)
+            if self._store is not None:
+                self._store.save(Checkpoint(positions, counters_of(families), time.time()))
+            self._consumer.request_commit(positions)
+            return families

@@ -1,0 +1,84 @@
+"""The consumer's own counts: messages per topic and result, and lag per partition, with their collector."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from aifinops.exporters.runtime.exposition import RowsMetricFamily
+
+from .records import TopicPartition
+
+RESULTS = ("applied", "invalid", "duplicate", "skipped")
+
+
+class BridgeStats:
+    """`(topic, result)` message counts and per-partition lag, under a lock."""
+
+    def __init__(self, topics: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        # Every result of every consumed topic exists from the start (at 0): alerts on
+        # increase(...{result="invalid"}) and dashboards see the series before the first one.
+        self._messages: dict[tuple[str, str], int] = {
+            (topic, result): 0 for topic in topics for result in RESULTS
+        }
+        self._lag: dict[TopicPartition, int] = {}
+
+    def count(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Add message counts keyed by `(topic, result)`."""
+        with self._lock:
+            for key, n in counts.items():
+                if n:
+                    self._messages[key] = self._messages.get(key, 0) + n
+
+    def set_lag(self, lag: Mapping[TopicPartition, int]) -> None:
+        """Replace the lag of the partitions given."""
+        with self._lock:
+            self._lag.update(lag)
+
+    def drop_lag(self, partitions: Iterable[TopicPartition]) -> None:
+        """Forget partitions this member no longer reads."""
+        with self._lock:
+            for tp in partitions:
+                self._lag.pop(tp, None)
+
+    def snapshot(self) -> tuple[dict[tuple[str, str], int], dict[TopicPartition, int]]:
+        """Copies of the message counts and the lags."""
+        with self._lock:
+            return dict(self._messages), dict(self._lag)
+
+
+class BridgeCollector(Collector):
+    """`aifinops_bridge_messages_total{topic,result}` and `aifinops_bridge_consumer_lag_messages`.
+
+    # TYPE aifinops_bridge_messages_total counter
+    aifinops_bridge_messages_total{topic="ai-api-costs",result="applied"} 10000
+    # TYPE aifinops_bridge_consumer_lag_messages gauge
+    aifinops_bridge_consumer_lag_messages{topic="ai-api-costs",partition="3"} 0
+    """
+
+    def __init__(self, stats: BridgeStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        """Message counts and the lag of each partition this member reads."""
+        messages, lag = self._stats.snapshot()
+        yield RowsMetricFamily(
+            "aifinops_bridge_messages",
+            "Messages the bridge consumed, by topic and result: applied (counted), invalid "
+            "(dead-lettered), duplicate (an event already counted), skipped (already counted by "
+            "an exporter of this cluster, per the aifinops-counted-in header).",
+            "counter",
+            ("topic", "result"),
+            sorted(messages.items()),
+        )
+        yield RowsMetricFamily(
+            "aifinops_bridge_consumer_lag_messages",
+            "Messages in the partition that this member has not consumed yet.",
+            "gauge",
+            ("topic", "partition"),
+            sorted(((tp.topic, str(tp.partition)), n) for tp, n in lag.items()),
+        )
