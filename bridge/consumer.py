@@ -66,6 +66,10 @@ class GroupConsumer(Protocol):
         """End offset as of the last fetch."""
         ...
 
+    def position(self, partition: TopicPartition) -> int | None:
+        """Next offset to read, when known."""
+        ...
+
     def close(self) -> None:
         """Leave the group."""
         ...
@@ -358,8 +362,13 @@ class BridgeConsumer:
             positions = dict(self._positions)
         for tp in self._assigned:
             high = client.highwater(tp)
+            if high is None:
+                continue
             position = positions.get(tp)
-            if high is not None and position is not None:
+            if position is None:
+                # Nothing read from it yet: where the member stands is where it will start.
+                position = client.position(tp)
+            if position is not None:
                 lag[tp] = max(0, high - position)
         if lag:
             self.stats.set_lag(lag)

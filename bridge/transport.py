@@ -392,6 +392,13 @@ class ConsumerClient:
             raise TransportError(_describe(exc)) from exc
         return {TopicPartition(tp.topic, tp.partition): offset for tp, offset in found.items()}
 
+    def position(self, partition: TopicPartition) -> int | None:
+        """The next offset this member will read (None when not known yet)."""
+        try:
+            return self._consumer.position(KafkaTopicPartition(*partition), timeout_ms=100)
+        except (kerrors.KafkaError, AssertionError, ValueError):
+            return None
+
     def highwater(self, partition: TopicPartition) -> int | None:
         """The partition's end offset as of the latest fetch (no request)."""
         return self._consumer.highwater(KafkaTopicPartition(*partition))

@@ -40,9 +40,12 @@ def produce(
     bootstrap: str,
     topic: str,
     records: Iterable[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]],
+    **config: object,
 ) -> int:
-    """Send `(key, value, headers)` records with acks=all and wait for all; returns the count."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    """Send `(key, value, headers)` records with acks=all and wait for all; returns the count.
+
+    `config` adds KafkaProducer settings (`max_request_size` for large values...)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **config)
     n = 0
     try:
         futures = [
