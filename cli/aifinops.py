@@ -11,6 +11,10 @@ from aifinops.exporters import __version__
 # verb → module in this package with `add_arguments(parser)` and `run(args) -> int`.
 VERBS = {
     "config": ("check a configuration file and print every problem", "config_check"),
+    "demo": (
+        "run the whole pipeline here with traffic, a runaway and an idle GPU, and watch it",
+        "demo",
+    ),
     "generate": ("render rules, dashboards and chart copies from jsonnet/", "generate"),
     "price": ("the price of one LLM call, broken down by token type", "price"),
     "topics": (

@@ -1,0 +1,273 @@
+"""The demo's pure parts: Alertmanager config rewrite, rule file selection, the recorded history it
+backfills, the alert receiver and onset matching, and the live view's figures."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from aifinops.cli.alertwatch import (
+    AlertReceiver,
+    Arrivals,
+    InjectedAnomaly,
+    seconds_since_onset,
+)
+from aifinops.cli.demostack import ALERTMANAGER_CONFIG, RULES_DIR, alertmanager_config, rule_files
+from aifinops.cli.history import RateRecord, openmetrics, rate_records, simulate
+from aifinops.cli.liveview import LiveView, read_spend
+from aifinops.cli.traffic import Workload
+
+BRIDGE = "http://127.0.0.1:1111/v1/alertmanager"
+DEMO = "http://127.0.0.1:2222/alerts"
+
+
+def test_the_shipped_routing_points_at_the_stacks_bridge_and_also_notifies_the_demo():
+    shipped = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    config = alertmanager_config(shipped, BRIDGE, DEMO)
+    urls = [hook["url"] for receiver in config["receivers"] for hook in receiver["webhook_configs"]]
+    assert BRIDGE in urls and DEMO in urls
+    assert not any("9873" in url for url in urls), "the default bridge address is replaced"
+    # The routing tree itself is the shipped one.
+    assert config["route"] == shipped["route"]
+    assert config["inhibit_rules"] == shipped["inhibit_rules"]
+    assert shipped["receivers"] != config["receivers"], "the shipped mapping is not modified"
+
+
+def test_a_receiver_without_the_bridge_keeps_its_urls():
+    shipped = {
+        "route": {"receiver": "x"},
+        "receivers": [{"name": "x", "webhook_configs": [{"url": "http://elsewhere/hook"}]}],
+    }
+    config = alertmanager_config(shipped, BRIDGE, None)
+    assert config["receivers"][0]["webhook_configs"] == [{"url": "http://elsewhere/hook"}]
+
+
+def test_only_prometheus_rule_files_are_loaded(tmp_path: Path):
+    (tmp_path / "a.yaml").write_text("groups: []\n")
+    (tmp_path / "alertmanager.yaml").write_text("route: {receiver: x}\nreceivers: [{name: x}]\n")
+    (tmp_path / "notes.txt").write_text("groups: []\n")
+    assert rule_files(tmp_path) == [tmp_path / "a.yaml"]
+    shipped = {p.name for p in rule_files(RULES_DIR)}
+    assert "aifinops-fast.yaml" in shipped and "alertmanager.yaml" not in shipped
+
+
+def test_the_fast_tiers_rate_recordings_are_found_in_the_rule_pack():
+    records = rate_records(rule_files(RULES_DIR))
+    metrics = {r.metric for r in records}
+    assert {
+        "aifinops_llm_cost_usd_total",
+        "aifinops_llm_requests_total",
+        "aifinops_llm_tokens_total",
+    } <= metrics
+    assert all(r.by == ("team", "model") and r.window_seconds == 30 for r in records)
+
+
+def test_rate_records_parse_the_rule_form(tmp_path: Path):
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "g",
+                        "rules": [
+                            {
+                                "record": "team:x:rate1m",
+                                "expr": 'sum by (team) (rate(aifinops_llm_requests_total{job="a"}[60s]))',
+                            },
+                            {"record": "other", "expr": "sum(up)"},
+                            {
+                                "alert": "A",
+                                "expr": "sum by (team) (rate(aifinops_llm_requests_total[60s]))",
+                            },
+                            {
+                                "record": "node:y",
+                                "expr": "sum by (node) (rate(aifinops_llm_requests_total[60s]))",
+                            },
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    assert rate_records([path]) == [
+        RateRecord("team:x:rate1m", "aifinops_llm_requests_total", ("team",), 60)
+    ]
+
+
+def test_the_history_is_what_the_rules_would_have_recorded():
+    records = [
+        RateRecord("r", "aifinops_llm_requests_total", ("team", "model"), 30),
+        RateRecord("t", "aifinops_llm_tokens_total", ("team", "model"), 30),
+        RateRecord("c", "aifinops_llm_cost_usd_total", ("team",), 30),
+    ]
+    workload = Workload("a", "app", "openai", "gpt-4o-mini", 4.0, 1000, 100)
+    end = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    values = simulate(
+        records, [workload], start=end - timedelta(minutes=30), end=end, step_seconds=5,
+        daily_cycle=False, seed=1,
+    )  # fmt: skip
+    requests = values["r"][("a", "gpt-4o-mini")]
+    # One sample per scrape once the window is full, at the scrape times.
+    assert len(requests) == 30 * 12 + 1 - 5
+    assert requests[-1][0] == end.timestamp()
+    assert all(b[0] - a[0] == 5 for a, b in itertools.pairwise(requests))
+    assert statistics.fmean(v for _, v in requests) == pytest.approx(4.0, rel=0.05)
+    tokens = [v for _, v in values["t"][("a", "gpt-4o-mini")]]
+    assert statistics.fmean(tokens) == pytest.approx(4.0 * 1100, rel=0.06)
+    # gpt-4o-mini: $0.15 input and $0.60 output per million tokens.
+    cost = [v for _, v in values["c"][("a",)]]
+    assert statistics.fmean(cost) == pytest.approx(4.0 * (1000 * 0.15 + 100 * 0.6) / 1e6, rel=0.06)
+
+    text = openmetrics(records, values)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert set(families) == {"r", "t", "c"}
+    sample = families["r"].samples[0]
+    assert sample.labels == {"team": "a", "model": "gpt-4o-mini"}
+    assert sample.timestamp is not None
+
+
+def test_the_receiver_records_each_alert_of_a_webhook_call():
+    receiver = AlertReceiver()
+    receiver.start()
+    try:
+        payload = {
+            "version": "4",
+            "receiver": "aifinops-bridge",
+            "status": "firing",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "AIFinOpsLLMSpendSpike", "team": "t", "model": "m"},
+                    "annotations": {"description": "Team t is spending $500.00/h"},
+                    "startsAt": "2026-03-02T12:00:00Z",
+                    "fingerprint": "abc",
+                },
+                {"status": "firing", "labels": {"alertname": "AIFinOpsWatchdog"}},
+            ],
+        }
+        request = urllib.request.Request(
+            receiver.url,
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            assert resp.status == 200
+        bad = urllib.request.Request(receiver.url, data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(bad, timeout=5)
+        assert error.value.code == 400
+    finally:
+        receiver.stop()
+    got = receiver.notifications.items()
+    assert [n.alertname for n in got] == ["AIFinOpsLLMSpendSpike", "AIFinOpsWatchdog"]
+    assert got[0].fingerprint == "abc" and got[0].receiver == "aifinops-bridge"
+    assert got[0].annotations["description"].startswith("Team t")
+
+
+def test_arrivals_wait_for_past_and_future_items():
+    arrivals: Arrivals[int] = Arrivals()
+    arrivals.add([1, 2])
+    assert arrivals.wait_for(lambda x: x == 2, 0.1) == 2
+    assert arrivals.wait_for(lambda x: x == 3, 0.05) is None
+    assert arrivals.since(1) == [2]
+
+
+def test_alerts_are_matched_to_the_anomaly_they_are_about():
+    llm = InjectedAnomaly("llm", "platform", "runaway", model="gpt-4.1", onset=100.0)
+    gpu = InjectedAnomaly("gpu", "nlp", "idle GPU", onset=110.0)
+    pending = InjectedAnomaly("llm", "search", "not begun")
+    anomalies = [llm, gpu, pending]
+    spike = {"alertname": "AIFinOpsLLMSpendSpike", "team": "platform", "model": "gpt-4.1"}
+    assert seconds_since_onset(spike, 109.5, anomalies) == pytest.approx(9.5)
+    assert seconds_since_onset({**spike, "model": "gpt-4o"}, 109.5, anomalies) is None
+    budget = {"alertname": "AIFinOpsBudgetBurnFast", "team": "platform"}
+    assert seconds_since_onset(budget, 130.0, anomalies) == pytest.approx(30.0)
+    idle = {"alertname": "AIFinOpsGPUIdleSpendHigh", "team": "nlp"}
+    assert seconds_since_onset(idle, 140.0, anomalies) == pytest.approx(30.0)
+    assert (
+        seconds_since_onset({"alertname": "AIFinOpsGPUIdle", "team": "platform"}, 140, anomalies)
+        is None
+    )
+    assert seconds_since_onset({"alertname": "AIFinOpsWatchdog"}, 140.0, anomalies) is None
+    # An alert that arrived before the onset is not about it.
+    assert seconds_since_onset(spike, 99.0, anomalies) is None
+    assert not pending.matches({"alertname": "AIFinOpsLLMSpendSpike", "team": "search"})
+
+
+class FakePrometheus:
+    """Answers the view's queries from a table of expression fragment -> result vector."""
+
+    def __init__(self, answers: dict[str, list[dict[str, Any]]]) -> None:
+        self.answers = answers
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        for fragment, result in self.answers.items():
+            if fragment in expr:
+                return result
+        raise RuntimeError("no data")
+
+
+def _sample(value: float, **labels: str) -> dict[str, Any]:
+    return {"metric": labels, "value": [0, str(value)]}
+
+
+def test_the_view_shows_spend_by_team_and_model_gpu_waste_and_alerts():
+    prometheus = FakePrometheus(
+        {
+            "sum by (team, model) (rate(aifinops_llm_cost_usd_total": [
+                _sample(20.0, team="search", model="gpt-4o-mini"),
+                _sample(700.0, team="platform", model="gpt-4.1"),
+            ],
+            "sum by (team, model) (rate(aifinops_llm_tokens_total": [
+                _sample(99000, team="platform", model="gpt-4.1"),
+            ],
+            "sum by (job)": [
+                _sample(690.0, job="aifinops-token-exporter"),
+                _sample(30.0, job="aifinops-bridge"),
+            ],
+            "sum(aifinops_llm_cost_usd_total": [_sample(12.5)],
+            "aifinops_gpu_cost_usd_total": [_sample(10.0, team="nlp")],
+            "aifinops_gpu_idle_cost_usd_total": [_sample(9.5, team="nlp")],
+            "count(aifinops_gpu_info": [_sample(8)],
+            "aifinops_gpu_allocated": [_sample(7)],
+        }
+    )
+    spend = read_spend(prometheus)
+    assert spend.llm[0][:2] == ("platform", "gpt-4.1")  # biggest first
+    assert spend.llm[0][3] == 99000 and spend.llm[1][3] == 0.0
+    assert spend.by_job == {"aifinops-token-exporter": 690.0, "aifinops-bridge": 30.0}
+    assert (spend.gpus, spend.gpus_held) == (8, 7)
+    anomaly = InjectedAnomaly("llm", "platform", "runaway", model="gpt-4.1", onset=1.0)
+
+    class Out:
+        text = ""
+
+        def write(self, s: str) -> None:
+            self.text += s
+
+        def flush(self) -> None:
+            pass
+
+    out = Out()
+    view = LiveView(prometheus, list, list, [anomaly], out=out, tty=True)  # type: ignore[arg-type]
+    view.refresh("status line")
+    screen = out.text
+    assert screen.startswith("\x1b[H\x1b[2J") and "status line" in screen
+    assert "$720.00/h" in screen and "Kafka via bridge $30.00/h" in screen
+    assert "<- injected" in screen.split("gpt-4.1")[1].splitlines()[0]
+    assert "95% waste" in screen
+
+    broken = read_spend(FakePrometheus({}))
+    assert broken.llm == [] and broken.gpus == 0
