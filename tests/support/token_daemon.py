@@ -68,8 +68,11 @@ class TokenDaemon:
             return resp.read().decode()
 
     def sample(self, name: str, **labels: str) -> float | None:
-        for family in text_string_to_metric_families(self.metrics_text()):
-            for s in family.samples:
-                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                    return float(s.value)
-        return None
+        """The sum of the samples of `name` whose labels include `labels` (None: no such sample)."""
+        values = [
+            float(s.value)
+            for family in text_string_to_metric_families(self.metrics_text())
+            for s in family.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        ]
+        return sum(values) if values else None
