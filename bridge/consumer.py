@@ -312,17 +312,14 @@ class BridgeConsumer:
         with self.lock:
             counts = self.processor.apply(batch)
             self.stats.count(counts)
-            positions = self._positions
+            positions, replaying = self._positions, self._replay_until
             for tp, part in batches:
                 key = TopicPartition(*tp)
-                positions[key] = max(positions.get(key, 0), part[-1].offset + 1)
-            if self._replay_until:
-                for key in [
-                    k
-                    for k, end in self._replay_until.items()
-                    if positions.get(TopicPartition(*k), 0) >= end
-                ]:
-                    del self._replay_until[key]
+                after = part[-1].offset + 1
+                positions[key] = max(positions.get(key, 0), after)
+                if replaying and after >= replaying.get(key, after + 1):
+                    # The dedupe replay of this partition reached the checkpoint's offset.
+                    del replaying[key]
 
     def _dead_letter(self, invalid: Sequence[tuple[Any, str]]) -> bool:
         """Write invalid messages to their DLQ; True once Kafka stored them."""
