@@ -148,21 +148,19 @@
 
     // ---------------------------------------------------------------------------------------
     // Anomaly tier: group `aifinops-anomaly`. A team's spend (LLM + GPU, 5-minute average) is
-    // compared with a seasonal prediction: the highest of the averages over `window` centred on
-    // the same time one `period` ago, for each period with history. The band above it is a
-    // robust z-score: prediction + anomalyZThreshold x 1.4826 x MAD, the MAD (median absolute
-    // deviation of spend from its prediction) taken over anomalyMadWindow and floored.
+    // compared with a seasonal prediction: the highest of its averages over anomalySeasonWindow
+    // centred on the same time of day on each of the last anomalySeasonDays days that have
+    // history. The band above it is a robust z-score: prediction + anomalyZThreshold x 1.4826 x
+    // MAD, the MAD (median absolute deviation of spend from its prediction) taken over
+    // anomalyMadWindow and floored. Upward only; a team needs one day of history to alert.
 
     // Evaluation interval of the anomaly group.
     anomalyInterval: '5m',
-    // Seasons of the prediction. A team needs at least the first one's history (1 day) before
-    // it can alert; the weekly one takes weekday/weekend patterns into account once a week of
-    // history exists (needs retention beyond 8 days).
-    anomalySeasons: [
-      { name: '1d', period: '1d' },
-      { name: '1w', period: '1w' },
-    ],
-    // Width of the window averaged around the same time one season ago.
+    // Days looked back at for the same time of day. 7 covers weekday/weekend patterns (a Monday
+    // is compared with last week's weekdays too, not only with Sunday) once a week of history
+    // exists; it needs that much retention.
+    anomalySeasonDays: 7,
+    // Width of the window averaged around the same time on each of those days.
     anomalySeasonWindow: '1h',
     // MAD window: the spread of normal prediction errors. Longer is steadier.
     anomalyMadWindow: '1w',

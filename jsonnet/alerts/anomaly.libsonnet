@@ -31,9 +31,10 @@ local r = import '../lib/rules.libsonnet';
           minExcess: p.num(c.anomalyMinExcessUsdPerHour),
         },
         summary: 'A team is spending far more than usual for this time of day and week.',
-        description: 'Team {{ $labels.team }} is spending %s/h (LLM and GPU). At this time of day it spent up to %s a day or a week ago; anything above %s is more than %s robust standard deviations off.' % [
+        description: 'Team {{ $labels.team }} is spending %s/h (LLM and GPU). At this time of day it spent at most %s on any of the last %d days; anything above %s is more than %s robust standard deviations off.' % [
           t.dollars,
           t.queryDollars(team(n.prediction), '$labels.team', '/h'),
+          c.anomalySeasonDays,
           t.queryDollars(team(n.upperBand), '$labels.team', '/h'),
           p.num(c.anomalyZThreshold),
         ],
