@@ -1,0 +1,365 @@
+"""The bridge without Kafka: sorting and counting messages, dead letters, checkpoints and their restore,
+and the consumer loop driven by a scripted group member (rebalances, dedupe replay, DLQ retries)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from aifinops.bridge.checkpoint import Checkpoint, CheckpointStore, Continuation, StateError
+from aifinops.bridge.consumer import BridgeConsumer, ScrapeCheckpoint
+from aifinops.bridge.metrics import BridgeCollector, BridgeStats
+from aifinops.bridge.pipeline import MessageProcessor
+from aifinops.bridge.records import TopicPartition
+from aifinops.bridge.transport import SendResult, TransportError
+from aifinops.exporters.config import LLMConfig, TopicsConfig
+from aifinops.exporters.events import GPU_SAMPLE_TYPE, USAGE_TYPE, encode, make_event
+from aifinops.exporters.gpu import GPUAggregator
+from aifinops.exporters.llm import DedupeWindow, LLMCollector, UsageIngest
+from aifinops.exporters.runtime.exposition import RowsMetricFamily
+
+TOPICS = TopicsConfig()
+USAGE, GPU = TOPICS.usage.name, TOPICS.gpu.name
+WHEN = datetime.now(UTC) - timedelta(minutes=1)
+
+
+class Rec(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list
+
+
+def usage(n: int, cost: float = 0.5, **data) -> bytes:
+    body = {
+        "provider": "openai",
+        "model": "gpt-4o",
+        "team": "ml",
+        "app": "chat",
+        "input_tokens": 10,
+        "output_tokens": 1,
+        "cost_usd": cost,
+        **data,
+    }
+    return encode(make_event(USAGE_TYPE, "gw", body, event_id=f"e{n}", time=WHEN))
+
+
+def gpu(n: int) -> bytes:
+    data = {
+        "node": "n1",
+        "gpu": 0,
+        "uuid": "GPU-1",
+        "model": "H100",
+        "utilization_ratio": 0.5,
+        "memory_used_bytes": 1,
+        "memory_total_bytes": 2,
+        "power_watts": 100,
+        "hourly_cost_usd": 3.6,
+        "interval_seconds": 10,
+    }
+    return encode(make_event(GPU_SAMPLE_TYPE, "gpu", data, event_id=f"g{n}", time=WHEN))
+
+
+def processor() -> MessageProcessor:
+    return MessageProcessor(
+        UsageIngest.from_config(LLMConfig(), sources=("kafka",)),
+        GPUAggregator(),
+        DedupeWindow(),
+        TOPICS,
+        "here",
+        1024 * 64,
+    )
+
+
+def test_messages_are_sorted_counted_and_deduplicated():
+    p = processor()
+    records = [
+        Rec(USAGE, 0, 0, b"k", usage(1), []),
+        Rec(USAGE, 0, 1, b"k", usage(1), []),  # the same event again
+        Rec(USAGE, 0, 2, b"k", usage(2), [("aifinops-counted-in", b"here")]),
+        Rec(USAGE, 0, 3, b"k", usage(3), [("aifinops-counted-in", b"elsewhere")]),
+        Rec(USAGE, 0, 4, b"k", b"{", []),
+        Rec(USAGE, 0, 5, b"k", usage(4, input_tokens=-1), []),
+        Rec(USAGE, 0, 6, b"k", None, []),
+        Rec(USAGE, 0, 7, b"k", b"x" * 70_000, []),
+        Rec(GPU, 1, 0, b"n1/GPU-1", gpu(1), []),
+        Rec(GPU, 1, 1, b"n1/GPU-1", usage(9), []),  # a usage event on the GPU topic
+    ]
+    batch = p.process(records)
+    counts = p.apply(batch)
+    assert counts == {
+        (USAGE, "applied"): 2,
+        (USAGE, "duplicate"): 1,
+        (USAGE, "invalid"): 4,
+        (USAGE, "skipped"): 1,
+        (GPU, "applied"): 1,
+        (GPU, "duplicate"): 0,
+        (GPU, "invalid"): 1,
+    }
+    reasons = [reason for _, reason in batch.invalid]
+    assert reasons[0].startswith("value: not valid JSON")
+    assert "data.input_tokens" in reasons[1]
+    assert reasons[2] == "value: empty (a tombstone)"
+    assert "over bridge.max_message_bytes" in reasons[3]
+    assert "type: must be one of io.aifinops.gpu.sample.v1" in reasons[4]
+    snap = p.usage.aggregator.snapshot()
+    assert sum(snap.requests.values()) == 2
+    assert sum(snap.cost.values()) == 1
+    assert snap.ingest[("kafka", "rejected")] == 4
+
+
+def test_dead_letters_keep_key_value_headers_and_say_why_and_where_from():
+    p = processor()
+    record = Rec(USAGE, 3, 42, b"team/app", b"y" * 100, [("trace", b"t")])
+    (letter,) = p.dead_letters([(record, "value: broken")], max_bytes=10)
+    assert letter.topic == TOPICS.usage_dlq.name
+    assert letter.key == b"team/app"
+    assert letter.value == b"y" * 10
+    assert dict(letter.headers) == {
+        "trace": b"t",
+        "aifinops-dlq-reason": b"value: broken",
+        "aifinops-dlq-origin": f"{USAGE}/3/42".encode(),
+        "aifinops-dlq-truncated": b"100",
+    }
+
+
+def test_a_replayed_record_is_only_remembered():
+    p = processor()
+    batch = p.process([Rec(USAGE, 0, 5, b"k", usage(1), [])], {(USAGE, 0): 6})
+    assert p.apply(batch) == {}
+    again = p.process([Rec(USAGE, 0, 6, b"k", usage(1), [])], {(USAGE, 0): 6})
+    assert p.apply(again) == {(USAGE, "applied"): 0, (USAGE, "duplicate"): 1}
+
+
+def test_continuation_adds_the_checkpoint_and_keeps_series_only_it_has():
+    base = {
+        "c": __import__("aifinops.bridge.checkpoint", fromlist=["CounterFamily"]).CounterFamily(
+            "c", "help", ("team",), {("ml",): 10.0, ("gone",): 3.0}
+        )
+    }
+    live = RowsMetricFamily("c", "help", "counter", ("team",), [(("ml",), 1.0), (("new",), 2.0)])
+    gauge = GaugeMetricFamily("g", "gauge", value=7)
+    plain = CounterMetricFamily("p", "plain", labels=["x"])
+    plain.add_metric(["a"], 4)
+    out = {f.name: f for f in Continuation(base).continue_families([live, gauge, plain])}
+    assert sorted(out["c"].rows) == [(("gone",), 3.0), (("ml",), 11.0), (("new",), 2.0)]
+    assert out["g"] is gauge
+    assert out["p"].rows == [(("a",), 4.0)]
+
+
+def test_expiring_families_drop_series_only_the_checkpoint_has_after_retention():
+    from aifinops.bridge.checkpoint import CounterFamily
+
+    now = [0.0]
+    base = {"m": CounterFamily("m", "h", ("pod",), {("old",): 1.0, ("live",): 2.0})}
+    cont = Continuation(base, expiring=["m"], retention_seconds=10, clock=lambda: now[0])
+    live = [RowsMetricFamily("m", "h", "counter", ("pod",), [(("live",), 1.0)])]
+    assert sorted(cont.continue_families(live)[0].rows) == [(("live",), 3.0), (("old",), 1.0)]
+    now[0] = 11
+    assert cont.continue_families(live)[0].rows == [(("live",), 3.0)]
+
+
+def test_a_checkpoint_round_trips_and_its_directory_is_locked(tmp_path):
+    from aifinops.bridge.checkpoint import CounterFamily
+
+    store = CheckpointStore(tmp_path)
+    assert store.open() is None
+    checkpoint = Checkpoint(
+        {TopicPartition("t", 0): 12, TopicPartition("t", 3): 7},
+        {"c": CounterFamily("c", "h", ("a", "b"), {("x", "y"): 0.1 + 0.2})},
+        123.0,
+    )
+    store.save(checkpoint)
+    with pytest.raises(StateError, match="in use by another process"):
+        CheckpointStore(tmp_path).open()
+    store.close()
+    again = CheckpointStore(tmp_path)
+    assert again.open() == checkpoint
+    again.close()
+    (tmp_path / "checkpoint.json").write_text("{broken")
+    with pytest.raises(StateError, match="unreadable"):
+        CheckpointStore(tmp_path).open()
+
+
+class Member:
+    """A scripted group member: partitions, committed offsets, queued poll results."""
+
+    def __init__(self, records: dict[TopicPartition, list[Rec]], committed=None) -> None:
+        self.records = records
+        self.committed_offsets = dict(committed or {})
+        self.positions = {tp: self.committed_offsets.get(tp, 0) for tp in records}
+        self.commits: list[dict] = []
+        self.assigned = False
+        self.revoked: list = []
+        self.on_revoked = self.on_assigned = None
+        self.closed = False
+        self.batch = 3
+
+    def factory(self, on_revoked, on_assigned):
+        self.on_revoked, self.on_assigned = on_revoked, on_assigned
+        return self
+
+    def poll(self, timeout, max_records=None):
+        if not self.assigned:
+            self.assigned = True
+            self.on_assigned(list(self.records))
+        out = []
+        for tp, recs in self.records.items():
+            part = [r for r in recs if r.offset >= self.positions[tp]][: self.batch]
+            if part:
+                self.positions[tp] = part[-1].offset + 1
+                out.append((tp, part))
+        return out
+
+    def commit(self, offsets):
+        self.commits.append(dict(offsets))
+        self.committed_offsets.update(offsets)
+
+    def committed(self, tp):
+        return self.committed_offsets.get(tp)
+
+    def seek(self, tp, offset):
+        self.positions[tp] = offset
+
+    def highwater(self, tp):
+        return len(self.records[tp])
+
+    def position(self, tp):
+        return self.positions[tp]
+
+    def close(self):
+        self.closed = True
+
+
+class DLQ:
+    def __init__(self, fail: int = 0) -> None:
+        self.fail = fail
+        self.sent: list = []
+
+    def send_batch(self, messages):
+        if self.fail:
+            self.fail -= 1
+            return [SendResult(False, "KafkaTimeoutError: down")] * len(messages)
+        self.sent.extend(messages)
+        return [SendResult(True)] * len(messages)
+
+    def close(self, timeout=5.0):
+        pass
+
+
+def run_until(consumer: BridgeConsumer, predicate, timeout=10.0):
+    import time
+
+    consumer.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while not predicate():
+            assert time.monotonic() < deadline, "condition not reached"
+            time.sleep(0.01)
+    finally:
+        consumer.stop()
+
+
+def bridge(member, restored=None, dlq=None, replay=0):
+    p = processor()
+    stats = BridgeStats(p.topics)
+    dlq = dlq or DLQ()
+    consumer = BridgeConsumer(
+        member.factory,
+        p,
+        lambda: dlq,
+        stats,
+        restored=restored,
+        dedupe_replay_messages=replay,
+        retry_seconds=0.01,
+    )
+    collectors = [LLMCollector(p.usage.aggregator), BridgeCollector(stats)]
+    return consumer, p, stats, collectors
+
+
+def test_a_restored_partition_resumes_at_its_checkpoint_and_replays_over_several_polls():
+    tp = TopicPartition(USAGE, 0)
+    records = {tp: [Rec(USAGE, 0, i, b"k", usage(i % 8), []) for i in range(20)]}
+    # Counted before the crash: 0..11 (12 events, of which e0..e7 once and e0..e3 again).
+    restored = Checkpoint({tp: 12})
+    member = Member(records, committed={tp: 9})
+    consumer, _p, stats, _ = bridge(member, restored, replay=10)
+    run_until(consumer, lambda: consumer.positions().get(tp) == 20 and not consumer._replay_until)
+    # 12..19 are e4..e7, e0..e3: all seen within the replay, so duplicates, none applied.
+    messages, _ = stats.snapshot()
+    assert messages[(USAGE, "applied")] == 0
+    assert messages[(USAGE, "duplicate")] == 8
+    assert member.commits[-1] == {} or member.commits[-1].get(tp, 20) <= 20
+
+
+def test_scrapes_are_checkpointed_before_they_are_served_and_then_committed(tmp_path):
+    tp = TopicPartition(USAGE, 0)
+    member = Member({tp: [Rec(USAGE, 0, i, b"k", usage(i), []) for i in range(6)]})
+    consumer, _p, _stats, collectors = bridge(member)
+    store = CheckpointStore(tmp_path)
+    store.open()
+    scrape = ScrapeCheckpoint(consumer, collectors, Continuation(), store)
+    registry = CollectorRegistry()
+    registry.register(scrape)
+
+    def served_and_committed() -> bool:
+        value = registry.get_sample_value(
+            "aifinops_llm_requests_total",
+            {"provider": "openai", "model": "gpt-4o", "team": "ml", "app": "chat", "status": "ok"},
+        )
+        return value == 6 and bool(member.commits) and member.commits[-1].get(tp) == 6
+
+    run_until(consumer, served_and_committed)
+    saved = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert saved["positions"] == [[USAGE, 0, 6]]
+    rows = {c["name"]: c["rows"] for c in saved["counters"]}
+    assert rows["aifinops_llm_requests"] == [[["openai", "gpt-4o", "ml", "chat", "ok"], 6.0]]
+    assert member.closed  # stop leaves the group
+
+
+def test_a_failed_dead_letter_is_retried_before_anything_of_its_batch_counts():
+    tp = TopicPartition(USAGE, 0)
+    member = Member(
+        {tp: [Rec(USAGE, 0, 0, b"k", usage(0), []), Rec(USAGE, 0, 1, b"k", b"bad", [])]}
+    )
+    dlq = DLQ(fail=2)
+    consumer, _p, stats, _ = bridge(member, dlq=dlq)
+    run_until(consumer, lambda: stats.snapshot()[0][(USAGE, "invalid")] == 1)
+    messages, _ = stats.snapshot()
+    assert messages[(USAGE, "applied")] == 1  # counted once, after the DLQ took the bad one
+    assert [m.value for m in dlq.sent] == [b"bad"]
+
+
+def test_revoked_partitions_are_checkpointed_and_committed_where_they_got_to():
+    tp = TopicPartition(USAGE, 0)
+    member = Member({tp: [Rec(USAGE, 0, i, b"k", usage(i), []) for i in range(4)]})
+    consumer, _p, _stats, _collectors = bridge(member)
+    checkpoints = []
+    consumer.checkpoint_now = lambda: checkpoints.append(consumer.positions())
+    run_until(consumer, lambda: consumer.positions().get(tp) == 4)
+    consumer._client = member
+    consumer._on_revoked([tp])
+    assert checkpoints == [{tp: 4}]
+    assert member.commits[-1] == {tp: 4}
+    assert tp not in consumer.positions()
+
+
+def test_an_unreachable_broker_marks_the_consumer_failing():
+    from aifinops.exporters.runtime.selfmetrics import CollectorHealth
+
+    health = CollectorHealth()
+
+    def factory(revoked, assigned):
+        raise TransportError("no broker")
+
+    p = processor()
+    consumer = BridgeConsumer(factory, p, DLQ, BridgeStats(), health=health, retry_seconds=0.01)
+    run_until(consumer, lambda: "kafka_consumer" in health.snapshot())
+    assert health.snapshot()["kafka_consumer"].success is False
