@@ -245,6 +245,9 @@ def test_files_the_config_names_are_mounted(rendered, tmp_path):
     for workload in by_kind(docs, "Deployment") + by_kind(docs, "DaemonSet"):
         pod = workload["spec"]["template"]["spec"]
         assert "emptyDir" in _mounted(pod, config.producer.spool_dir)
+        assert "emptyDir" in _mounted(pod, config.bridge.state_dir)
+        # Relative default paths resolve under the working directory: writable too.
+        assert "emptyDir" in _mounted(pod, pod["containers"][0]["workingDir"] + "/data")
         assert _mounted(pod, config.gpu.price_table)["configMap"]["name"] == "aifinops-prices"
     spool = next(v for v in pod["volumes"] if v["name"] == "data")["emptyDir"]["sizeLimit"]
     assert int(spool) == config.producer.spool_max_bytes + 64 * 1024 * 1024
@@ -481,7 +484,9 @@ def test_alertmanager_config_sends_fast_tier_to_the_bridge_with_1s_group_wait(re
         is_fast = rule.get("labels", {}).get("aifinops_tier") == "fast"
         assert (route.get("groupWait") == "1s") == is_fast, rule["alert"]
     fast_names = {
-        r["alert"] for r in _generated_alerts() if r.get("labels", {}).get("aifinops_tier") == "fast"
+        r["alert"]
+        for r in _generated_alerts()
+        if r.get("labels", {}).get("aifinops_tier") == "fast"
     }
     if fast_names:
         assert {

@@ -51,6 +51,7 @@ spec:
         - name: {{ $component }}
           image: {{ include "aifinops.image" $root }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          workingDir: {{ include "aifinops.dataDir" $root }}
           command: [{{ .command | quote }}]
           args:
             {{- include "aifinops.commonArgs" (dict "root" $root "port" $c.port) | nindent 12 }}

@@ -89,7 +89,10 @@ aifinops.io/job: aifinops-{{ .component }}
 {{- define "aifinops.kafkaClientDir" -}}/etc/aifinops/kafka/client{{- end }}
 {{- define "aifinops.configDir" -}}/etc/aifinops/config{{- end }}
 {{- define "aifinops.pricesDir" -}}/etc/aifinops/prices{{- end }}
-{{/* Writable: the producer's disk spool (read-only root file system everywhere else). */}}
+{{/*
+The only writable path besides /tmp (the root file system is read-only): the producer's spool and the
+bridge's checkpoint, and the working directory, so relative default paths land here too.
+*/}}
 {{- define "aifinops.dataDir" -}}/var/lib/aifinops{{- end }}
 
 {{/*
@@ -154,7 +157,7 @@ One file serves all three daemons; `config` values are merged over it last.
   "kafka" $kafka
   "tokens" (dict "max_batch_events" (int .Values.tokenExporter.maxBatchEvents) "max_body_bytes" (int .Values.tokenExporter.maxBodyBytes))
   "gpu" (dict "interval_seconds" .Values.gpuExporter.intervalSeconds "insecure_skip_verify" .Values.gpuExporter.insecureSkipVerify)
-  "bridge" (dict "group_id" .Values.bridge.groupId)
+  "bridge" (dict "group_id" .Values.bridge.groupId "state_dir" (printf "%s/bridge" (include "aifinops.dataDir" .)))
   "producer" (dict "spool_dir" (printf "%s/spool" (include "aifinops.dataDir" .)) "spool_max_bytes" (int64 .Values.producer.spoolMaxBytes))
 -}}
 {{- with .Values.prices.gpu }}
