@@ -2,11 +2,17 @@
 
 Runs `aifinops demo`'s stack (`DemoStack`: Tansu, Prometheus 2.42 with the generated rules,
 Alertmanager 0.25 with the shipped routing, the three daemons, all on loopback) with the demo's
-normal traffic plus `--anomalies` extra teams (default 20), each calling one model at a steady
-rate (`BENCH_WORKLOAD`; half of them over HTTP to the token exporter, half written to Kafka as a
-remote gateway would, counted by the bridge). After a warm-up each extra team's calls are
-multiplied tenfold at a random moment within `--spread` seconds, one onset per team, so the
-onsets fall at every phase of the 5 s scrape and rule cycles.
+normal traffic plus `--anomalies` extra teams (default 20), each a copy of the demo's platform
+team (a coding agent on claude-sonnet-4 and a CI triage agent on gpt-4.1) at a steady rate, with
+its history backfilled like the demo's; half of them send over HTTP to the token exporter, half
+write to Kafka as a remote gateway would (counted by the bridge). After a warm-up, at a random
+moment within `--spread` seconds (one onset per team, so the onsets fall at every phase of the
+5 s scrape and rule cycles), each extra team's triage agent runs away exactly as in the demo: it
+calls as much more often as makes the team's spend jump tenfold. `--runaway team` instead
+multiplies every call of the team tenfold, so each of its series jumps only tenfold against its
+own baseline: the fast tier's thresholds (4x the previous-hour maximum of the 30 s rate) then need
+most of the 30 s window to fill, and detection takes longer (the docstring of
+jsonnet/config.libsonnet's llmSpikeFactor explains the trade-off).
 
 Onset: the moment the team's spend changes as the exporters see it. The traffic generator takes
 `time.monotonic()` right before it sends the first batch that carries the multiplied calls (the
@@ -38,10 +44,17 @@ from pathlib import Path
 from aifinops.cli.alertwatch import AnomalyEvent, Notification
 from aifinops.cli.demo import FAST_ALERTS
 from aifinops.cli.demostack import DemoStack
-from aifinops.cli.traffic import DEFAULT_WORKLOADS, RUNAWAY_FACTOR, Injection, Workload
+from aifinops.cli.traffic import (
+    DEFAULT_WORKLOADS,
+    RUNAWAY_FACTOR,
+    RUNAWAY_MODEL,
+    RUNAWAY_TEAM,
+    Injection,
+    Workload,
+)
 
-# One steady agent per extra team: the demo's coding agent at its peak rate.
-BENCH_WORKLOAD = next(w for w in DEFAULT_WORKLOADS if w.app == "codegen-agent")
+# Each extra team is a copy of the team whose agent runs away in the demo.
+TEAM_WORKLOADS = [w for w in DEFAULT_WORKLOADS if w.team == RUNAWAY_TEAM]
 # How long to wait for an alert after its onset before counting it missing.
 GIVE_UP_SECONDS = 60.0
 
@@ -74,9 +87,9 @@ def nearest_rank(values: list[float], p: float) -> float:
 
 def summary(name: str, values: list[float], missing: int) -> str:
     if not values:
-        return f"{name:34} n=0 missing={missing}"
+        return f"{name:44} n=0 missing={missing}"
     return (
-        f"{name:34} n={len(values):3} p50 {nearest_rank(values, 0.5):5.1f} s   "
+        f"{name:44} n={len(values):3} p50 {nearest_rank(values, 0.5):5.1f} s   "
         f"p95 {nearest_rank(values, 0.95):5.1f} s   max {max(values):5.1f} s"
         + (f"   missing {missing}" if missing else "")
     )
@@ -88,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spread", type=float, default=120.0, help="seconds the onsets span")
     parser.add_argument("--warmup", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--runaway",
+        choices=["agent", "team"],
+        default="agent",
+        help="agent: the team's triage agent loops until the team spends tenfold (the demo); "
+        "team: every call of the team comes ten times as often",
+    )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
 
@@ -96,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.anomalies):
         team = f"bench-{i:02d}"
         path = "http" if i % 2 == 0 else "kafka"
-        workloads.append(replace(BENCH_WORKLOAD, team=team, app="agent", path=path))
+        workloads += [replace(w, team=team, path=path) for w in TEAM_WORKLOADS]
 
     with tempfile.TemporaryDirectory(prefix="aifinops-latency-") as tmp:
         # A steady rate whatever the hour: the same load on every run.
@@ -121,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             onsets = sorted(rng.uniform(0, args.spread) for _ in range(args.anomalies))
             t0 = time.monotonic()
             pending = list(range(args.anomalies))
-            print(f"injecting {args.anomalies} tenfold runaways over {args.spread:.0f} s")
+            print(f"injecting {args.anomalies} runaways over {args.spread:.0f} s")
             while pending or any(
                 not s.done()
                 and (
@@ -134,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                 while pending and onsets[len(samples)] <= now:
                     i = pending.pop(0)
                     team = f"bench-{i:02d}"
-                    injection = traffic.runaway(team, BENCH_WORKLOAD.model, RUNAWAY_FACTOR)
+                    model = RUNAWAY_MODEL if args.runaway == "agent" else None
+                    injection = traffic.runaway(team, model, RUNAWAY_FACTOR)
                     samples.append(Sample(team, "http" if i % 2 == 0 else "kafka", injection))
                 for s in samples:
                     if s.webhook is None:
@@ -169,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(
-        f"{len(samples)} tenfold runaways, 5 s scrape, 5 s fast group, group_wait 1 s; "
+        f"{len(samples)} runaways (team spend tenfold, --runaway {args.runaway}), 5 s scrape, "
+        "5 s fast group, group_wait 1 s; "
         f"machine shared, figures are noisy"
     )
     code = 0

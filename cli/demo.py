@@ -225,13 +225,13 @@ class Demo:
 
     def _header(self) -> list[str]:
         urls = self.stack.urls()
+        s = self.stack
         return [
-            f"Prometheus {urls['Prometheus']}   Alertmanager {urls['Alertmanager']}",
-            "metrics: "
-            + "  ".join(
-                f"{e.url}/metrics" for e in (self.stack.gpu, self.stack.tokens, self.stack.bridge)
-            ),
-            f"usage API: POST {urls['usage API']}   Kafka: {urls['Kafka bootstrap']}",
+            f"Prometheus {urls['Prometheus']}   Alertmanager {urls['Alertmanager']}   "
+            f"Kafka {urls['Kafka bootstrap']}",
+            f"/metrics: gpu exporter {s.gpu.url}  token exporter {s.tokens.url}  "
+            f"bridge {s.bridge.url}",
+            f"usage API: POST {urls['usage API']}   (docs/demo.md explains this screen)",
         ]
 
     def _status(self) -> str:
