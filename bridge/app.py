@@ -85,7 +85,9 @@ def build_bridge(config: Config, health: CollectorHealth) -> Bridge:
         config.producer, max_message_bytes=settings.dlq_max_message_bytes + (64 << 10)
     )
     consumer = BridgeConsumer(
-        lambda revoked, assigned: ConsumerClient(kafka, consumer_settings, revoked, assigned),
+        lambda revoked, assigned, lost: ConsumerClient(
+            kafka, consumer_settings, revoked, assigned, lost
+        ),
         processor,
         lambda: ProducerClient(kafka, dlq_producer),
         stats,

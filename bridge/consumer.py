@@ -70,13 +70,23 @@ class GroupConsumer(Protocol):
         """Next offset to read, when known."""
         ...
 
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions held now."""
+        ...
+
     def close(self) -> None:
         """Leave the group."""
         ...
 
 
 ConsumerFactory = Callable[
-    [Callable[[list[TopicPartition]], None], Callable[[list[TopicPartition]], None]],
+    [
+        Callable[
+            [list[TopicPartition]], Mapping[TopicPartition, int]
+        ],  # revoked: offsets to commit
+        Callable[[list[TopicPartition]], None],  # assigned
+        Callable[[list[TopicPartition]], None],  # lost
+    ],
     GroupConsumer,
 ]
 
@@ -185,7 +195,7 @@ class BridgeConsumer:
         self._shutdown()
 
     def _connect(self) -> GroupConsumer:
-        self._client = self._factory(self._on_revoked, self._on_assigned)
+        self._client = self._factory(self._on_revoked, self._on_assigned, self._on_lost)
         log.info("bridge consumer: connected; joining the group")
         return self._client
 
@@ -222,30 +232,40 @@ class BridgeConsumer:
 
     # -- rebalances (called inside poll, on this thread) -----------------------------------------
 
-    def _on_revoked(self, partitions: list[TopicPartition]) -> None:
+    def _on_revoked(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Partitions go to another member: checkpoint, and return where this one got to (the
+        transport commits it before the rebalance completes)."""
         if not partitions or self._closing:
             # Closing: the final commit (the last checkpoint's offsets) is already done.
-            return
-        # This member keeps serving what it counted: checkpoint it, then commit where it got to,
-        # so the next owner starts after it.
+            return {}
+        # This member keeps serving what it counted: checkpoint it, so the next owner can start
+        # after it even if this process dies before its next scrape.
         if self.checkpoint_now is not None:
             try:
                 self.checkpoint_now()
             except Exception:
                 log.exception("bridge consumer: checkpoint on rebalance failed")
+        offsets = self._forget(partitions)
+        log.info("bridge consumer: %d partitions revoked", len(partitions))
+        return offsets
+
+    def _on_lost(self, partitions: list[TopicPartition]) -> None:
+        """The group dropped this member (session expired, broker restarted): the partitions are
+        someone else's already."""
+        self._forget(partitions)
+        log.warning(
+            "bridge consumer: %d partitions lost with the group membership", len(partitions)
+        )
+
+    def _forget(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         with self.lock:
             offsets = {tp: self._positions[tp] for tp in partitions if tp in self._positions}
             for tp in partitions:
                 self._positions.pop(tp, None)
                 self._replay_until.pop(tp, None)
-        if offsets and self._client is not None:
-            try:
-                self._client.commit(offsets)
-            except TransportError as exc:
-                log.warning("bridge consumer: commit on rebalance: %s", exc)
         self._assigned.difference_update(partitions)
         self.stats.drop_lag(partitions)
-        log.info("bridge consumer: %d partitions revoked", len(partitions))
+        return offsets
 
     def _on_assigned(self, partitions: list[TopicPartition]) -> None:
         self._assigned.update(partitions)
@@ -316,10 +336,16 @@ class BridgeConsumer:
             for tp, part in batches:
                 key = TopicPartition(*tp)
                 after = part[-1].offset + 1
-                positions[key] = max(positions.get(key, 0), after)
-                if replaying and after >= replaying.get(key, after + 1):
-                    # The dedupe replay of this partition reached the checkpoint's offset.
-                    del replaying[key]
+                end = replaying.get(key) if replaying else None
+                if end is None:
+                    # Not max(): a log that was recreated (a broker that lost its storage) starts
+                    # again at 0, and the checkpoint must follow it.
+                    positions[key] = after
+                else:
+                    positions[key] = max(positions.get(key, 0), after)
+                    if after >= end:
+                        # The dedupe replay of this partition reached the checkpoint's offset.
+                        del replaying[key]
 
     def _dead_letter(self, invalid: Sequence[tuple[Any, str]]) -> bool:
         """Write invalid messages to their DLQ; True once Kafka stored them."""
@@ -357,6 +383,11 @@ class BridgeConsumer:
         lag = {}
         with self.lock:
             positions = dict(self._positions)
+        held = client.assignment()
+        if held != self._assigned:
+            # The group took partitions away without a callback (a broker that lost the group).
+            self.stats.drop_lag(self._assigned - held)
+            self._assigned &= held
         for tp in self._assigned:
             high = client.highwater(tp)
             if high is None:

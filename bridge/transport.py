@@ -16,7 +16,7 @@ import kafka.errors as kerrors
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from aifinops.exporters.config import KafkaConfig, ProducerConfig
@@ -283,20 +283,34 @@ class AdminClient:
             self._admin.close()
 
 
-class _Listener(ConsumerRebalanceListener):
+Revoked = Callable[[list[TopicPartition]], Mapping[TopicPartition, int]]
+Assigned = Callable[[list[TopicPartition]], None]
+
+
+class _Listener(AsyncConsumerRebalanceListener):
+    """Rebalance callbacks. kafka-python 3 runs them on its IO thread, where a blocking call
+    (`commit()`) is refused: the offsets a revoke hands back are committed with the coordinator's
+    awaitable commit instead, before the partitions go to another member."""
+
     def __init__(
-        self,
-        on_revoked: Callable[[list[TopicPartition]], None],
-        on_assigned: Callable[[list[TopicPartition]], None],
-    ) -> None:
-        self._on_revoked = on_revoked
-        self._on_assigned = on_assigned
+        self, client: ConsumerClient, revoked: Revoked, assigned: Assigned, lost: Assigned
+    ):
+        self._client = client
+        self._revoked = revoked
+        self._assigned = assigned
+        self._lost = lost
 
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        self._on_revoked([TopicPartition(tp.topic, tp.partition) for tp in revoked])
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        offsets = self._revoked([TopicPartition(tp.topic, tp.partition) for tp in revoked])
+        if offsets:
+            await self._client._commit_from_callback(offsets)
 
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        self._on_assigned([TopicPartition(tp.topic, tp.partition) for tp in assigned])
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._assigned([TopicPartition(tp.topic, tp.partition) for tp in assigned])
+
+    async def on_partitions_lost(self, lost: Any) -> None:
+        # The group already gave them to someone else: nothing can be committed for them.
+        self._lost([TopicPartition(tp.topic, tp.partition) for tp in lost])
 
 
 @dataclass(frozen=True)
@@ -324,8 +338,9 @@ class ConsumerClient:
         self,
         kafka: KafkaConfig,
         settings: ConsumerSettings,
-        on_revoked: Callable[[list[TopicPartition]], None],
-        on_assigned: Callable[[list[TopicPartition]], None],
+        on_revoked: Revoked,
+        on_assigned: Assigned,
+        on_lost: Assigned,
     ) -> None:
         try:
             self._consumer = KafkaConsumer(
@@ -348,8 +363,27 @@ class ConsumerClient:
         except kerrors.KafkaError as exc:
             raise TransportError(_describe(exc)) from exc
         self._consumer.subscribe(
-            topics=list(settings.topics), listener=_Listener(on_revoked, on_assigned)
+            topics=list(settings.topics),
+            listener=_Listener(self, on_revoked, on_assigned, on_lost),
         )
+        self._commit_timeout_ms = max(30000, settings.session_timeout_ms + 5000)
+
+    async def _commit_from_callback(self, offsets: Mapping[TopicPartition, int]) -> None:
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        commit = getattr(coordinator, "_commit_offsets_sync_async", None)
+        if commit is None:  # another kafka-python version: the next owner re-reads a little
+            log.warning("cannot commit on a rebalance with this kafka-python version")
+            return
+        try:
+            await commit(
+                {
+                    KafkaTopicPartition(tp.topic, tp.partition): OffsetAndMetadata(offset, "", -1)
+                    for tp, offset in offsets.items()
+                },
+                self._commit_timeout_ms,
+            )
+        except Exception as exc:
+            log.warning("commit on rebalance failed: %s", _describe(exc))
 
     def poll(self, timeout: float, max_records: int | None = None) -> list[tuple[Any, list[Any]]]:
         """The next records as `(partition, records)` pairs; raises `TransportError`."""
@@ -400,8 +434,16 @@ class ConsumerClient:
             return None
 
     def highwater(self, partition: TopicPartition) -> int | None:
-        """The partition's end offset as of the latest fetch (no request)."""
-        return self._consumer.highwater(KafkaTopicPartition(*partition))
+        """The partition's end offset as of the latest fetch (no request); None when unknown or
+        no longer assigned."""
+        try:
+            return self._consumer.highwater(KafkaTopicPartition(*partition))
+        except (kerrors.KafkaError, AssertionError, TypeError):
+            return None
+
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this member holds now."""
+        return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
     def close(self) -> None:
         """Leave the group and close the connections (nothing is committed here)."""

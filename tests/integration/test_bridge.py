@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -426,3 +427,52 @@ def test_sigterm_finishes_commits_and_leaves_the_group(
         assert successor.sample("aifinops_llm_requests_total") == 50
     finally:
         successor.stop()
+
+
+def test_a_second_replica_takes_half_the_partitions_and_nothing_is_counted_twice(
+    kafka_session_logs, topics, bridge, tmp_path
+):
+    bootstrap = kafka_session_logs.bootstrap
+    keys = [f"team-{i}/app".encode() for i in range(40)]  # spread over the partitions
+    bridge.start()
+    produce(
+        bootstrap, topics["usage"], [(keys[n % 40], encode(small(n)), None) for n in range(400)]
+    )
+    wait_until(lambda: bridge.consumed(topics["usage"]) >= 400, 60, "the first events")
+    produce(
+        bootstrap,
+        topics["usage"],
+        [(keys[n % 40], encode(small(n)), None) for n in range(400, 600)],
+    )
+    # Not scraped (so not committed) before the rebalance: only the revoke can commit these.
+    time.sleep(3)
+    second = BridgeDaemon(tmp_path / "second", bridge_config(bootstrap, topics, tmp_path / "b"))
+    try:
+        second.start(joined=False)
+        wait_until(
+            lambda: 0 < len(second.samples("aifinops_bridge_consumer_lag_messages")) < 20,
+            60,
+            "the second replica to get partitions",
+        )
+        wait_until(
+            lambda: len(bridge.samples("aifinops_bridge_consumer_lag_messages")) < 20,
+            60,
+            "the first replica to give some up",
+        )
+        produce(
+            bootstrap,
+            topics["usage"],
+            [(keys[n % 40], encode(small(n)), None) for n in range(600, 800)],
+        )
+
+        def total() -> float:
+            return bridge.sample("aifinops_llm_requests_total") + second.sample(
+                "aifinops_llm_requests_total"
+            )
+
+        wait_until(lambda: total() >= 800, 60, "every event counted by one replica or the other")
+        assert total() == 800
+        assert second.sample("aifinops_llm_requests_total") > 0
+        assert second.sample("aifinops_bridge_messages_total", result="duplicate") == 0
+    finally:
+        second.stop()
