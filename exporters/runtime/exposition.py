@@ -2,9 +2,9 @@
 
 prometheus_client's `generate_latest` builds a `Sample` with a label dict per series and formats it
 with general-purpose escaping: about 1 s for 50,000 series. Here collectors that hold many series
-yield `RowsMetricFamily` (label values as tuples, no per-series dict), which is rendered from a
-per-family line template; any other family goes through an equivalent generic path (text format) or
-the stock OpenMetrics encoder. `samples` of a `RowsMetricFamily` are built lazily, so the stock
+yield `RowsMetricFamily` (label values as tuples, no per-series dict); each series' rendered prefix
+`name{labels} ` is kept between scrapes, so a row costs a look-up and a concatenation. Any other
+family goes through an equivalent generic path (text format) or the stock OpenMetrics encoder. `samples` of a `RowsMetricFamily` are built lazily, so the stock
 encoders, `registry.get_sample_value` and tests still see ordinary samples.
 """
 
