@@ -12,8 +12,6 @@ are read again and counted once.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -28,6 +26,7 @@ from prometheus_client.core import Metric
 
 from aifinops.exporters.runtime.exposition import RowsMetricFamily
 
+from .dirlock import DirectoryError, DirectoryLock, DirectoryLockedError
 from .records import TopicPartition
 
 log = logging.getLogger(__name__)
@@ -65,7 +64,7 @@ class CheckpointStore:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
         self.path = self.directory / FILENAME
-        self._lock_fd: int | None = None
+        self._dirlock = DirectoryLock(self.directory)
         self._write_lock = threading.Lock()
 
     def open(self) -> Checkpoint | None:
@@ -75,19 +74,13 @@ class CheckpointStore:
         checkpoint is a `StateError` too (starting from zero would double count what it holds).
         """
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StateError(f"bridge state directory {self.directory}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
+            self._dirlock.acquire()
+        except DirectoryLockedError as exc:
             raise StateError(
-                f"bridge state directory {self.directory} is in use by another process; "
-                "give each bridge replica its own bridge.state_dir"
+                f"bridge state directory {exc}; give each bridge replica its own bridge.state_dir"
             ) from exc
-        self._lock_fd = fd
+        except DirectoryError as exc:
+            raise StateError(f"bridge state directory {exc}") from exc
         try:
             text = self.path.read_text()
         except FileNotFoundError:
@@ -131,11 +124,7 @@ class CheckpointStore:
 
     def close(self) -> None:
         """Release the directory."""
-        if self._lock_fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._dirlock.release()
 
 
 def _parse(payload: Any) -> Checkpoint:

@@ -6,7 +6,7 @@ persisted head forward, so a process killed at any moment replays from the last 
 message on its next start (at-least-once; consumers drop the duplicates by `(source, id)`).
 
 Layout of the directory:
-- `lock`: held with `flock` by the one process using the spool.
+- `lock`: held with `flock` by the one process using the spool (`dirlock`).
 - `<20-digit sequence>.seg`: segments; each record is `<u32 length><u32 crc32>` then the payload.
 - `head`: `<segment> <byte offset>` of the first unacknowledged record, replaced atomically.
 
@@ -17,7 +17,6 @@ there on are dropped with a warning when the spool is opened.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import struct
@@ -26,6 +25,7 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
+from .dirlock import DirectoryError, DirectoryLock, DirectoryLockedError
 from .records import OutboundMessage
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class Spool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self._lock = threading.Lock()
-        self._lock_file: int | None = None
+        self._dirlock = DirectoryLock(self.directory)
         self._segments: list[int] = []
         self._sizes: dict[int, int] = {}
         # Where reading starts in a segment that was partly acknowledged when a prepend put
@@ -170,25 +170,13 @@ class Spool:
         """
         with self._lock:
             try:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise SpoolError(f"spool directory {self.directory}: {exc.strerror}") from exc
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                os.close(fd)
-                holder = ""
-                with contextlib.suppress(OSError):
-                    holder = (self.directory / "lock").read_text().strip()
+                self._dirlock.acquire()
+            except DirectoryLockedError as exc:
                 raise SpoolLockedError(
-                    f"spool directory {self.directory} is in use by another process"
-                    + (f" (pid {holder})" if holder else "")
-                    + "; give each process its own producer.spool_dir"
+                    f"spool directory {exc}; give each process its own producer.spool_dir"
                 ) from exc
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            self._lock_file = fd
+            except DirectoryError as exc:
+                raise SpoolError(f"spool directory {exc}") from exc
             try:
                 self._recover()
             except OSError as exc:
@@ -204,11 +192,7 @@ class Spool:
             self._release()
 
     def _release(self) -> None:
-        if self._lock_file is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            os.close(self._lock_file)
-            self._lock_file = None
+        self._dirlock.release()
 
     def _path(self, segment: int) -> Path:
         return self.directory / f"{segment:020d}{_SUFFIX}"
