@@ -230,8 +230,13 @@ class AnomalyTail:
             session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
         )
+        # A group of one: partitions come and go only at start and stop, nothing to do then.
         self._client = ConsumerClient(
-            self._config.kafka, settings, on_revoked=lambda _: None, on_assigned=lambda _: None
+            self._config.kafka,
+            settings,
+            on_revoked=lambda _: {},
+            on_assigned=lambda _: None,
+            on_lost=lambda _: None,
         )
         self._thread = threading.Thread(target=self._run, name="cost-anomalies", daemon=True)
         self._thread.start()

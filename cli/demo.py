@@ -16,6 +16,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -46,8 +47,9 @@ FAST_ALERTS = ("AIFinOpsLLMSpendSpike", "AIFinOpsLLMTokenRunaway")
 IDLE_GPU = ("sim-node-0", 0)
 
 
-class Interrupted(Exception):
-    """SIGTERM (or SIGHUP) arrived: stop like Ctrl-C."""
+class Interrupted(BaseException):
+    """SIGTERM (or SIGHUP) arrived: stop like Ctrl-C. A BaseException, like KeyboardInterrupt,
+    so that no `except Exception` on the way swallows it."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -213,6 +215,10 @@ class Demo:
             self.started = time.monotonic()
             self._loop()
         finally:
+            # A signal now must not cut the clean-up short.
+            if threading.current_thread() is threading.main_thread():
+                for sig in STOP_SIGNALS:
+                    signal.signal(sig, signal.SIG_IGN)
             if self.traffic is not None:
                 self.traffic.stop()
             self._progress("stopping every process")
@@ -247,7 +253,7 @@ class Demo:
             if n.alertname == "AIFinOpsWatchdog"
         ]
         heard = (
-            f"; watchdog heard {time.monotonic() - watchdog[-1].received:.0f}s ago"
+            f"; watchdog last heard {time.monotonic() - watchdog[-1].received:.0f}s ago"
             if watchdog
             else ""
         )

@@ -2,11 +2,15 @@
 Alertmanager with the shipped routing, GPU exporter, token exporter, bridge): normal traffic raises
 no fast alert; a tenfold runaway reaches the webhook and `cost-anomalies` within 30 s of its onset;
 an idle GPU shows as idle spend; every dashboard panel has data; every event is counted once on
-each counting path."""
+each counting path; and Ctrl-C or SIGTERM ends every process `aifinops demo` started and removes
+its files."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -198,3 +202,60 @@ def test_every_event_is_counted_once_on_its_path(run: Run):
         f' result="skipped"}}) == {stats.http_events}',
         timeout=30,
     )
+
+
+def _processes_under(root: Path) -> dict[int, str]:
+    """Live processes whose working directory is inside `root` (every process the demo starts
+    runs in its own directory of the demo's work directory): pid -> command name."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            name = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if state != "Z" and (cwd == str(root) or cwd.startswith(f"{root}/")):
+            found[int(entry.name)] = name
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stop_signal_ends_every_process_of_the_demo_and_removes_its_files(
+    tmp_path: Path, sig: signal.Signals
+):
+    # `aifinops demo` makes its temporary directory under $TMPDIR.
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "aifinops.cli", "demo", "--scenario", "none", "--no-traffic"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    output: list[str] = []
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            output.append(line)
+            if "Kafka bootstrap" in line:  # the last URL printed once everything is up
+                break
+        workdirs = list(tmp_path.glob("aifinops-demo-*"))
+        assert len(workdirs) == 1, "".join(output)
+        started = _processes_under(workdirs[0])
+        # tansu, prometheus, alertmanager and the three daemons
+        assert len(started) >= 6, (started, "".join(output))
+        demo.send_signal(sig)
+        rest, _ = demo.communicate(timeout=90)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    output.append(rest)
+    assert demo.returncode == 0, "".join(output)
+    assert not workdirs[0].exists()
+    assert _processes_under(tmp_path) == {}
+    assert not [pid for pid in started if Path(f"/proc/{pid}").exists()], started
+    assert "stopping every process" in rest
