@@ -68,7 +68,7 @@ demo: setup
 	$(VENV)/bin/aifinops demo $(DEMO_ARGS)
 
 bench: setup
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/*.py bench/*/run.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache build *.egg-info

@@ -138,13 +138,19 @@
     budgetThresholdFor: '1m',
     // AIFinOpsBudgetExhaustionForecast: period-to-date spend + (average $/s over `window`) x
     // (time left in the period) above `margin` x budget, for `for`. The window should cover a
-    // full daily cycle for monthly budgets, or the afternoon peak is extrapolated over nights.
+    // full daily cycle, or the busy hours are extrapolated over the quiet ones (a shorter one
+    // warns sooner and more often).
     budgetForecast: {
-      daily: { window: '6h', 'for': '30m' },
+      daily: { window: '1d', 'for': '30m' },
       monthly: { window: '1d', 'for': '1h' },
     },
     // Forecast margin: 1.1 only warns when the forecast exceeds the budget by 10 %.
     budgetForecastMargin: 1.0,
+    // Burn and forecast windows at least this long count only once the team has spend history
+    // that old: a partly filled window over a daily cycle reads the busy hours as the average
+    // (just after the rules are first loaded, or for a new team). Shorter windows count at once,
+    // so a new team that burns fast is caught fast.
+    budgetFullHistoryFrom: '1d',
 
     // ---------------------------------------------------------------------------------------
     // Anomaly tier: group `aifinops-anomaly`. A team's spend (LLM + GPU, 5-minute average) is

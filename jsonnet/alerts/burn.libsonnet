@@ -12,6 +12,11 @@ local r = import '../lib/rules.libsonnet';
     local teamPeriod(series) = '%s{team=%%q, period=%%q}' % series,
     local budgetText = t.queryDollars('`%s`' % teamPeriod(n.budget), '$labels.team $labels.period'),
     local common = { tier: 'burn', dashboard: 'overview', teamVar: true },
+    // Keeps a window of at least budgetFullHistoryFrom to teams with spend history that old.
+    local fullHistory(window) =
+      if p.seconds(window) >= p.seconds(c.budgetFullHistoryFrom)
+      then 'and on (team)\n%s offset %s\n' % [n.spendBase, window]
+      else '',
 
     local burn(w) = r.alert(c, common {
       name: w.alert,
@@ -28,7 +33,7 @@ local r = import '../lib/rules.libsonnet';
         sustainable: n.sustainable,
         factor: p.num(w.factor),
         hour: p.hour,
-      },
+      } + fullHistory(w.long),
       summary: 'A team is spending at more than %sx the pace its budget allows.' % p.num(w.factor),
       description: 'Team {{ $labels.team }} spent on average %s/h over the last %s (and above that pace over the last %s): more than %sx the %s that would spend its {{ $labels.period }} budget of %s exactly by the end of the period.' % [
         t.dollars,
@@ -80,7 +85,7 @@ local r = import '../lib/rules.libsonnet';
           remaining: n.periodRemaining,
           margin: p.num(c.budgetForecastMargin),
           budget: n.budget,
-        },
+        } + fullHistory(f.window),
         summary: 'At its current pace a team will overspend its budget before the period ends.',
         description: 'At its average pace over the last %s (%s), team {{ $labels.team }} will have spent %s by the end of this {{ $labels.period }} period, above its budget of %s (spent so far: %s).' % [
           f.window,
