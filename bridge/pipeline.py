@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aifinops.exporters.config import TopicsConfig
@@ -94,6 +95,8 @@ class MessageProcessor:
         max_bytes = self._max_bytes
         prepare = self.usage.prepare
         loads = json.loads
+        # One clock reading per batch for the "not in the future" check, not one per event.
+        now = datetime.now(UTC)
         for record in records:
             topic = record.topic
             if replay_until and record.offset < replay_until.get((topic, record.partition), -1):
@@ -122,21 +125,21 @@ class MessageProcessor:
                 continue
             try:
                 if topic == usage_topic:
-                    batch.usage.append(prepare(obj))
+                    batch.usage.append(prepare(obj, now=now))
                 elif topic == gpu_topic:
-                    batch.gpu.append(self._gpu_sample(obj))
+                    batch.gpu.append(self._gpu_sample(obj, now))
                 else:
                     batch.invalid.append((record, f"topic: {topic} is not read by the bridge"))
             except EventError as exc:
                 batch.invalid.append((record, str(exc)))
         return batch
 
-    def _gpu_sample(self, obj: Any) -> tuple[GPUSample, float, tuple[str, str]]:
+    def _gpu_sample(self, obj: Any, now: datetime) -> tuple[GPUSample, float, tuple[str, str]]:
         """Validate a GPU sample event, envelope and data together (every problem listed)."""
         problems: list[Problem] = []
         envelope = None
         try:
-            envelope = parse_envelope(obj, types=_GPU_TYPES, max_future=self._max_future)
+            envelope = parse_envelope(obj, types=_GPU_TYPES, now=now, max_future=self._max_future)
         except EventError as exc:
             problems.extend(exc.problems)
         sample = None
