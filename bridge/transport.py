@@ -24,6 +24,9 @@ from aifinops.exporters.config import KafkaConfig, ProducerConfig
 from .records import OutboundMessage, TopicPartition
 
 log = logging.getLogger(__name__)
+# kafka-python's IO loop warns whenever one of its tasks waited over 100 ms, which happens every few
+# seconds while the consumer thread holds the GIL validating a batch: not a fault, only noise.
+logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
 
 # Errors that belong to one message and would repeat forever: the message is dropped, not retried.
 _PERMANENT_MESSAGE_ERRORS = (
