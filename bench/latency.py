@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             stack.start()
             print(f"stack up in {time.monotonic() - started:.1f} s")
+            assert stack.anomalies is not None
             traffic = stack.traffic(seed=args.seed)
             traffic.start()
             time.sleep(args.warmup)

@@ -282,7 +282,7 @@ class Demo:
             ],
             lambda: [
                 e
-                for e in self.stack.anomalies.events.items()
+                for e in (self.stack.anomalies.events.items() if self.stack.anomalies else [])
                 if e.labels.get("alertname") != "AIFinOpsWatchdog"
             ],
             self.anomalies,

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
+from aifinops.bridge.producer import KafkaEventSink
 from aifinops.exporters.config import (
     BridgeConfig,
     Config,
@@ -35,7 +36,7 @@ from aifinops.exporters.config import (
 from aifinops.exporters.runtime.config import load_config
 
 from . import topics
-from .alertwatch import AlertReceiver
+from .alertwatch import AlertReceiver, AnomalyTail
 from .history import backfill
 from .stack import (
     Alertmanager,
@@ -199,8 +200,8 @@ class DemoStack:
         self.prometheus: Prometheus | None = None
         self.alertmanager: Alertmanager | None = None
         self.processes: dict[str, Process] = {}
-        self.anomalies: Any = None  # AnomalyTail once started
-        self.gateway: Any = None  # the gateway's KafkaEventSink once started
+        self.anomalies: AnomalyTail | None = None
+        self.gateway: KafkaEventSink | None = None
         self._stops: list[tuple[str, Callable[[], None]]] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -217,7 +218,7 @@ class DemoStack:
         self._step(f"GPU exporter ({self.gpu_source})", lambda: self._start_daemon(self.gpu))
         self._step("token exporter", lambda: self._start_daemon(self.tokens))
         self._step("bridge", lambda: self._start_daemon(self.bridge))
-        self._step("scrapes", self._wait_for_targets)
+        self._step("(checking that Prometheus scrapes the three daemons)", self._wait_for_targets)
         self._step("cost-anomalies reader", self._start_anomaly_reader)
         self._step("gateway producer", self._start_gateway)
 

@@ -87,7 +87,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             lambda n: n.status == "firing" and _about_runaway(dict(n.labels), runaway),
             WAIT_SECONDS,
         )
-        assert runaway.onset is not None
+        assert runaway.onset is not None and stack.anomalies is not None
         left = max(1.0, runaway.onset + WAIT_SECONDS - time.monotonic())
         event = stack.anomalies.events.wait_for(
             lambda e: e.status == "firing" and _about_runaway(dict(e.labels), runaway), left
