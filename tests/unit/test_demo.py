@@ -1,11 +1,14 @@
 """The demo's pure parts: Alertmanager config rewrite, rule file selection, the recorded history it
-backfills, the alert receiver and onset matching, and the live view's figures."""
+backfills, the alert receiver and onset matching, and the live view's figures, and the exit code of a demo that missed its runaway."""
 
 from __future__ import annotations
 
+import argparse
+import io
 import itertools
 import json
 import statistics
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -20,12 +23,14 @@ from aifinops.cli.alertwatch import (
     AlertReceiver,
     Arrivals,
     InjectedAnomaly,
+    Notification,
     seconds_since_onset,
 )
+from aifinops.cli.demo import Demo, Outcome
 from aifinops.cli.demostack import ALERTMANAGER_CONFIG, RULES_DIR, alertmanager_config, rule_files
 from aifinops.cli.history import RateRecord, openmetrics, rate_records, simulate
 from aifinops.cli.liveview import LiveView, read_spend
-from aifinops.cli.traffic import Workload
+from aifinops.cli.traffic import Injection, Workload
 
 BRIDGE = "http://127.0.0.1:1111/v1/alertmanager"
 DEMO = "http://127.0.0.1:2222/alerts"
@@ -271,3 +276,29 @@ def test_the_view_shows_spend_by_team_and_model_gpu_waste_and_alerts():
 
     broken = read_spend(FakePrometheus({}))
     assert broken.llm == [] and broken.gpus == 0
+
+
+def _notification(received: float, alertname: str = "AIFinOpsLLMSpendSpike") -> Notification:
+    labels = {"alertname": alertname, "team": "platform", "model": "gpt-4.1"}
+    return Notification(received, 0.0, "aifinops-bridge", "firing", labels, {}, "", "f")
+
+
+@pytest.mark.parametrize(
+    ("arrived_after", "waited", "code"),
+    [(9.0, 40.0, 0), (31.0, 40.0, 1), (None, 40.0, 1), (None, 10.0, 0)],
+    ids=["caught", "caught-late", "missed", "still-waiting"],
+)
+def test_the_demo_exits_1_when_the_runaway_was_not_notified_within_30_s(
+    tmp_path: Path, arrived_after: float | None, waited: float, code: int
+):
+    args = argparse.Namespace(gpu_source="simulated")
+    demo = Demo(args, tmp_path, out=io.StringIO())
+    onset = time.monotonic() - waited
+    anomaly = InjectedAnomaly("llm", "platform", "runaway", model="gpt-4.1", onset=onset)
+    outcome = Outcome(anomaly)
+    if arrived_after is not None:
+        outcome.first_alert = _notification(onset + arrived_after)
+    demo.runaways.append((Injection("platform", "gpt-4.1", 39.0, 10.0), outcome))
+    assert demo.summary() == code
+    if arrived_after is not None:
+        assert f"{arrived_after:.1f} s after onset" in demo.out.getvalue()
