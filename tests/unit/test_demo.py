@@ -1,5 +1,6 @@
 """The demo's pure parts: Alertmanager config rewrite, rule file selection, the recorded history it
-backfills, the alert receiver and onset matching, and the live view's figures, and the exit code of a demo that missed its runaway."""
+backfills, the alert receiver and onset matching, the live view's figures, and the exit code of a
+demo that missed its runaway."""
 
 from __future__ import annotations
 
