@@ -40,8 +40,11 @@ log = logging.getLogger(__name__)
 # The fast tier's rate recordings: one sum of one LLM counter's rate per label set.
 _RATE_RULE = re.compile(
     r"^\s*sum\s+by\s*\((?P<by>[\w\s,]*)\)\s*"
-    r"\(\s*rate\(\s*(?P<metric>aifinops_llm_\w+_total)\s*(\{[^}]*\})?\s*\[(?P<window>\d+)s\]\s*\)\s*\)\s*$"
+    r"\(\s*rate\(\s*(?P<metric>aifinops_llm_\w+_total)\s*(\{[^}]*\})?\s*"
+    r"\[(?P<window>(\d+[smhd])+)\]\s*\)\s*\)\s*$"
 )
+_DURATION_PART = re.compile(r"(\d+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _USAGE_LABELS = ("provider", "model", "team", "app")
 
 
@@ -67,9 +70,11 @@ def rate_records(rule_files: Iterable[Path]) -> list[RateRecord]:
                     continue
                 by = tuple(label.strip() for label in match["by"].split(",") if label.strip())
                 if all(label in _USAGE_LABELS for label in by):
-                    out.append(
-                        RateRecord(rule["record"], match["metric"], by, int(match["window"]))
+                    window = sum(
+                        int(n) * _UNIT_SECONDS[unit]
+                        for n, unit in _DURATION_PART.findall(match["window"])
                     )
+                    out.append(RateRecord(rule["record"], match["metric"], by, window))
     return out
 
 

@@ -8,6 +8,7 @@ import argparse
 import io
 import itertools
 import json
+import re
 import statistics
 import time
 import urllib.error
@@ -67,15 +68,20 @@ def test_only_prometheus_rule_files_are_loaded(tmp_path: Path):
     assert "aifinops-fast.yaml" in shipped and "alertmanager.yaml" not in shipped
 
 
-def test_the_fast_tiers_rate_recordings_are_found_in_the_rule_pack():
-    records = rate_records(rule_files(RULES_DIR))
-    metrics = {r.metric for r in records}
-    assert {
+def test_every_llm_series_a_fast_tier_baseline_reads_is_backfilled():
+    records = {r.record: r for r in rate_records(rule_files(RULES_DIR))}
+    read = set()
+    for path in rule_files(RULES_DIR):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                read |= set(re.findall(r"max_over_time\(\s*([\w:]+)\[", rule["expr"]))
+    llm = {name for name in read if name.startswith("team_model:aifinops_llm")}
+    assert llm, "the fast tier compares LLM spend with a baseline"
+    assert llm <= set(records), llm - set(records)
+    assert {r.metric for r in records.values()} >= {
         "aifinops_llm_cost_usd_total",
-        "aifinops_llm_requests_total",
         "aifinops_llm_tokens_total",
-    } <= metrics
-    assert all(r.by == ("team", "model") and r.window_seconds == 30 for r in records)
+    }
 
 
 def test_rate_records_parse_the_rule_form(tmp_path: Path):
@@ -97,6 +103,10 @@ def test_rate_records_parse_the_rule_form(tmp_path: Path):
                                 "expr": "sum by (team) (rate(aifinops_llm_requests_total[60s]))",
                             },
                             {
+                                "record": "team:z:rate1m30s",
+                                "expr": "sum by (team) (rate(aifinops_llm_tokens_total[1m30s]))",
+                            },
+                            {
                                 "record": "node:y",
                                 "expr": "sum by (node) (rate(aifinops_llm_requests_total[60s]))",
                             },
@@ -107,7 +117,8 @@ def test_rate_records_parse_the_rule_form(tmp_path: Path):
         )
     )
     assert rate_records([path]) == [
-        RateRecord("team:x:rate1m", "aifinops_llm_requests_total", ("team",), 60)
+        RateRecord("team:x:rate1m", "aifinops_llm_requests_total", ("team",), 60),
+        RateRecord("team:z:rate1m30s", "aifinops_llm_tokens_total", ("team",), 90),
     ]
 
 
