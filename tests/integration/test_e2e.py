@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from aifinops.cli.alertwatch import AnomalyEvent, InjectedAnomaly, Notification
 from aifinops.cli.demo import (
@@ -26,7 +27,7 @@ from aifinops.cli.demo import (
     inject_idle_gpu,
     started_anomaly,
 )
-from aifinops.cli.demostack import DemoStack
+from aifinops.cli.demostack import DemoStack, rule_files
 from aifinops.cli.traffic import RUNAWAY_FACTOR, RUNAWAY_MODEL, RUNAWAY_TEAM, TrafficGenerator
 from aifinops.exporters.events import ANOMALY_TYPE
 from support.dashboards import load_dashboards, panels_without_data
@@ -110,9 +111,17 @@ def test_the_fast_tier_has_a_baseline_for_every_team_and_model(run: Run):
     prometheus = run.stack.prometheus
     assert prometheus is not None
     expected = {(w.team, w.model) for w in run.stack.workloads}
-    for record in ("aifinops_llm_cost_usd", "aifinops_llm_tokens"):
-        result = prometheus.query(f"team_model:{record}:rate30s_baseline")
-        assert {(s["metric"]["team"], s["metric"]["model"]) for s in result} == expected
+    baselines = [
+        rule["record"]
+        for path in rule_files()
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule and "max_over_time(team_model:aifinops_llm" in rule["expr"]
+    ]
+    assert baselines, "the fast tier records LLM baselines"
+    for record in baselines:
+        result = prometheus.query(record)
+        assert {(s["metric"]["team"], s["metric"]["model"]) for s in result} == expected, record
 
 
 def test_the_runaway_reaches_the_webhook_within_30_seconds_of_onset(run: Run):
