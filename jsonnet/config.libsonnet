@@ -63,7 +63,7 @@
     // rate() window of the fast recording rules (team_model:aifinops_llm_*:rate30s). Shorter
     // reacts sooner but is noisier; never below 4x the scrape interval.
     fastRateWindow: '30s',
-    // A spike is compared with the maximum of its own rate over this window...
+    // A spike is compared with the maximum of the team/model's rate over this window...
     fastBaselineWindow: '1h',
     // ...ending this long ago, so a spike stays out of its own baseline for this long. A
     // sustained new level becomes the baseline after it (the alert then resolves, after
@@ -74,6 +74,12 @@
     // team or model that started spending recently) the higher no-history floors apply. It
     // also keeps a series' first seconds, when rate() still ramps up, from being its baseline.
     fastBaselineMinHistory: '10m',
+    // The rate window of that maximum. Equal to fastRateWindow, the baseline is the noisiest
+    // 30 s of the hour: on a sparse series (a few calls per 30 s) noise alone makes it several
+    // times the typical level and hides real 10x spikes. Longer smooths that noise; bursts
+    // shorter than this window count only partly in the baseline (a 30 s burst at 20x still
+    // stays under 4x a 2-minute maximum that holds it).
+    fastBaselineRateWindow: '2m',
     // Fast alerts fire at the first evaluation that sees the change (for: 0s) and stay firing
     // this long after the condition clears, so a noisy spike does not flap.
     fastKeepFiringFor: '5m',

@@ -15,7 +15,7 @@ local r = import '../lib/rules.libsonnet';
     local t = p.template,
     local baseline(series) = n.baseline(series),
     local baselineText = 'its highest %s rate between %s and %s ago' % [
-      c.fastRateWindow, p.duration(p.seconds(c.fastBaselineWindow) + p.seconds(c.fastBaselineOffset)), c.fastBaselineOffset,
+      c.fastBaselineRateWindow, p.duration(p.seconds(c.fastBaselineWindow) + p.seconds(c.fastBaselineOffset)), c.fastBaselineOffset,
     ],
     local teamModel(series) = '%s{team=%%q, model=%%q}' % series,
     local common = {

@@ -42,17 +42,20 @@ local periods = {
     // Period-to-date spend of a period, carried forward from its previous value so it needs no
     // retention beyond Prometheus' look-back: previous value + $/s x seconds since it was
     // recorded, while still in the same period. At a period's start, on first load, or after a
-    // gap longer than the look-back, it is re-seeded from what is retained: the hourly averages
-    // of the whole hours since the period began plus the current pace over the part of this
-    // hour; in the period's first hour, the current pace x the time since it began.
+    // gap longer than the look-back, it is re-seeded from what is retained: the daily averages
+    // of the whole days since the period began, the hourly averages of today's whole hours,
+    // and the current pace over the part of this hour (periods start at midnight UTC). Days
+    // and hours keep the seed cheap: at most 31 + 24 points per team.
     local periodToDate(period) =
       local f = {
         ptd: '%s{period="%s"}' % [n.periodToDate, period],
         start: '%s{period="%s"}' % [n.periodStart, period],
+        today: '%s{period="daily"}' % n.periodStart,
         base: base,
         budget: '%s{period="%s"}' % [n.budget, period],
         longest: periods[period].longest,
         hour: p.hour,
+        day: p.day,
       };
       |||
         (
@@ -63,15 +66,21 @@ local periods = {
               timestamp(%(ptd)s) > on () group_left () %(start)s
             )
           or on (team)
-            (
-              sum_over_time(
-                (avg_over_time(%(base)s[1h]) and on () (vector(time()) > on () (%(start)s @ end())))[%(longest)s:1h]
-              ) * %(hour)d
-              + on (team)
-              %(base)s * (time() %% %(hour)d)
+            sum by (team) (
+                label_replace(
+                  sum_over_time(
+                    (avg_over_time(%(base)s[1d]) and on () (vector(time()) > on () (%(start)s @ end())))[%(longest)s:1d]
+                  ) * %(day)d,
+                  "part", "days", "", "")
+              or
+                label_replace(
+                  sum_over_time(
+                    (avg_over_time(%(base)s[1h]) and on () (vector(time()) > on () (%(today)s @ end())))[1d:1h]
+                  ) * %(hour)d,
+                  "part", "hours", "", "")
+              or
+                label_replace(%(base)s * (time() %% %(hour)d), "part", "now", "", "")
             )
-          or on (team)
-            %(base)s * scalar(time() - %(start)s)
         )
         and on (team)
         %(budget)s

@@ -8,15 +8,16 @@ local r = import '../lib/rules.libsonnet';
   aifinopsRecordingRules+:: {
     local c = $._config,
     local n = names(c),
-    local llmRate(metric) =
-      'sum by (team, model) (rate(%s{%s}[%s]))' % [metric, c.llmSelector, c.fastRateWindow],
-    // The maximum over the baseline window, kept only where the window holds enough samples.
-    local baseline(series, by) = r.record(n.baseline(series), |||
+    local llmRate(metric, window=c.fastRateWindow) =
+      'sum by (team, model) (rate(%s{%s}[%s]))' % [metric, c.llmSelector, window],
+    // The maximum of `source` over the baseline window, kept only where the window holds
+    // enough samples; recorded under the name of the series it is compared with.
+    local baseline(series, source, by) = r.record(n.baseline(series), |||
       max_over_time(%(s)s[%(w)s] offset %(o)s)
       and on (%(by)s)
       count_over_time(%(s)s[%(w)s] offset %(o)s) >= %(min)d
     ||| % {
-      s: series,
+      s: source,
       w: c.fastBaselineWindow,
       o: c.fastBaselineOffset,
       by: by,
@@ -40,9 +41,16 @@ local r = import '../lib/rules.libsonnet';
         max by (node, gpu, uuid) (aifinops_gpu_hourly_cost_usd{%(sel)s})
       ||| % { sel: c.gpuSelector }),
       r.record(n.gpuTeamHourlyCost, 'sum by (team) (%s)' % n.gpuPodHourlyCost),
-      baseline(n.llmCostRate, 'team, model'),
-      baseline(n.llmTokensRate, 'team, model'),
-      baseline(n.gpuTeamHourlyCost, 'team'),
+    ] + (
+      if c.fastBaselineRateWindow == c.fastRateWindow then [] else [
+        r.record(n.llmCostBaselineRate, llmRate('aifinops_llm_cost_usd_total', c.fastBaselineRateWindow)),
+        r.record(n.llmTokensBaselineRate, llmRate('aifinops_llm_tokens_total', c.fastBaselineRateWindow)),
+      ]
+    ) + [
+      baseline(n.llmCostRate, n.llmCostBaselineRate, 'team, model'),
+      baseline(n.llmTokensRate, n.llmTokensBaselineRate, 'team, model'),
+      // A gauge: no rate window, no sampling noise to smooth.
+      baseline(n.gpuTeamHourlyCost, n.gpuTeamHourlyCost, 'team'),
     ],
   },
 }
