@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aifinops.cli.alertwatch import AnomalyEvent, Notification
-from aifinops.cli.demo import FAST_ALERTS
+from aifinops.cli.demo import FAST_ALERTS, Interrupted, signals_stop
 from aifinops.cli.demostack import DemoStack
 from aifinops.cli.traffic import (
     DEFAULT_WORKLOADS,
@@ -96,6 +96,15 @@ def summary(name: str, values: list[float], missing: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        with signals_stop():
+            return run(argv)
+    except (KeyboardInterrupt, Interrupted):
+        print("interrupted: every process stopped", file=sys.stderr)
+        return 130
+
+
+def run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--anomalies", type=int, default=20)
     parser.add_argument("--spread", type=float, default=120.0, help="seconds the onsets span")

@@ -98,9 +98,11 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextmanager
-def _signals_stop() -> Iterator[None]:
+def signals_stop() -> Iterator[None]:
     """Turn Ctrl-C, SIGTERM and SIGHUP into an exception in the main thread, once: further
-    signals are ignored so that a second Ctrl-C cannot cut the clean-up short."""
+    signals are ignored so that a second Ctrl-C cannot cut the clean-up short. Whoever runs a
+    `DemoStack` uses it, so that its `finally` stops the processes (they run in sessions of their
+    own and would outlive a process killed by the default SIGTERM handler)."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         for sig in STOP_SIGNALS:
@@ -350,7 +352,7 @@ def run(args: argparse.Namespace) -> int:
     )
     demo = Demo(args, workdir)
     try:
-        with _signals_stop():
+        with signals_stop():
             return demo.run()
     except (KeyboardInterrupt, Interrupted):
         print("aifinops demo: stopped", file=sys.stderr)
