@@ -2,7 +2,7 @@
 
 No Kafka client here: `MessageProcessor.process(records)` sorts a polled batch into usage events
 (validated and priced by the token exporter's `UsageIngest.prepare`, the same code as HTTP
-ingest), GPU samples (`parse_gpu_sample`, the GPU exporter's schema), invalid messages with their
+ingest), GPU samples (`parse_gpu_event`, the GPU exporter's schema), invalid messages with their
 reason, and messages already counted by an exporter of this cluster; `apply(batch)` then counts it
 through the shared aggregators (`UsageIngest.apply_all`, `GPUAggregator.apply`), with duplicates by
 `(source, id)` counted once.
@@ -10,21 +10,13 @@ through the shared aggregators (`UsageIngest.apply_all`, `GPUAggregator.apply`),
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aifinops.exporters.config import TopicsConfig
-from aifinops.exporters.events import (
-    GPU_SAMPLE_TYPE,
-    EventError,
-    GPUSample,
-    Problem,
-    parse_envelope,
-    parse_gpu_sample,
-)
+from aifinops.exporters.events import EventError, GPUEvent, loads, parse_gpu_event
 from aifinops.exporters.gpu import GPUAggregator
 from aifinops.exporters.llm import DedupeWindow, PricedEvent, UsageIngest
 from aifinops.exporters.sink import COUNTED_IN_HEADER
@@ -35,7 +27,6 @@ REASON_HEADER = "aifinops-dlq-reason"
 ORIGIN_HEADER = "aifinops-dlq-origin"  # topic/partition/offset of the original message
 TRUNCATED_HEADER = "aifinops-dlq-truncated"  # original size, when the value was cut
 MAX_REASON_BYTES = 4096
-_GPU_TYPES = frozenset({GPU_SAMPLE_TYPE})
 
 
 @dataclass
@@ -43,7 +34,7 @@ class Batch:
     """One polled batch sorted by what happens to each message."""
 
     usage: list[PricedEvent] = field(default_factory=list)
-    gpu: list[tuple[GPUSample, float, tuple[str, str]]] = field(default_factory=list)
+    gpu: list[GPUEvent] = field(default_factory=list)
     # (record, reason) of every invalid message, in order.
     invalid: list[tuple[Any, str]] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
@@ -94,7 +85,6 @@ class MessageProcessor:
         own = self._own
         max_bytes = self._max_bytes
         prepare = self.usage.prepare
-        loads = json.loads
         # One clock reading per batch for the "not in the future" check, not one per event.
         now = datetime.now(UTC)
         for record in records:
@@ -127,36 +117,16 @@ class MessageProcessor:
                 if topic == usage_topic:
                     batch.usage.append(prepare(obj, now=now))
                 elif topic == gpu_topic:
-                    batch.gpu.append(self._gpu_sample(obj, now))
+                    batch.gpu.append(parse_gpu_event(obj, now=now, max_future=self._max_future))
                 else:
                     batch.invalid.append((record, f"topic: {topic} is not read by the bridge"))
             except EventError as exc:
                 batch.invalid.append((record, str(exc)))
         return batch
 
-    def _gpu_sample(self, obj: Any, now: datetime) -> tuple[GPUSample, float, tuple[str, str]]:
-        """Validate a GPU sample event, envelope and data together (every problem listed)."""
-        problems: list[Problem] = []
-        envelope = None
-        try:
-            envelope = parse_envelope(obj, types=_GPU_TYPES, now=now, max_future=self._max_future)
-        except EventError as exc:
-            problems.extend(exc.problems)
-        sample = None
-        data = obj.get("data") if isinstance(obj, dict) else None
-        if isinstance(data, dict):
-            try:
-                sample = parse_gpu_sample(data)
-            except EventError as exc:
-                problems.extend(exc.problems)
-        if problems:
-            raise EventError(problems)
-        assert envelope is not None and sample is not None
-        return sample, envelope.time.timestamp(), envelope.identity
-
     def _remember(self, record: Any, batch: Batch) -> None:
         try:
-            obj = json.loads(record.value)
+            obj = loads(record.value)
             identity = (obj["source"], obj["id"])
         except (TypeError, ValueError, KeyError, UnicodeDecodeError):
             return
@@ -175,9 +145,9 @@ class MessageProcessor:
         if batch.gpu:
             applied = 0
             add, apply = self.gpu_dedupe.add, self.gpu.apply
-            for sample, when, identity in batch.gpu:
-                if add(identity):
-                    apply(sample, when)
+            for envelope, sample in batch.gpu:
+                if add(envelope.identity):
+                    apply(sample, envelope.time.timestamp())
                     applied += 1
             counts[(self.gpu_topic, "applied")] = applied
             counts[(self.gpu_topic, "duplicate")] = len(batch.gpu) - applied

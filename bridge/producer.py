@@ -377,9 +377,10 @@ class KafkaEventSink:
         else:
             results = client.send_batch(batch)
         first_error = ""
+        produced: dict[str, int] = {}
         for message, result in zip(batch, results, strict=True):
             if result.ok:
-                self.stats.produced(message.topic)
+                produced[message.topic] = produced.get(message.topic, 0) + 1
             else:
                 self.stats.error(message.topic)
                 first_error = first_error or result.error
@@ -391,6 +392,8 @@ class KafkaEventSink:
                         message.topic,
                         result.error,
                     )
+        for topic, n in produced.items():
+            self.stats.produced(topic, n)
         if first_error and any(not r.ok and not r.permanent for r in results):
             self._note_failure(first_error)
         return results

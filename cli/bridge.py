@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +20,7 @@ SPEC = DaemonSpec(
     "Kafka bridge: usage and GPU events into metrics, Alertmanager alerts into Kafka.",
     9873,
 )
+log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,6 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for collector in bridge.collectors:
             registry.register(collector)
+        log.info("price catalogue: %d models", bridge.usage.pricer.load_catalogue())
+        # The price catalogue is a large, permanent object graph: keep the cyclic garbage
+        # collector from walking it again and again while batches allocate.
+        gc.freeze()
+        sys.setswitchinterval(0.001)
         return serve(
             SPEC.prog,
             listen_address(config, SPEC),

@@ -9,10 +9,12 @@ from .envelope import (
     Problem,
     decode,
     encode,
+    loads,
     make_event,
     parse_envelope,
+    parse_event,
 )
-from .gpu import GPUSample, parse_gpu_sample
+from .gpu import GPUEvent, GPUSample, parse_gpu_event, parse_gpu_sample
 from .usage import (
     TOKEN_TYPES,
     UsageEvent,
@@ -30,15 +32,19 @@ __all__ = [
     "USAGE_TYPE",
     "Envelope",
     "EventError",
+    "GPUEvent",
     "GPUSample",
     "Problem",
     "UsageEvent",
     "UsageRecord",
     "decode",
     "encode",
+    "loads",
     "make_event",
     "otel_provider_name",
     "parse_envelope",
+    "parse_event",
+    "parse_gpu_event",
     "parse_gpu_sample",
     "parse_usage",
     "parse_usage_event",

@@ -32,10 +32,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
-from .envelope import EventError, Problem
+from .envelope import (
+    DEFAULT_MAX_FUTURE,
+    GPU_SAMPLE_TYPE,
+    Envelope,
+    EventError,
+    Problem,
+    parse_event,
+)
 
 MAX_TEXT_LENGTH = 256
 MAX_INTERVAL_SECONDS = Decimal(3600)
@@ -118,6 +126,27 @@ class GPUSample:
         if self.holders != 1:
             data["holders"] = self.holders
         return data
+
+
+class GPUEvent(NamedTuple):
+    """A validated GPU sample CloudEvent: its envelope (`identity`, `time`: when the GPU was read)
+    and its sample."""
+
+    envelope: Envelope
+    sample: GPUSample
+
+
+def parse_gpu_event(
+    obj: Any, *, now: datetime | None = None, max_future: timedelta = DEFAULT_MAX_FUTURE
+) -> GPUEvent:
+    """Validate a decoded `io.aifinops.gpu.sample.v1` CloudEvent, envelope and data together.
+
+    Raises `EventError` listing every problem (fields like `time` or `data.gpu`).
+    """
+    return GPUEvent(*parse_event(obj, _GPU_TYPES, parse_gpu_sample, now=now, max_future=max_future))
+
+
+_GPU_TYPES = frozenset((GPU_SAMPLE_TYPE,))
 
 
 def _number(value: Decimal) -> int | float:

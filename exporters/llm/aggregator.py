@@ -3,13 +3,14 @@
 The token exporter (HTTP ingest) and the bridge (Kafka) apply validated, priced events here; the
 collector turns `snapshot()` into metric families. Label values pass through a `LabelLimiter`, so
 each family has a bounded number of series: values beyond the limit fold into `__other__` and count
-in `aifinops_series_overflow_total{metric}`. Costs are summed as exact `Decimal`s (no float drift).
+in `aifinops_series_overflow_total{metric}`. Costs are summed exactly (no float drift): as integers
+of 1e-24 USD, plus a `Decimal` part for the costs that have more digits than those hold.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal
 from types import MappingProxyType
@@ -17,6 +18,7 @@ from types import MappingProxyType
 from ..cardinality import LabelLimiter
 from ..events.usage import UsageRecord
 from ..pricing.pricer import Cost
+from ..pricing.ratecard import UNITS_PER_USD, units_to_usd
 
 REQUESTS = "aifinops_llm_requests_total"
 TOKENS = "aifinops_llm_tokens_total"
@@ -38,14 +40,9 @@ _SUM = Context(prec=80)
 
 _KEY_CACHE_LIMIT = 200_000
 
-
-@dataclass(frozen=True, slots=True)
-class _Keys:
-    """The series keys one (provider, model, team, app) writes to, after label folding."""
-
-    requests: tuple[tuple[str, ...], tuple[str, ...]]  # status ok, error
-    tokens: tuple[tuple[str, ...], ...]  # per TOKEN_TYPES
-    cost: tuple[tuple[str, ...], ...]
+# The series keys one (provider, model, team, app) writes to, after label folding: requests with
+# status ok and error, then tokens and cost per TOKEN_TYPES.
+_Keys = tuple[tuple[str, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,8 @@ class LLMSnapshot:
 
     - `requests`: (provider, model, team, app, status) → calls
     - `tokens`: (provider, model, team, app, token_type) → tokens
-    - `cost`: (provider, model, team, app, token_type) → USD (`Decimal`)
+    - `cost`: (provider, model, team, app, token_type) → USD (`Decimal`), held as `cost_units`
+      (1e-24 USD) plus `cost_extra` (USD) for the series that have such a part
     - `unpriced`: (provider, model) → calls without a price
     - `prices`: (provider, model, token_type) → USD per million tokens last applied
     - `ingest`: (source, outcome) → events
@@ -62,10 +60,31 @@ class LLMSnapshot:
 
     requests: Mapping[tuple[str, ...], int]
     tokens: Mapping[tuple[str, ...], int]
-    cost: Mapping[tuple[str, ...], Decimal]
+    cost_units: Mapping[tuple[str, ...], int]
+    cost_extra: Mapping[tuple[str, ...], Decimal]
     unpriced: Mapping[tuple[str, ...], int]
     prices: Mapping[tuple[str, ...], Decimal]
     ingest: Mapping[tuple[str, ...], int]
+
+    @property
+    def cost(self) -> Mapping[tuple[str, ...], Decimal]:
+        """Exact USD per cost series."""
+        extra = self.cost_extra
+        return {
+            key: _SUM.add(units_to_usd(units), extra[key]) if key in extra else units_to_usd(units)
+            for key, units in self.cost_units.items()
+        }
+
+    def cost_floats(self) -> Iterator[tuple[tuple[str, ...], float]]:
+        """USD per cost series as the nearest float (what the exposition shows), without building
+        `Decimal`s for the series that need none."""
+        extra = self.cost_extra
+        for key, units in self.cost_units.items():
+            if key in extra:
+                yield key, float(_SUM.add(units_to_usd(units), extra[key]))
+            else:
+                # Integer true division rounds correctly, as float() of the exact Decimal does.
+                yield key, units / UNITS_PER_USD
 
 
 class LLMAggregator:
@@ -79,11 +98,18 @@ class LLMAggregator:
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, ...], int] = {}
         self._tokens: dict[tuple[str, ...], int] = {}
-        self._cost: dict[tuple[str, ...], Decimal] = {}
+        self._cost_units: dict[tuple[str, ...], int] = {}
+        self._cost_extra: dict[tuple[str, ...], Decimal] = {}
         self._unpriced: dict[tuple[str, ...], int] = {}
         self._prices: dict[tuple[str, ...], Decimal] = {}
+        # The rates object last written to `_prices` per model key: a card hands out the same
+        # tuple for every call at one tier, so an unchanged price is not written again.
+        self._rates_written: dict[tuple[str, ...], tuple[Decimal, ...]] = {}
         self._keys: dict[tuple[str, ...], _Keys] = {}
-        self._model_keys: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+        self._model_keys: dict[str, dict[tuple[str, ...], tuple[str, ...]]] = {
+            UNPRICED: {},
+            PRICE: {},
+        }
         self._ingest: dict[tuple[str, ...], int] = {
             (source, outcome): 0 for source in sources for outcome in INGEST_OUTCOMES
         }
@@ -95,49 +121,66 @@ class LLMAggregator:
 
     def apply_all(self, calls: Iterable[tuple[UsageRecord, Cost]]) -> None:
         """`apply` for many calls under one lock (a batch, a Kafka poll)."""
-        planned = []
-        for usage, cost in calls:
-            values = (usage.provider, usage.model, usage.team, usage.app)
-            keys = self._keys.get(values) or self._fold(values)
-            model = None
-            if not cost.priced:
-                model = self._model_key(UNPRICED, values[:2])
-            elif cost.rates is not None:
-                model = self._model_key(PRICE, values[:2])
-            planned.append((usage, cost, keys, model))
-        add = _SUM.add
-        requests, tokens_total, cost_total = self._requests, self._tokens, self._cost
+        keys_of = self._keys
+        requests, tokens, units_total = self._requests, self._tokens, self._cost_units
         with self._lock:
-            for usage, cost, keys, model in planned:
-                key = keys.requests[usage.status == "error"]
+            for usage, cost in calls:
+                keys = keys_of.get(usage[:4]) or self._fold(usage[:4])
+                _p, _m, _t, _a, status, inp, cache_read, cache_write, out, _r, _c, _d = usage
+                key = keys[1] if status == "error" else keys[0]
                 requests[key] = requests.get(key, 0) + 1
-                tokens = usage.token_split
-                by_type = cost.by_type
                 # Every token type gets its series on a label set's first call (at 0 where it
                 # has none), so a later first increment is not lost to rate() as a series'
                 # first sample.
-                for i in range(4):
-                    tkey = keys.tokens[i]
-                    tokens_total[tkey] = tokens_total.get(tkey, 0) + tokens[i]
-                    ckey = keys.cost[i]
-                    previous = cost_total.get(ckey)
-                    cost_total[ckey] = by_type[i] if previous is None else add(previous, by_type[i])
-                if model is not None:
-                    if cost.rates is None:
-                        self._unpriced[model] = self._unpriced.get(model, 0) + 1
-                    else:
-                        for token_type, rate in zip(TOKEN_TYPES, cost.rates, strict=True):
+                key = keys[2]
+                tokens[key] = tokens.get(key, 0) + inp - cache_read - cache_write
+                key = keys[3]
+                tokens[key] = tokens.get(key, 0) + cache_read
+                key = keys[4]
+                tokens[key] = tokens.get(key, 0) + cache_write
+                key = keys[5]
+                tokens[key] = tokens.get(key, 0) + out
+                units = cost[0]
+                if units is not None:
+                    key = keys[6]
+                    units_total[key] = units_total.get(key, 0) + units[0]
+                    key = keys[7]
+                    units_total[key] = units_total.get(key, 0) + units[1]
+                    key = keys[8]
+                    units_total[key] = units_total.get(key, 0) + units[2]
+                    key = keys[9]
+                    units_total[key] = units_total.get(key, 0) + units[3]
+                else:
+                    self._add_usd(keys[6:], cost.usd)
+                rates = cost.rates
+                if rates is not None:
+                    model = self._model_key(PRICE, usage[:2])
+                    if self._rates_written.get(model) is not rates:
+                        for token_type, rate in zip(TOKEN_TYPES, rates, strict=True):
                             self._prices[(*model, token_type)] = rate
+                        self._rates_written[model] = rates
+                elif cost.source == "unpriced":
+                    model = self._model_key(UNPRICED, usage[:2])
+                    self._unpriced[model] = self._unpriced.get(model, 0) + 1
 
-    def _fold(self, values: tuple[str, str, str, str]) -> _Keys:
+    def _add_usd(self, keys: tuple[tuple[str, ...], ...], usd: tuple[Decimal, ...]) -> None:
+        """Add a cost that is no whole number of 1e-24 USD (caller holds the lock)."""
+        units_total, extra = self._cost_units, self._cost_extra
+        for key, amount in zip(keys, usd, strict=True):
+            units_total.setdefault(key, 0)
+            previous = extra.get(key)
+            extra[key] = amount if previous is None else _SUM.add(previous, amount)
+
+    def _fold(self, values: tuple[str, ...]) -> _Keys:
         fold = self.limiter.fold
         req = fold(REQUESTS, ATTRIBUTION, values)
         tok = fold(TOKENS, ATTRIBUTION, values)
         usd = fold(COST, ATTRIBUTION, values)
-        keys = _Keys(
-            ((*req, "ok"), (*req, "error")),
-            tuple((*tok, t) for t in TOKEN_TYPES),
-            tuple((*usd, t) for t in TOKEN_TYPES),
+        keys = (
+            (*req, "ok"),
+            (*req, "error"),
+            *((*tok, t) for t in TOKEN_TYPES),
+            *((*usd, t) for t in TOKEN_TYPES),
         )
         # Values the limiter admitted keep their series for good, so their keys can be reused;
         # a folded observation must go through the limiter each time to be counted.
@@ -146,12 +189,13 @@ class LLMAggregator:
         return keys
 
     def _model_key(self, metric: str, values: tuple[str, ...]) -> tuple[str, ...]:
-        cached = self._model_keys.get((metric, values))
+        cache = self._model_keys[metric]
+        cached = cache.get(values)
         if cached is not None:
             return cached
         folded = self.limiter.fold(metric, MODEL_LABELS, values)
-        if folded == values and len(self._model_keys) < _KEY_CACHE_LIMIT:
-            self._model_keys[(metric, values)] = folded
+        if folded == values and len(cache) < _KEY_CACHE_LIMIT:
+            cache[values] = folded
         return folded
 
     def count_ingest(self, source: str, outcome: str, n: int = 1) -> None:
@@ -168,7 +212,8 @@ class LLMAggregator:
             return LLMSnapshot(
                 MappingProxyType(dict(self._requests)),
                 MappingProxyType(dict(self._tokens)),
-                MappingProxyType(dict(self._cost)),
+                MappingProxyType(dict(self._cost_units)),
+                MappingProxyType(dict(self._cost_extra)),
                 MappingProxyType(dict(self._unpriced)),
                 MappingProxyType(dict(self._prices)),
                 MappingProxyType(dict(self._ingest)),

@@ -54,7 +54,7 @@ class LLMCollector(Collector):
             "reported, split by token type like aifinops_llm_tokens_total.",
             "counter",
             (*ATTRIBUTION, "token_type"),
-            ((labels, float(usd)) for labels, usd in snap.cost.items()),
+            snap.cost_floats(),
         )
         yield RowsMetricFamily(
             "aifinops_llm_unpriced_requests",

@@ -11,9 +11,8 @@ HTTP ingest (`source="http"`) and the Kafka bridge (`source="kafka"`) both do
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client.registry import Collector
 
@@ -27,8 +26,7 @@ from .collector import LLMCollector
 from .dedupe import DedupeWindow
 
 
-@dataclass(frozen=True, slots=True)
-class PricedEvent:
+class PricedEvent(NamedTuple):
     """A validated usage event and its cost, ready to apply."""
 
     event: UsageEvent
@@ -37,6 +35,9 @@ class PricedEvent:
     def with_team(self, team: str) -> PricedEvent:
         """The same event counted for `team` (an authenticated credential's team)."""
         return PricedEvent(self.event.with_team(team), self.cost)
+
+
+_new = tuple.__new__
 
 
 class UsageIngest:
@@ -81,11 +82,11 @@ class UsageIngest:
         No side effect: nothing is counted until `apply`."""
         event = parse_usage_event(obj, now=now, max_future=self.max_future)
         try:
-            cost = self.pricer.price(event.usage, event.time)
+            cost = self.pricer.price(event.usage, event.envelope.time)
         except PricingError as exc:
             field = "data.response" if "response" in event.envelope.data else "data"
             raise EventError([Problem(field, f"cannot be priced consistently: {exc}")]) from exc
-        return PricedEvent(event, cost)
+        return _new(PricedEvent, (event, cost))
 
     def apply(self, priced: PricedEvent, source: str) -> bool:
         """Count the event unless its `(source, id)` was seen within the dedupe window.
@@ -102,7 +103,8 @@ class UsageIngest:
     def apply_all(self, prepared: Sequence[PricedEvent], source: str) -> list[PricedEvent]:
         """`apply` for many events at once (one lock for the lot); returns those counted, in
         order, the others being duplicates (of earlier events or of each other)."""
-        counted = [p for p in prepared if self.dedupe.add(p.event.identity)]
+        fresh = self.dedupe.add_all([p.event.envelope.identity for p in prepared])
+        counted = [p for p, new in zip(prepared, fresh, strict=True) if new]
         self.aggregator.apply_all([(p.event.usage, p.cost) for p in counted])
         self.aggregator.count_ingest(source, "accepted", len(counted))
         self.aggregator.count_ingest(source, "duplicate", len(prepared) - len(counted))

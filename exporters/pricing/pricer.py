@@ -1,7 +1,8 @@
 """Prices one validated LLM call: reported `cost_usd`, else an override, else the genai-prices catalogue, else unpriced.
 
 Each (provider, model) is resolved in the catalogue once and each model price compiled into a
-`RateCard` once, so pricing an event costs a few dictionary look-ups and `Decimal` multiplications.
+`RateCard` once, so pricing an event costs a few dictionary look-ups and integer multiplications
+(exact, in 1e-24 USD units; `Decimal` where a price or a reported cost has more digits).
 The catalogue is the bundled genai-prices snapshot (no network) unless auto-update installed a newer
 one; a new snapshot empties the caches.
 """
@@ -15,41 +16,50 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from genai_prices import data_snapshot
 
 from ..events.usage import TOKEN_TYPES, UsageRecord, prices_provider_id
 from .overrides import PriceOverride
-from .ratecard import CardCost, PricingError, RateCard
+from .ratecard import CardCost, PricingError, RateCard, as_usd
 
 log = logging.getLogger(__name__)
 
 _ZERO = Decimal(0)
-_ZEROS = (_ZERO, _ZERO, _ZERO, _ZERO)
 # genai-prices bills these by audio seconds with a 10-second minimum; its own code does that.
 _SPECIAL = {("groq", "whisper-large-v3"), ("groq", "whisper-large-v3-turbo")}
+_SPECIAL_MODELS = frozenset(model for _provider, model in _SPECIAL)
 
 CostSource = Literal["catalogue", "override", "reported", "unpriced"]
 
 
-@dataclass(frozen=True, slots=True)
-class Cost:
+class Cost(NamedTuple):
     """What one call cost, split by `TOKEN_TYPES`, where the figure came from, and the rates applied.
 
-    `rates` (USD per million tokens per token type) is None when no price was applied: the cost
-    was reported by the caller or the model is unpriced.
+    The cost is exact either way: in `units` (integers of 1e-24 USD, `ratecard.UNITS_PER_USD`)
+    or, where it has more digits than those hold (a reported cost, some negotiated prices), in
+    `usd`; the other is None, and `by_type` gives dollars. `rates` (USD per million tokens per
+    token type) is None when no price was applied: the cost was reported by the caller or the
+    model is unpriced.
     """
 
-    by_type: tuple[Decimal, Decimal, Decimal, Decimal]
+    units: tuple[int, int, int, int] | None
+    usd: tuple[Decimal, Decimal, Decimal, Decimal] | None
     source: CostSource
     rates: tuple[Decimal, Decimal, Decimal, Decimal] | None = None
     model_id: str | None = None
 
     @property
+    def by_type(self) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+        """USD per `TOKEN_TYPES` entry."""
+        return as_usd(self.units, self.usd)
+
+    @property
     def total(self) -> Decimal:
         """The call's whole cost in USD."""
-        return self.by_type[0] + self.by_type[1] + self.by_type[2] + self.by_type[3]
+        by_type = self.by_type
+        return by_type[0] + by_type[1] + by_type[2] + by_type[3]
 
     @property
     def priced(self) -> bool:
@@ -99,21 +109,24 @@ class Pricer:
     def price(self, usage: UsageRecord, when: datetime) -> Cost:
         """The cost of one call made at `when`. Raises `PricingError` when the catalogue cannot
         price the reported usage consistently (a more specific count exceeds its whole)."""
-        card = self.card(usage.provider, usage.model, when)
+        # A model priced the same whatever the time is one look-up (the `card` fast path).
+        static = self._static.get(usage[:2]) if _snapshot() is self._snapshot else None
+        card = static[0] if static is not None else self.card(usage.provider, usage.model, when)
         if usage.cost_usd is not None:
             return _reported(usage, card)
         if card is None:
             self._log_unpriced(usage.provider, usage.model)
-            return Cost(_ZEROS, "unpriced")
-        if (card.provider_id, card.model_id) in _SPECIAL:
+            return _UNPRICED
+        if card.model_id in _SPECIAL_MODELS and (card.provider_id, card.model_id) in _SPECIAL:
             return self._genai_price(usage, when, card)
-        priced = card.cost(usage.usage)
-        source: CostSource = "override" if isinstance(card, _OverrideCard) else "catalogue"
-        return Cost(priced.by_type, source, priced.rates, card.model_id)
+        detail = usage.detail
+        priced = card.cost(detail) if detail is not None else card.cost_counts(usage[5:10])
+        source: CostSource = "override" if type(card) is _OverrideCard else "catalogue"
+        return _new(Cost, (priced.units, priced.usd, source, priced.rates, card.model_id))
 
     def card(self, provider: str, model: str, when: datetime) -> RateCard | None:
         """The price card that applies to `model` of `provider` (OpenTelemetry name) at `when`."""
-        snapshot = data_snapshot.get_snapshot()
+        snapshot = _snapshot()
         if snapshot is not self._snapshot:
             with self._lock:
                 self._snapshot = snapshot
@@ -223,7 +236,7 @@ class Pricer:
             genai_request_timestamp=when,
         )
         by_type = (result.input_price, _ZERO, _ZERO, result.output_price)
-        return Cost(by_type, "catalogue", card.rates(usage.input_tokens), card.model_id)
+        return Cost(None, by_type, "catalogue", card.rates(usage.input_tokens), card.model_id)
 
     def _log_unpriced(self, provider: str, model: str) -> None:
         key = (provider, model)
@@ -247,6 +260,11 @@ class _OverrideCard(RateCard):
     __slots__ = ()
 
 
+_UNPRICED = Cost((0, 0, 0, 0), None, "unpriced")
+_snapshot = data_snapshot.get_snapshot
+_new = tuple.__new__
+
+
 def _reported(usage: UsageRecord, card: RateCard | None) -> Cost:
     """Split a reported cost over the token types like the price card would, else by tokens."""
     cost = usage.cost_usd
@@ -260,7 +278,7 @@ def _reported(usage: UsageRecord, card: RateCard | None) -> Cost:
         else:
             if priced.total > 0:
                 weights = priced.by_type
-    return Cost(split(cost, weights), "reported", None, card.model_id if card else None)
+    return Cost(None, split(cost, weights), "reported", None, card.model_id if card else None)
 
 
 def split(

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config import AuthConfig
-from ..events.envelope import EventError, Problem
+from ..events.envelope import EventError, Problem, loads
 from ..llm.ingest import PricedEvent, UsageIngest
 from ..runtime.http import Request, Response, Route
 from ..sink import COUNTED_IN_HEADER, EventSink, NullSink
@@ -110,7 +110,7 @@ class EventsAPI:
                 },
             )
         try:
-            body = json.loads(request.body)
+            body = loads(request.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             self._ingest.reject(SOURCE)
             return _bad([(None, Problem("", f"body is not valid JSON: {exc}"))])

@@ -1,0 +1,424 @@
+"""The hot path's shortcuts agree with the definitions they stand in for, on fuzzed corpora.
+
+Decoding (`loads`: orjson, else `json`), timestamps (`parse_time`: `fromisoformat`, else the
+RFC 3339 parse), envelopes (`accept_envelope` vs the full check) and usage data (`accept_usage` vs
+`parse_usage`): each shortcut may decline anything, but what it accepts must be what the full
+definition accepts, with the same result; and it must accept the common shape (else it is no
+shortcut). Encoding (`encode`: orjson for plain JSON values, else `json`) writes the same JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import string
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from aifinops.exporters.events import (
+    GPU_SAMPLE_TYPE,
+    USAGE_TYPE,
+    EventError,
+    encode,
+    loads,
+    make_event,
+    parse_gpu_event,
+    parse_usage,
+    parse_usage_event,
+)
+from aifinops.exporters.events.envelope import (
+    DEFAULT_MAX_FUTURE,
+    _check_envelope,
+    _parse_time_fully,
+    accept_envelope,
+    parse_time,
+)
+from aifinops.exporters.events.usage import accept_usage
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+TYPES = frozenset({USAGE_TYPE})
+
+
+def same(a, b) -> bool:
+    """Equal values of equal types all the way down (1 is not 1.0; NaN equals NaN)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    return a == b
+
+
+# -- decoding ------------------------------------------------------------------------------------
+
+NUMBERS = [
+    "0",
+    "-0",
+    "-0.0",
+    "1",
+    "-1",
+    "1.5",
+    "1e5",
+    "1E-7",
+    "2.5e+3",
+    "4.35e-320",
+    "1.7976931348623157e308",
+    "1e400",
+    "-1e400",
+    "123456789012345678",
+    "-123456789012345678",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "-9223372036854775809",
+    "18446744073709551615",
+    "18446744073709551616",
+    "99999999999999999999999",
+    "0.1234567890123456789",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "01",
+    "1.",
+    ".5",
+    "+1",
+]
+STRINGS = [
+    '""',
+    '"plain"',
+    '"caf\u00e9 \u2603 \U0001f600"',
+    '"\\u00e9\\n\\t\\"\\\\\\/"',
+    '"\\ud83d\\ude00"',
+    '"\\ud800"',
+    '"\\udc00x"',
+    '"tab\there"',
+    '"a\u2028b"',
+    '"1234567890123456789012345"',
+]
+
+
+def random_json(rng: random.Random, depth: int = 0) -> str:
+    roll = rng.random()
+    if depth > 3 or roll < 0.45:
+        return rng.choice(NUMBERS + STRINGS + ["true", "false", "null"])
+    if roll < 0.75:
+        items = [
+            f"{rng.choice(STRINGS)}:{random_json(rng, depth + 1)}" for _ in range(rng.randint(0, 4))
+        ]
+        if items and rng.random() < 0.1:
+            items.append(items[0])  # a repeated key: the last one wins
+        return "{" + ",".join(items) + "}"
+    return "[" + ",".join(random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))) + "]"
+
+
+def mutate(rng: random.Random, raw: bytes) -> bytes:
+    choice = rng.randrange(7)
+    if choice == 0 and raw:
+        i = rng.randrange(len(raw))
+        return raw[:i] + bytes([rng.randrange(256)]) + raw[i + 1 :]
+    if choice == 1 and raw:
+        return raw[: rng.randrange(len(raw))]
+    if choice == 2:
+        return b"\xef\xbb\xbf" + raw
+    if choice == 3:
+        return raw.decode("utf-8", "surrogatepass").encode("utf-16", "surrogatepass")
+    if choice == 4:
+        return b" \n\t" + raw + b"\r\n"
+    if choice == 5:
+        return raw + b"x"
+    return raw
+
+
+def test_loads_agrees_with_json_loads_on_a_fuzzed_corpus():
+    rng = random.Random(5)
+    accepted = 0
+    for _ in range(20_000):
+        raw = random_json(rng).encode("utf-8", "surrogatepass")
+        if rng.random() < 0.3:
+            raw = mutate(rng, raw)
+        try:
+            expected = ("ok", json.loads(raw))
+        except (ValueError, UnicodeDecodeError) as exc:
+            expected = (type(exc), str(exc))
+        try:
+            got = ("ok", loads(raw))
+        except (ValueError, UnicodeDecodeError) as exc:
+            got = (type(exc), str(exc))
+        if expected[0] == "ok":
+            accepted += 1
+            assert got[0] == "ok" and same(got[1], expected[1]), raw
+        else:
+            assert got == expected, raw
+    assert accepted > 10_000
+
+
+def test_loads_reads_real_events_and_words_deep_nesting_as_a_decode_error():
+    event = make_event(USAGE_TYPE, "gw", {"provider": "openai", "n": 2**70, "f": 1e300})
+    assert same(loads(encode(event)), json.loads(encode(event)))
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply"):
+        loads(b"[" * 100_000)
+    assert loads(b'{"a": NaN}')["a"] != loads(b'{"a": NaN}')["a"]  # json accepts NaN
+
+
+# -- timestamps ----------------------------------------------------------------------------------
+
+
+def random_time(rng: random.Random) -> str:
+    date = (
+        f"{rng.choice([1, 1970, 2024, 2026, 9999]):04d}-{rng.randint(0, 13):02d}-"
+        f"{rng.choice([1, 15, 28, 29, 30, 31, 32]):02d}"
+    )
+    clock = f"{rng.randint(0, 24):02d}:{rng.randint(0, 60):02d}:{rng.randint(0, 61):02d}"
+    fraction = rng.choice(["", "", "." + "".join(rng.choices(string.digits, k=rng.randint(1, 10)))])
+    zone = rng.choice(["Z", "z", "+00:00", "-00:00", "+05:30", "-23:59", "+24:00", "", "+0530"])
+    text = date + rng.choice("TTTt x") + clock + fraction + zone
+    if rng.random() < 0.1:
+        i = rng.randrange(len(text))
+        text = text[:i] + rng.choice("0٣:-.TZ \n") + text[i + 1 :]
+    return text
+
+
+def test_parse_time_agrees_with_the_full_rfc3339_parse():
+    rng = random.Random(7)
+    accepted = 0
+    for _ in range(20_000):
+        text = random_time(rng)
+        try:
+            expected = _parse_time_fully(text)
+        except ValueError as exc:
+            with pytest.raises(ValueError) as info:
+                parse_time(text)
+            assert str(info.value) == str(exc), text
+            continue
+        got = parse_time(text)
+        assert got == expected and got.utcoffset() == expected.utcoffset(), text
+        accepted += 1
+    assert accepted > 2_000
+
+
+# -- envelopes -----------------------------------------------------------------------------------
+
+
+class Text(str):
+    """A str subclass: the shortcut leaves it to the full check."""
+
+
+def random_envelope(rng: random.Random) -> object:
+    event = make_event(
+        USAGE_TYPE,
+        "gw",
+        {"provider": "openai"},
+        event_id=str(rng.randint(0, 9)),
+        time=NOW - timedelta(seconds=rng.choice([0, 1, 3600])),
+    )
+    for _ in range(rng.choice([0, 0, 1, 2, 3])):
+        field = rng.choice(
+            ["specversion", "id", "source", "type", "time", "data", "subject", "data_base64"]
+        )
+        event[field] = rng.choice(
+            [
+                None,
+                "",
+                "1.0",
+                "0.3",
+                "x" * 257,
+                "y" * 513,
+                USAGE_TYPE,
+                GPU_SAMPLE_TYPE,
+                Text("gw"),
+                7,
+                [],
+                {},
+                {"a": 1},
+                random_time(rng),
+                (NOW + timedelta(minutes=rng.choice([4, 6]))).isoformat(),
+                "2026-11-28T11:59:59.123456789Z",
+            ]
+        )
+        if rng.random() < 0.2:
+            del event[field]
+    if rng.random() < 0.03:
+        return rng.choice([[event], "event", None, 3])
+    return event
+
+
+def test_accept_envelope_accepts_only_what_the_full_check_accepts_and_alike():
+    rng = random.Random(11)
+    accepted = 0
+    for _ in range(20_000):
+        obj = random_envelope(rng)
+        types = rng.choice([TYPES, None, frozenset({GPU_SAMPLE_TYPE})])
+        fast = accept_envelope(obj, types, NOW, DEFAULT_MAX_FUTURE)
+        try:
+            full = _check_envelope(obj, types, NOW, DEFAULT_MAX_FUTURE)
+        except EventError:
+            assert fast is None, obj
+            continue
+        if fast is not None:
+            assert fast == full and fast.time.utcoffset() == full.time.utcoffset(), obj
+            accepted += 1
+    assert accepted > 5_000
+
+
+# -- usage data ----------------------------------------------------------------------------------
+
+LABELS = ["ml", "", "a team", "__other__", "x" * 129, "web/app-1", Text("ml"), 5, None]
+PROVIDERS = ["openai", "OpenAI", "google", "gcp.gemini", "Open AI", "", None, 3, "x-ai", "aws"]
+MODELS = ["gpt-4o", "claude-sonnet-4-5", "", "__other__", "m" * 201, "bad model", None, 1.5]
+TOKENS = [0, 1, 100, 10**12, 10**12 + 1, -1, None, True, 5.0, 5.5, "5", 2**70, float("nan")]
+COSTS = [None, 0, 0.1, 1e-30, 2.5, -1, 10**9, 10**9 + 1, float("inf"), float("nan"), "0.3"]
+
+
+def random_usage(rng: random.Random) -> dict:
+    """A usage `data` of the common shape, half the time with one to three odd values."""
+    data: dict = {
+        "provider": rng.choice(["openai", "anthropic", "OpenAI", "google"]),
+        "model": rng.choice(["gpt-4o", "claude-sonnet-4-5", "m@1"]),
+        "team": rng.choice(["ml", "web", ""]),
+        "app": rng.choice(["chat", "search", ""]),
+        "input_tokens": rng.choice([1000, 50, 0]),
+        "output_tokens": rng.choice([200, 7, 0]),
+    }
+    for name in ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
+        if rng.random() < 0.5:
+            data[name] = rng.choice([0, 0, 3, 40])
+    if rng.random() < 0.2:
+        data["status"] = rng.choice(["ok", "error"])
+    if rng.random() < 0.2:
+        data["cost_usd"] = rng.choice([0, 0.1, 2.5, 10**9])
+    if rng.random() < 0.1:
+        data[rng.choice(["region", "gateway", "trace_id"])] = "x"
+    wild = {
+        "provider": PROVIDERS,
+        "model": MODELS,
+        "team": LABELS,
+        "app": LABELS,
+        "input_tokens": TOKENS,
+        "output_tokens": TOKENS,
+        "cache_read_tokens": TOKENS,
+        "cache_write_tokens": TOKENS,
+        "reasoning_tokens": TOKENS,
+        "status": ["ok", "error", "failed", None, 1, ["ok"]],
+        "cost_usd": [*COSTS, Decimal("0.25"), True],
+        "inptu_tokens": [5],
+        "modle": ["x"],
+        "api_flavor": ["chat"],
+        "response": [None, {"usage": {"prompt_tokens": 1}}, "text"],
+    }
+    if rng.random() < 0.5:
+        for _ in range(rng.randint(1, 3)):
+            field = rng.choice(list(wild))
+            if field in data and rng.random() < 0.2:
+                del data[field]
+            else:
+                data[field] = rng.choice(wild[field])
+    return data
+
+
+def test_accept_usage_accepts_only_what_parse_usage_accepts_and_alike():
+    rng = random.Random(13)
+    accepted = 0
+    for i in range(20_000):
+        data = random_usage(rng)
+        # Before and after the full check has seen the values (it remembers valid labels).
+        fast_before = accept_usage(data) if i % 2 else None
+        try:
+            full = parse_usage(data)
+        except EventError:
+            assert fast_before is None and accept_usage(data) is None, data
+            continue
+        for fast in (fast_before, accept_usage(data)):
+            if fast is not None:
+                assert fast == full, data
+                assert type(fast.cost_usd) is type(full.cost_usd)
+                accepted += 1
+    assert accepted > 5_000
+
+
+def test_parse_usage_event_is_the_same_through_either_path():
+    data = {"provider": "openai", "model": "gpt-4o", "team": "t", "app": "a"}
+    data.update(input_tokens=10, cache_read_tokens=4, output_tokens=2, cost_usd=0.5, gateway="x")
+    event = make_event(USAGE_TYPE, "gw", data, event_id="e1", time=NOW)
+    first = parse_usage_event(event, now=NOW)  # full check: remembers the labels and the extra
+    assert accept_usage(event["data"]) is not None  # now the shortcut takes it
+    assert parse_usage_event(event, now=NOW) == first
+    assert first.usage.usage == {
+        "input_tokens": 10,
+        "cache_read_tokens": 4,
+        "cache_write_tokens": 0,
+        "output_tokens": 2,
+        "output_reasoning_tokens": 0,
+    }
+    assert first.usage.cost_usd == Decimal("0.5")
+    event["data"]["cache_read_tokens"] = 11
+    with pytest.raises(EventError) as info:
+        parse_usage_event(event, now=NOW)
+    assert [p.field for p in info.value.problems] == ["data.cache_read_tokens"]
+
+
+# -- encoding ------------------------------------------------------------------------------------
+
+
+def test_encode_writes_what_json_dumps_writes():
+    reference = {"separators": (",", ":"), "ensure_ascii": False}
+    event = make_event(USAGE_TYPE, "gw", {"team": "caf\u00e9", "n": [1, 2.5, None, True]})
+    assert encode(event) == json.dumps(event, **reference).encode()
+    # What orjson would write differently, or not at all, is json's to write (or refuse).
+    odd = {"nan": float("nan"), "big": 2**70, 1: "int key", "t": (1, 2)}
+    assert encode(odd) == json.dumps(odd, **reference).encode()
+    assert encode({"x": 1e16}) in (b'{"x":1e16}', b'{"x":1e+16}')
+    with pytest.raises(TypeError):
+        encode({"id": uuid.uuid4()})
+    with pytest.raises(UnicodeEncodeError):
+        encode({"s": "\ud800"})
+    rng = random.Random(17)
+    for _ in range(2_000):
+        try:
+            value = json.loads(random_json(rng))
+        except ValueError:
+            continue
+        try:
+            expected = json.dumps(value, **reference).encode()
+        except UnicodeEncodeError:
+            continue
+        assert same(json.loads(encode(value)), json.loads(expected))
+
+
+# -- gpu events ----------------------------------------------------------------------------------
+
+GPU = {
+    "node": "n1",
+    "gpu": 0,
+    "uuid": "GPU-1",
+    "model": "NVIDIA H100 80GB HBM3",
+    "utilization_ratio": 0.5,
+    "memory_used_bytes": 1,
+    "memory_total_bytes": 2,
+    "power_watts": 100,
+    "hourly_cost_usd": 3.6,
+    "interval_seconds": 10,
+}
+
+
+def test_parse_gpu_event_checks_envelope_and_data_together():
+    event = make_event(GPU_SAMPLE_TYPE, "gpu/n1", GPU, event_id="g1", time=NOW)
+    parsed = parse_gpu_event(event, now=NOW)
+    assert parsed.envelope.identity == ("gpu/n1", "g1")
+    assert parsed.envelope.time == NOW
+    assert parsed.sample.hourly_cost_usd == Decimal("3.6")
+    bad = make_event(USAGE_TYPE, "gpu/n1", {**GPU, "gpu": -1}, event_id="g2", time=NOW)
+    bad["time"] = "yesterday"
+    with pytest.raises(EventError) as info:
+        parse_gpu_event(bad, now=NOW)
+    assert [p.field for p in info.value.problems] == ["type", "time", "data.gpu"]
+    with pytest.raises(EventError) as info:
+        parse_gpu_event({"specversion": "1.0", "data": []}, now=NOW)
+    assert [p.field for p in info.value.problems] == ["id", "source", "type", "data"]
