@@ -64,7 +64,7 @@ check-generated: $(STAMP)
 test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-demo: setup
+demo: system-deps $(STAMP)
 	$(VENV)/bin/aifinops demo $(DEMO_ARGS)
 
 bench: setup

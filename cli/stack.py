@@ -6,6 +6,7 @@ service writes its log to a file in its work directory and can be restarted on t
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 import socket
@@ -66,6 +67,17 @@ def find_binary(*names: str) -> str:
     )
 
 
+# Every child still running, so an interpreter that exits without stopping them (a test run cut
+# short, an exception in set-up) does not leave brokers and servers behind in their own sessions.
+_LIVE: set[Process] = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for process in list(_LIVE):
+        process.kill()
+
+
 class Process:
     """One child process with its log file; can be stopped and started again with the same args."""
 
@@ -89,6 +101,7 @@ class Process:
                 cwd=self.workdir,
                 start_new_session=True,
             )
+            _LIVE.add(self)
         finally:
             log.close()
 
@@ -104,6 +117,7 @@ class Process:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after `timeout` seconds."""
+        _LIVE.discard(self)
         if self._proc is None:
             return
         if self._proc.poll() is None:
@@ -117,6 +131,7 @@ class Process:
 
     def kill(self) -> None:
         """SIGKILL at once, as a crash would."""
+        _LIVE.discard(self)
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait(5)
@@ -200,8 +215,52 @@ class KafkaBroker:
             self._process.stop()
 
 
-class Prometheus:
+class _HTTPService:
+    """A server process answering HTTP on a loopback port, ready once `/-/ready` says 200."""
+
+    label = "service"
+    ready_timeout = 30.0
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self._process: Process
+
+    @property
+    def url(self) -> str:
+        """Base URL of the web API."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        """`HOST:PORT`."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def process(self) -> Process:
+        """The server process."""
+        return self._process
+
+    def start(self, timeout: float | None = None) -> None:
+        """Start and wait until `/-/ready` answers 200."""
+        self._process.start()
+
+        def ready() -> bool:
+            self._process.check_alive()
+            return http_ok(f"{self.url}/-/ready")
+
+        wait_until(ready, timeout or self.ready_timeout, f"{self.label} to become ready")
+
+    def stop(self) -> None:
+        """Stop the server."""
+        self._process.stop()
+
+
+class Prometheus(_HTTPService):
     """A real Prometheus server with the given scrape config and rule files, on a free port."""
+
+    label = "Prometheus"
+    ready_timeout = 60.0
 
     def __init__(
         self,
@@ -213,8 +272,7 @@ class Prometheus:
         global_config: dict[str, Any] | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
-        self.workdir = workdir
-        self.port = free_port()
+        super().__init__(workdir)
         self.config_path = workdir / "prometheus.yml"
         config: dict[str, Any] = {
             "global": {
@@ -244,30 +302,6 @@ class Prometheus:
             ],
             workdir,
         )
-
-    @property
-    def url(self) -> str:
-        """Base URL of the web API."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def process(self) -> Process:
-        """The server process."""
-        return self._process
-
-    def start(self, timeout: float = 60.0) -> None:
-        """Start and wait until `/-/ready` answers 200."""
-        self._process.start()
-
-        def ready() -> bool:
-            self._process.check_alive()
-            return http_ok(f"{self.url}/-/ready")
-
-        wait_until(ready, timeout, "Prometheus to become ready")
-
-    def stop(self) -> None:
-        """Stop the server."""
-        self._process.stop()
 
     def api(self, path: str, **params: str) -> Any:
         """GET `/api/v1/<path>` and return its `data`, raising `StackError` on an API error."""
@@ -306,12 +340,13 @@ class Prometheus:
         return result
 
 
-class Alertmanager:
+class Alertmanager(_HTTPService):
     """A real Alertmanager with the given configuration, on a free port, clustering off."""
 
+    label = "Alertmanager"
+
     def __init__(self, workdir: Path, config: dict[str, Any] | str) -> None:
-        self.workdir = workdir
-        self.port = free_port()
+        super().__init__(workdir)
         self.config_path = workdir / "alertmanager.yml"
         workdir.mkdir(parents=True, exist_ok=True)
         text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
@@ -328,35 +363,6 @@ class Alertmanager:
             ],
             workdir,
         )
-
-    @property
-    def url(self) -> str:
-        """Base URL of the web API."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def address(self) -> str:
-        """`HOST:PORT`, as Prometheus' alerting config wants it."""
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def process(self) -> Process:
-        """The server process."""
-        return self._process
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start and wait until `/-/ready` answers 200."""
-        self._process.start()
-
-        def ready() -> bool:
-            self._process.check_alive()
-            return http_ok(f"{self.url}/-/ready")
-
-        wait_until(ready, timeout, "Alertmanager to become ready")
-
-    def stop(self) -> None:
-        """Stop the server."""
-        self._process.stop()
 
     def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
         """POST alerts to `/api/v2/alerts`, as Prometheus does."""

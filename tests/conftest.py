@@ -10,6 +10,7 @@ A failing test gets the tail of every log of the services it used in its report.
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +31,15 @@ def _track(request: pytest.FixtureRequest, process: Process | None) -> None:
         return
     node = request.node
     node.stash.setdefault(_processes_key, []).append(process)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # A SIGTERM (a CI timeout, a killed run) becomes an interrupt, so fixtures tear down and stop
+    # the services they started instead of leaving them running in their own sessions.
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -7,6 +7,7 @@ its files."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -262,9 +263,13 @@ def test_a_stop_signal_ends_every_process_of_the_demo_and_removes_its_files(
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+        leftovers = _processes_under(tmp_path)
+        for pid in leftovers:  # a failed run must not leave the stack behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert leftovers == {}, leftovers
     output.append(rest)
     assert demo.returncode == 0, "".join(output)
     assert not workdirs[0].exists()
-    assert _processes_under(tmp_path) == {}
     assert not [pid for pid in started if Path(f"/proc/{pid}").exists()], started
     assert "stopping every process" in rest
