@@ -496,6 +496,29 @@ def test_alertmanager_config_sends_fast_tier_to_the_bridge_with_1s_group_wait(re
         } <= fast_names
 
 
+def _parse_matcher(text: str) -> dict[str, str]:
+    name, op, value = re.fullmatch(r'([a-zA-Z_][a-zA-Z0-9_]*)(=~|!~|!=|=)"(.*)"', text).groups()
+    return {"name": name, "matchType": op, "value": value}
+
+
+def test_alertmanager_config_carries_the_rule_packs_inhibitions(rendered):
+    spec = one(rendered["default"], "AlertmanagerConfig", "aifinops")["spec"]
+    pack = yaml.safe_load((REPO / "rules" / "alertmanager.yaml").read_text())
+    expected = [
+        {
+            "sourceMatch": [_parse_matcher(m) for m in rule["source_matchers"]],
+            "targetMatch": [_parse_matcher(m) for m in rule["target_matchers"]],
+            **({"equal": rule["equal"]} if rule.get("equal") else {}),
+        }
+        for rule in pack["inhibit_rules"]
+    ]
+    assert expected, "the rule pack has no inhibitions to carry"
+    assert spec["inhibitRules"] == expected
+    # The outage inhibition silences the fast tier: a spike faked by a backlog must not page.
+    outage = next(r for r in spec["inhibitRules"] if "AIFinOpsExporterDown" in str(r))
+    assert _matches({"matchers": outage["targetMatch"]}, {"aifinops_tier": "fast"})
+
+
 def test_kube_prometheus_stack_values_select_the_charts_resources(rendered):
     kps = yaml.safe_load(KPS_VALUES.read_text())
     prom = kps["prometheus"]["prometheusSpec"]
