@@ -172,7 +172,12 @@ class PricingConfig:
 
 @dataclass(frozen=True)
 class TeamBudget:
-    """One team's LLM budgets in US dollars, exposed as `aifinops_budget_usd{team,period}`."""
+    """One team's AI budgets in US dollars, exposed as `aifinops_budget_usd{team,period}`.
+
+    A budget covers the team's whole AI spend: the rule pack compares it with LLM API plus GPU
+    spend (`team_period:aifinops_spend_usd:period_to_date`). The token exporter serves it because
+    every deployment runs one; the GPU exporter needs no copy.
+    """
 
     daily: Decimal | None = None
     monthly: Decimal | None = None
