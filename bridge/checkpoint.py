@@ -24,6 +24,7 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
+from aifinops.exporters.events import encode
 from aifinops.exporters.runtime.exposition import RowsMetricFamily
 
 from .dirlock import DirectoryError, DirectoryLock, DirectoryLockedError
@@ -110,15 +111,16 @@ class CheckpointStore:
                     "name": family.name,
                     "help": family.documentation,
                     "labels": list(family.labelnames),
-                    "rows": [[list(values), value] for values, value in family.rows.items()],
+                    # (label values, value) pairs: JSON arrays, without a list per row to build.
+                    "rows": list(family.rows.items()),
                 }
                 for family in checkpoint.counters.values()
             ],
         }
-        data = json.dumps(payload, separators=(",", ":"))
+        data = encode(payload)
         with self._write_lock:
             tmp = self.path.with_suffix(".tmp")
-            with open(tmp, "w") as f:
+            with open(tmp, "wb") as f:
                 f.write(data)
             os.replace(tmp, self.path)
 

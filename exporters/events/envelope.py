@@ -294,21 +294,25 @@ def _plain_json(value: Any) -> bool:
     kind = type(value)
     if kind is dict:
         for key, item in value.items():
+            kind = type(item)
             if type(key) is not str:
                 return False
+            if kind is str or kind is int or item is None or kind is bool:
+                continue
+            if not _plain_json(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for item in value:
             kind = type(item)
             if kind is str or kind is int or item is None or kind is bool:
                 continue
             if not _plain_json(item):
                 return False
         return True
-    if kind is str or kind is int or value is None or kind is bool:
-        return True
     if kind is float:
         return value - value == 0.0  # false for NaN and the infinities
-    if kind is list or kind is tuple:
-        return all(_plain_json(item) for item in value)
-    return False
+    return kind is str or kind is int or value is None or kind is bool
 
 
 def loads(raw: bytes | str) -> Any:

@@ -103,9 +103,11 @@ class UsageIngest:
     def apply_all(self, prepared: Sequence[PricedEvent], source: str) -> list[PricedEvent]:
         """`apply` for many events at once (one lock for the lot); returns those counted, in
         order, the others being duplicates (of earlier events or of each other)."""
-        fresh = self.dedupe.add_all([p.event.envelope.identity for p in prepared])
+        # Generators, not lists: per-event pairs freed as they are used add nothing for the
+        # garbage collector to walk.
+        fresh = self.dedupe.add_all(p.event.envelope.identity for p in prepared)
         counted = [p for p, new in zip(prepared, fresh, strict=True) if new]
-        self.aggregator.apply_all([(p.event.usage, p.cost) for p in counted])
+        self.aggregator.apply_all((p.event.usage, p.cost) for p in counted)
         self.aggregator.count_ingest(source, "accepted", len(counted))
         self.aggregator.count_ingest(source, "duplicate", len(prepared) - len(counted))
         return counted
