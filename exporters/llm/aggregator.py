@@ -105,11 +105,7 @@ class LLMAggregator:
         # The rates object last written to `_prices` per model key: a card hands out the same
         # tuple for every call at one tier, so an unchanged price is not written again.
         self._rates_written: dict[tuple[str, ...], tuple[Decimal, ...]] = {}
-        # The totals of each label set the limiter admitted, in one list per set (requests ok and
-        # error, then tokens and 1e-24 USD per TOKEN_TYPES) next to its series keys: counting a call
-        # is a few list updates instead of nine dict updates keyed by tuples. Folded observations
-        # go to the dicts above.
-        self._totals: dict[tuple[str, ...], tuple[_Keys, list[int]]] = {}
+        self._keys: dict[tuple[str, ...], _Keys] = {}
         self._model_keys: dict[str, dict[tuple[str, ...], tuple[str, ...]]] = {
             UNPRICED: {},
             PRICE: {},
@@ -125,73 +121,53 @@ class LLMAggregator:
 
     def apply_all(self, calls: Iterable[tuple[UsageRecord, Cost]]) -> None:
         """`apply` for many calls under one lock (a batch, a Kafka poll)."""
-        totals_of = self._totals
+        keys_of = self._keys
+        requests, tokens, units_total = self._requests, self._tokens, self._cost_units
         with self._lock:
             for usage, cost in calls:
-                values = usage[:4]
-                entry = totals_of.get(values)
-                if entry is None:
-                    keys = self._fold(values)
-                    entry = totals_of.get(values)
-                    if entry is None:
-                        self._apply_folded(keys, usage, cost)
-                        self._apply_price(usage, cost)
-                        continue
+                keys = keys_of.get(usage[:4]) or self._fold(usage[:4])
                 _p, _m, _t, _a, status, inp, cache_read, cache_write, out, _r, _c, _d = usage
-                totals = entry[1]
-                if status == "error":
-                    totals[1] += 1
-                else:
-                    totals[0] += 1
-                totals[2] += inp - cache_read - cache_write
-                totals[3] += cache_read
-                totals[4] += cache_write
-                totals[5] += out
+                key = keys[1] if status == "error" else keys[0]
+                requests[key] = requests.get(key, 0) + 1
+                # Every token type gets its series on a label set's first call (at 0 where it
+                # has none), so a later first increment is not lost to rate() as a series'
+                # first sample.
+                key = keys[2]
+                tokens[key] = tokens.get(key, 0) + inp - cache_read - cache_write
+                key = keys[3]
+                tokens[key] = tokens.get(key, 0) + cache_read
+                key = keys[4]
+                tokens[key] = tokens.get(key, 0) + cache_write
+                key = keys[5]
+                tokens[key] = tokens.get(key, 0) + out
                 units = cost[0]
                 if units is not None:
-                    totals[6] += units[0]
-                    totals[7] += units[1]
-                    totals[8] += units[2]
-                    totals[9] += units[3]
+                    key = keys[6]
+                    units_total[key] = units_total.get(key, 0) + units[0]
+                    key = keys[7]
+                    units_total[key] = units_total.get(key, 0) + units[1]
+                    key = keys[8]
+                    units_total[key] = units_total.get(key, 0) + units[2]
+                    key = keys[9]
+                    units_total[key] = units_total.get(key, 0) + units[3]
                 else:
-                    self._add_usd(entry[0][6:], cost.usd)
-                if cost.rates is not None or cost.source == "unpriced":
-                    self._apply_price(usage, cost)
-
-    def _apply_folded(self, keys: _Keys, usage: UsageRecord, cost: Cost) -> None:
-        """Count a call whose label values were folded (caller holds the lock)."""
-        requests, tokens, units_total = self._requests, self._tokens, self._cost_units
-        key = keys[1] if usage.status == "error" else keys[0]
-        requests[key] = requests.get(key, 0) + 1
-        # Every token type gets its series on a label set's first call (at 0 where it has
-        # none), so a later first increment is not lost to rate() as a series' first sample.
-        for key, n in zip(keys[2:6], usage.token_split, strict=True):
-            tokens[key] = tokens.get(key, 0) + n
-        if cost.units is not None:
-            for key, n in zip(keys[6:], cost.units, strict=True):
-                units_total[key] = units_total.get(key, 0) + n
-        else:
-            for key in keys[6:]:
-                units_total.setdefault(key, 0)
-            self._add_usd(keys[6:], cost.usd)
-
-    def _apply_price(self, usage: UsageRecord, cost: Cost) -> None:
-        """The price gauge, or the unpriced count (caller holds the lock)."""
-        rates = cost.rates
-        if rates is not None:
-            model = self._model_key(PRICE, usage[:2])
-            if self._rates_written.get(model) is not rates:
-                for token_type, rate in zip(TOKEN_TYPES, rates, strict=True):
-                    self._prices[(*model, token_type)] = rate
-                self._rates_written[model] = rates
-        elif cost.source == "unpriced":
-            model = self._model_key(UNPRICED, usage[:2])
-            self._unpriced[model] = self._unpriced.get(model, 0) + 1
+                    self._add_usd(keys[6:], cost.usd)
+                rates = cost.rates
+                if rates is not None:
+                    model = self._model_key(PRICE, usage[:2])
+                    if self._rates_written.get(model) is not rates:
+                        for token_type, rate in zip(TOKEN_TYPES, rates, strict=True):
+                            self._prices[(*model, token_type)] = rate
+                        self._rates_written[model] = rates
+                elif cost.source == "unpriced":
+                    model = self._model_key(UNPRICED, usage[:2])
+                    self._unpriced[model] = self._unpriced.get(model, 0) + 1
 
     def _add_usd(self, keys: tuple[tuple[str, ...], ...], usd: tuple[Decimal, ...]) -> None:
         """Add a cost that is no whole number of 1e-24 USD (caller holds the lock)."""
-        extra = self._cost_extra
+        units_total, extra = self._cost_units, self._cost_extra
         for key, amount in zip(keys, usd, strict=True):
+            units_total.setdefault(key, 0)
             previous = extra.get(key)
             extra[key] = amount if previous is None else _SUM.add(previous, amount)
 
@@ -206,10 +182,10 @@ class LLMAggregator:
             *((*tok, t) for t in TOKEN_TYPES),
             *((*usd, t) for t in TOKEN_TYPES),
         )
-        # Values the limiter admitted keep their series for good, so they get totals of their
-        # own; a folded observation must go through the limiter each time to be counted.
-        if req == tok == usd == values and len(self._totals) < _KEY_CACHE_LIMIT:
-            self._totals[values] = (keys, [0] * 10)
+        # Values the limiter admitted keep their series for good, so their keys can be reused;
+        # a folded observation must go through the limiter each time to be counted.
+        if req == tok == usd == values and len(self._keys) < _KEY_CACHE_LIMIT:
+            self._keys[values] = keys
         return keys
 
     def _model_key(self, metric: str, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -233,22 +209,10 @@ class LLMAggregator:
     def snapshot(self) -> LLMSnapshot:
         """Copies of every total, consistent with each other (taken under the lock)."""
         with self._lock:
-            requests, tokens = dict(self._requests), dict(self._tokens)
-            units = dict(self._cost_units)
-            for keys, totals in self._totals.values():
-                # A status has its series once a call had it; token types from the first call.
-                if totals[0]:
-                    requests[keys[0]] = totals[0]
-                if totals[1]:
-                    requests[keys[1]] = totals[1]
-                for i in range(2, 6):
-                    tokens[keys[i]] = totals[i]
-                for i in range(6, 10):
-                    units[keys[i]] = totals[i]
             return LLMSnapshot(
-                MappingProxyType(requests),
-                MappingProxyType(tokens),
-                MappingProxyType(units),
+                MappingProxyType(dict(self._requests)),
+                MappingProxyType(dict(self._tokens)),
+                MappingProxyType(dict(self._cost_units)),
                 MappingProxyType(dict(self._cost_extra)),
                 MappingProxyType(dict(self._unpriced)),
                 MappingProxyType(dict(self._prices)),
