@@ -200,33 +200,52 @@ class KafkaEventSink:
         self, topic: str, key: str, event: Mapping[str, Any], headers: Mapping[str, bytes]
     ) -> None:
         """Queue one CloudEvent for `topic` under `key`; returns at once, never raises."""
+        self.publish_many(topic, ((key, event, headers),))
+
+    def publish_many(
+        self,
+        topic: str,
+        events: Iterable[tuple[str, Mapping[str, Any], Mapping[str, bytes]]],
+    ) -> None:
+        """`publish` for many `(key, event, headers)` of one topic, in order: encoded, then queued
+        under one lock (while spooling, written to the spool in one append)."""
+        messages = []
+        for key, event, headers in events:
+            try:
+                messages.append(
+                    OutboundMessage(
+                        topic,
+                        key.encode() if key is not None else None,
+                        encode(event),
+                        tuple(headers.items()),
+                    )
+                )
+            except Exception as exc:
+                self.stats.dropped(str(topic), "unencodable")
+                self._log_drop(f"event for {topic} cannot be encoded: {exc}")
         try:
-            message = OutboundMessage(
-                topic,
-                key.encode() if key is not None else None,
-                encode(event),
-                tuple(headers.items()),
-            )
-        except Exception as exc:
-            self.stats.dropped(str(topic), "unencodable")
-            self._log_drop(f"event for {topic} cannot be encoded: {exc}")
-            return
-        try:
-            self.enqueue(message)
+            self.enqueue_many(messages)
         except Exception:  # never let a bug here reach the exporter's request path
-            self.stats.dropped(topic, "internal")
-            log.exception("producer: queueing a message failed")
+            self.stats.dropped(topic, "internal", len(messages))
+            log.exception("producer: queueing messages failed")
 
     def enqueue(self, message: OutboundMessage) -> None:
         """Queue an already encoded message (the path `publish` takes after encoding)."""
+        self.enqueue_many((message,))
+
+    def enqueue_many(self, messages: Sequence[OutboundMessage]) -> None:
+        """Queue already encoded messages, in order."""
+        if not messages:
+            return
         with self._lock:
             if self._closed:
-                self.stats.dropped(message.topic, "stopped")
-                self._log_drop(f"message for {message.topic} published after stop")
+                for message in messages:
+                    self.stats.dropped(message.topic, "stopped")
+                self._log_drop(f"message for {messages[0].topic} published after stop")
                 return
             if not self._spooling:
-                if len(self._memory) < self._settings.queue_size:
-                    self._memory.append(message)
+                if len(self._memory) + len(messages) <= self._settings.queue_size:
+                    self._memory.extend(messages)
                     if self._sender_idle:
                         self._wake.notify()
                     return
@@ -236,12 +255,13 @@ class KafkaEventSink:
                     len(self._memory),
                     self.spool.directory,
                 )
-                self._to_spool([*self._memory, message], prepend=False)
+                # In order: what the queue holds, then these (as if they came one by one).
+                self._to_spool([*self._memory, *messages], prepend=False)
                 self._memory.clear()
                 self._spooling = True
                 self._wake.notify()
                 return
-            self._to_spool([message], prepend=False)
+            self._to_spool(messages, prepend=False)
 
     def _to_spool(self, messages: Sequence[OutboundMessage], *, prepend: bool) -> None:
         """Write to the spool (caller holds the lock); what does not fit is dropped and counted."""

@@ -9,7 +9,12 @@ COUNTED_IN_HEADER = "aifinops-counted-in"
 
 
 class EventSink(Protocol):
-    """Receives every event an exporter counted; must never block or raise into the caller."""
+    """Receives every event an exporter counted; must never block or raise into the caller.
+
+    A sink may also offer `publish_many(topic, [(key, event, headers), ...])`, the same for many
+    events of one topic at once (the Kafka producer does: one lock and one spool write for a
+    request's events); callers that have many use it where it exists, else `publish` each.
+    """
 
     def publish(
         self, topic: str, key: str, event: Mapping[str, Any], headers: Mapping[str, bytes]

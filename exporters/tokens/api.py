@@ -153,20 +153,30 @@ class EventsAPI:
         if credential is not None and not credential.gateway:
             prepared = [priced.with_team(credential.team) for priced in prepared]
         counted = self._ingest.apply_all(prepared, SOURCE)
-        if self._publishing:
-            for priced in counted:
-                self._publish(priced)
+        if self._publishing and counted:
+            self._publish(counted)
         return Response.json(
             202, {"accepted": len(counted), "duplicates": len(prepared) - len(counted)}
         )
 
-    def _publish(self, priced: PricedEvent) -> None:
-        event = priced.event
-        try:
-            self._sink.publish(self._topic, event.key, event.to_cloudevent(), self._headers)
-        except Exception:
-            # A sink must not raise; if one does, the event is still counted here.
-            log.exception("publishing event %s to %s failed", event.envelope.id, self._topic)
+    def _publish(self, counted: list[PricedEvent]) -> None:
+        headers = self._headers
+        many = getattr(self._sink, "publish_many", None)
+        if many is not None:
+            # A sink that takes batches (the Kafka producer) queues a request's events at once.
+            items = [(p.event.key, p.event.to_cloudevent(), headers) for p in counted]
+            try:
+                many(self._topic, items)
+            except Exception:
+                # A sink must not raise; if one does, the events are still counted here.
+                log.exception("publishing %d events to %s failed", len(items), self._topic)
+            return
+        for priced in counted:
+            event = priced.event
+            try:
+                self._sink.publish(self._topic, event.key, event.to_cloudevent(), headers)
+            except Exception:
+                log.exception("publishing event %s to %s failed", event.envelope.id, self._topic)
 
 
 def _content_type(value: str) -> tuple[str, dict[str, str]]:

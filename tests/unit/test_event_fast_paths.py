@@ -422,3 +422,27 @@ def test_parse_gpu_event_checks_envelope_and_data_together():
     with pytest.raises(EventError) as info:
         parse_gpu_event({"specversion": "1.0", "data": []}, now=NOW)
     assert [p.field for p in info.value.problems] == ["id", "source", "type", "data"]
+
+
+def test_the_bridge_dead_letters_json_nested_too_deeply_for_the_decoder():
+    from aifinops.bridge.pipeline import MessageProcessor
+    from aifinops.exporters.config import LLMConfig, TopicsConfig
+    from aifinops.exporters.gpu import GPUAggregator
+    from aifinops.exporters.llm import DedupeWindow, UsageIngest
+
+    class Record:
+        topic, partition, offset, key, headers = TopicsConfig().usage.name, 0, 0, None, []
+        value = b"[" * 200_000
+
+    processor = MessageProcessor(
+        UsageIngest.from_config(LLMConfig(), sources=("kafka",)),
+        GPUAggregator(),
+        DedupeWindow(),
+        TopicsConfig(),
+        "here",
+        1 << 20,
+    )
+    batch = processor.process([Record()])
+    assert [reason for _record, reason in batch.invalid] == [
+        "value: not valid JSON: nested too deeply: line 1 column 1 (char 0)"
+    ]

@@ -218,3 +218,21 @@ def test_known_topics_are_exposed_at_zero(tmp_path):
     s = sink(tmp_path, Broker())
     assert sample(s, "aifinops_bridge_produced_total", topic="t") == 0
     assert sample(s, "aifinops_bridge_produce_errors_total", topic="t") == 0
+
+
+def test_publish_many_keeps_the_order_through_memory_overflow_and_spool(tmp_path):
+    broker = Broker()
+    broker.delay = 0.2  # slow acknowledgements: the memory queue fills and spills
+    s = sink(tmp_path, broker, queue_size=50)
+    s.start()
+    # The sender holds at most one batch in flight: by the third the queue has overflowed.
+    for start in (0, 40, 80):
+        s.publish_many("t", [("k", event(n), {}) for n in range(start, start + 40)])
+    assert s.spool.count > 0
+    unencodable = make_event(USAGE_TYPE, "test", {"n": object()})
+    s.publish_many("t", [("k", event(120), {}), ("k", unencodable, {}), ("k", event(121), {})])
+    assert s.wait_delivered(20)
+    s.stop()
+    assert broker.values() == list(range(122))
+    assert sample(s, "aifinops_bridge_dropped_messages_total", topic="t", reason="unencodable") == 1
+    assert sample(s, "aifinops_bridge_produced_total", topic="t") == 122

@@ -151,6 +151,34 @@ def test_batch_counts_and_reports_duplicates(app):
     assert app.value("aifinops_ingest_events_total", source="http", outcome="duplicate") == 11
 
 
+class BatchSink(RecordingSink):
+    """A sink that takes a request's events at once, as the Kafka producer does."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def publish_many(self, topic, events):
+        self.calls += 1
+        for key, event, headers in events:
+            self.publish(topic, key, event, headers)
+
+
+def test_a_batch_goes_to_a_batch_taking_sink_in_one_call_in_order():
+    app = App(AuthConfig(), BatchSink())
+    app.server.start()
+    try:
+        batch = [event(f"e{i}", team=f"t{i % 3}") for i in range(20)] + [event("e5")]
+        assert app.post(batch, BATCH)[:2] == (202, {"accepted": 20, "duplicates": 1})
+    finally:
+        app.server.stop()
+    assert app.sink.calls == 1
+    assert [p[2]["id"] for p in app.sink.published] == [f"e{i}" for i in range(20)]
+    assert [p[1] for p in app.sink.published] == [f"t{i % 3}/chat" for i in range(20)]
+    assert {p[0] for p in app.sink.published} == {"ai-api-costs"}
+    assert all(p[3] == {COUNTED_IN_HEADER: b"eu-1"} for p in app.sink.published)
+
+
 def test_a_bad_batch_is_refused_whole_with_every_problem(app):
     now = datetime.now(UTC)
     bad_time = make_event(
