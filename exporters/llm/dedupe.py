@@ -2,7 +2,7 @@
 
 Identities are kept as 64-bit hashes in time buckets (the window split in `buckets` slices), with
 one table from hash to bucket, so a look-up is a single probe whatever the number of buckets.
-Expiry drops the oldest bucket whole, so memory is about 80 bytes per remembered event and never
+Expiry drops the oldest bucket whole, so memory is about 85 bytes per remembered event and never
 grows past `max_entries` (when it would, the oldest bucket is dropped early, a bucket also closing
 once it holds 1/`buckets` of the capacity; `evicted` counts the identities forgotten that way).
 The window lives in memory: a restart forgets it. Two distinct events collide with probability
