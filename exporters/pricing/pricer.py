@@ -22,7 +22,7 @@ from genai_prices import data_snapshot
 
 from ..events.usage import TOKEN_TYPES, UsageRecord, prices_provider_id
 from .overrides import PriceOverride
-from .ratecard import CardCost, PricingError, RateCard, as_usd
+from .ratecard import CardCost, PricingError, RateCard, as_usd, total_usd
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,7 @@ class Cost(NamedTuple):
     @property
     def total(self) -> Decimal:
         """The call's whole cost in USD."""
-        by_type = self.by_type
-        return by_type[0] + by_type[1] + by_type[2] + by_type[3]
+        return total_usd(self.units, self.usd)
 
     @property
     def priced(self) -> bool:

@@ -122,13 +122,21 @@ class CardCost(NamedTuple):
     @property
     def total(self) -> Decimal:
         """The whole cost of the call."""
-        by_type = self.by_type
-        return by_type[0] + by_type[1] + by_type[2] + by_type[3]
+        return total_usd(self.units, self.usd)
+
+
+def total_usd(
+    units: tuple[int, int, int, int] | None, usd: tuple[Decimal, Decimal, Decimal, Decimal] | None
+) -> Decimal:
+    """The sum of a cost's four parts in USD, given as exact units or as `Decimal`s."""
+    by_type = as_usd(units, usd)
+    return by_type[0] + by_type[1] + by_type[2] + by_type[3]
 
 
 def as_usd(
     units: tuple[int, int, int, int] | None, usd: tuple[Decimal, Decimal, Decimal, Decimal] | None
 ) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    """A cost's four parts in USD, from exact units (10^-24 USD) or as given."""
     if usd is not None:
         return usd
     assert units is not None
