@@ -27,7 +27,7 @@ from prometheus_client.core import Metric
 from aifinops.exporters.events import encode
 from aifinops.exporters.runtime.exposition import RowsMetricFamily
 
-from .dirlock import DirectoryError, DirectoryLock, DirectoryLockedError
+from .dirlock import DirectoryLock
 from .records import TopicPartition
 
 log = logging.getLogger(__name__)
@@ -74,14 +74,9 @@ class CheckpointStore:
         Raises `StateError` when the directory is unusable or held by another bridge; an unreadable
         checkpoint is a `StateError` too (starting from zero would double count what it holds).
         """
-        try:
-            self._dirlock.acquire()
-        except DirectoryLockedError as exc:
-            raise StateError(
-                f"bridge state directory {exc}; give each bridge replica its own bridge.state_dir"
-            ) from exc
-        except DirectoryError as exc:
-            raise StateError(f"bridge state directory {exc}") from exc
+        self._dirlock.acquire_as(
+            "bridge state directory", "bridge replica", "bridge.state_dir", StateError, StateError
+        )
         try:
             text = self.path.read_text()
         except FileNotFoundError:

@@ -47,6 +47,23 @@ class DirectoryLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
+    def acquire_as(
+        self,
+        what: str,
+        owner: str,
+        setting: str,
+        error: type[Exception],
+        locked_error: type[Exception],
+    ) -> None:
+        """`acquire()` for a caller with its own error types: `locked_error` when another process
+        holds `what` (telling each `owner` to use its own `setting`), `error` when it is unusable."""
+        try:
+            self.acquire()
+        except DirectoryLockedError as exc:
+            raise locked_error(f"{what} {exc}; give each {owner} its own {setting}") from exc
+        except DirectoryError as exc:
+            raise error(f"{what} {exc}") from exc
+
     def release(self) -> None:
         """Unlock (idempotent)."""
         if self._fd is not None:

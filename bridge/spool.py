@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from .dirlock import DirectoryError, DirectoryLock, DirectoryLockedError
+from .dirlock import DirectoryLock
 from .records import OutboundMessage
 
 log = logging.getLogger(__name__)
@@ -169,14 +169,9 @@ class Spool:
         be created or read.
         """
         with self._lock:
-            try:
-                self._dirlock.acquire()
-            except DirectoryLockedError as exc:
-                raise SpoolLockedError(
-                    f"spool directory {exc}; give each process its own producer.spool_dir"
-                ) from exc
-            except DirectoryError as exc:
-                raise SpoolError(f"spool directory {exc}") from exc
+            self._dirlock.acquire_as(
+                "spool directory", "process", "producer.spool_dir", SpoolError, SpoolLockedError
+            )
             try:
                 self._recover()
             except OSError as exc:
