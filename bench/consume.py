@@ -14,7 +14,10 @@ Both are timed from 10 % to 100 % of the events, so start-up and the group join 
 events/s for each, the ratio, and checks the bridge counted every event. Targets: bridge
 ≥ 40,000 events/s and ≥ 80 % of raw.
 
-    .venv/bin/python bench/consume.py [--events 200000] [--rounds 2]
+    .venv/bin/python bench/consume.py [--events 500000] [--rounds 2] [--ceilings]
+
+`--ceilings` adds two cut-down daemons (bench/bridge_variant.py) that show where the time goes:
+the bridge's loop with each message only counted, and the same plus JSON decoding.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from ingest import events
 
 PARTITIONS = 10
 BRIDGE = Path(sys.executable).parent / "aifinops-bridge"
+VARIANT = Path(__file__).resolve().parent / "bridge_variant.py"
 
 
 def produce(bootstrap: str, topic: str, n: int) -> float:
@@ -104,8 +108,11 @@ def applied(url: str, topic: str) -> float:
     )
 
 
-def bridge(bootstrap: str, topic: str, n: int, workdir: Path) -> tuple[float, float]:
-    """The daemon; (events/s from 10 % to 100 %, events it counted)."""
+def bridge(
+    bootstrap: str, topic: str, n: int, workdir: Path, variant: str | None = None
+) -> tuple[float, float]:
+    """The daemon (or a `bridge_variant.py` cut-down of it); (events/s from 10 % to 100 %, events
+    it counted)."""
     port = free_port()
     config = {
         "kafka": {
@@ -123,9 +130,10 @@ def bridge(bootstrap: str, topic: str, n: int, workdir: Path) -> tuple[float, fl
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "aifinops.yml").write_text(yaml.safe_dump(config))
     log = open(workdir / "bridge.log", "wb")  # noqa: SIM115 - the child owns it
+    command = [str(BRIDGE)] if variant is None else [sys.executable, str(VARIANT), variant]
     proc = subprocess.Popen(
         [
-            str(BRIDGE),
+            *command,
             f"--config.file={workdir / 'aifinops.yml'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--log.level=warn",
@@ -136,23 +144,31 @@ def bridge(bootstrap: str, topic: str, n: int, workdir: Path) -> tuple[float, fl
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: http_ok(f"{url}/-/ready"), 30, "the bridge")
-        # Scraped once a second, as a fast Prometheus would; the moments the count crossed 10 %
-        # and 100 % are interpolated between scrapes.
+        # Scraped once a second, as a fast Prometheus would. The start is the first scrape at or
+        # past 10 % (its exact time and count). The end is extrapolated from the last scrape
+        # before 100 % at the rate of the interval before it: interpolating within the interval
+        # where the run finished (or started, while the member was still joining) would spread
+        # its events over the idle part of that second and understate the rate.
         mark = n // 10
+        start: tuple[float, float] | None = None
         previous = (time.perf_counter(), 0.0)
-        t10 = None
+        rate = 0.0
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             time.sleep(1.0)
             count = applied(url, topic)
             now = time.perf_counter()
-            if count > previous[1]:
-                per_second = (count - previous[1]) / (now - previous[0])
-                if t10 is None and count >= mark:
-                    t10 = previous[0] + (mark - previous[1]) / per_second
-                if count >= n:
-                    t100 = previous[0] + (n - previous[1]) / per_second
-                    return (n - mark) / (t100 - t10), count
+            if count >= n:
+                if start is None or start[0] == previous[0] or rate <= 0:
+                    raise SystemExit(
+                        f"the bridge read {n} events within one scrape interval; use more --events"
+                    )
+                t100 = previous[0] + (n - previous[1]) / rate
+                return (n - start[1]) / (t100 - start[0]), count
+            if start is not None:
+                rate = (count - previous[1]) / (now - previous[0])
+            elif count >= mark:
+                start = (now, count)
             previous = (now, count)
         raise SystemExit("the bridge did not finish in time; see " + str(workdir / "bridge.log"))
     finally:
@@ -163,9 +179,21 @@ def bridge(bootstrap: str, topic: str, n: int, workdir: Path) -> tuple[float, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--ceilings",
+        action="store_true",
+        help="also time the daemon with its per-message work cut down (bench/bridge_variant.py)",
+    )
     args = parser.parse_args()
+    variants = {"bridge": None}
+    if args.ceilings:
+        variants |= {
+            "bridge loop, messages only counted": "count",
+            "bridge loop + JSON decoding": "decode",
+        }
+    rates: dict[str, list[float]] = {"raw": []} | {name: [] for name in variants}
     with tempfile.TemporaryDirectory(prefix="aifinops-bench-") as tmp:
         work = Path(tmp)
         broker = KafkaBroker(work / "kafka", external=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
@@ -183,26 +211,33 @@ def main() -> None:
                 f"wrote {args.events} events ({size:.0f} bytes each on average) to {PARTITIONS} "
                 f"partitions in {time.perf_counter() - t:.1f}s"
             )
-            raws, bridges = [], []
             for r in range(args.rounds):
-                raws.append(raw(broker.bootstrap, topic, args.events))
-                rate, counted = bridge(broker.bootstrap, topic, args.events, work / f"bridge-{r}")
-                if counted != args.events:
-                    raise SystemExit(f"the bridge counted {counted} of {args.events} events")
-                bridges.append(rate)
-                print(
-                    f"round {r + 1}: raw kafka-python poll loop {raws[-1]:,.0f} events/s, "
-                    f"bridge {bridges[-1]:,.0f} events/s"
-                )
+                rates["raw"].append(raw(broker.bootstrap, topic, args.events))
+                line = [f"raw kafka-python poll loop {rates['raw'][-1]:,.0f} events/s"]
+                for name, variant in variants.items():
+                    rate, counted = bridge(
+                        broker.bootstrap, topic, args.events, work / f"{variant}-{r}", variant
+                    )
+                    if counted != args.events:
+                        raise SystemExit(f"{name} counted {counted} of {args.events} events")
+                    rates[name].append(rate)
+                    line.append(f"{name} {rate:,.0f} events/s")
+                print(f"round {r + 1}: " + ", ".join(line))
         finally:
             broker.stop()
-    raw_rate, bridge_rate = statistics.median(raws), statistics.median(bridges)
+    raw_rate = statistics.median(rates["raw"])
     print(f"raw kafka-python poll loop: {raw_rate:,.0f} events/s (median of {args.rounds})")
+    for name in variants:
+        rate = statistics.median(rates[name])
+        print(
+            f"{name}: {rate:,.0f} events/s, {rate / raw_rate:.0%} of raw "
+            f"(median of {args.rounds}; {1e6 / rate:.1f} us/event against raw {1e6 / raw_rate:.1f})"
+        )
+    bridge_rate = statistics.median(rates["bridge"])
     print(
-        f"aifinops-bridge (1 process): {bridge_rate:,.0f} events/s (median of {args.rounds}; "
-        "target >= 40,000)"
+        f"aifinops-bridge (1 process): {bridge_rate:,.0f} events/s (target >= 40,000); "
+        f"ratio bridge/raw: {bridge_rate / raw_rate:.0%} (target >= 80%)"
     )
-    print(f"ratio bridge/raw: {bridge_rate / raw_rate:.0%} (target >= 80%)")
 
 
 if __name__ == "__main__":
