@@ -1,6 +1,6 @@
 """The `aifinops-bridge` daemon with its per-message work cut down, for `bench/consume.py --ceilings`.
 
-    python bench/bridge_variant.py count|decode [aifinops-bridge flags...]
+    python bench/variants/cut_bridge.py count|decode [aifinops-bridge flags...]
 
 - count: every polled message is counted as `skipped` and nothing else: the ceiling of the
   bridge's own loop (group membership, commits, lag, checkpointed scrapes) over kafka-python;
