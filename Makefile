@@ -10,7 +10,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 PYTEST_ARGS ?=
 
-.PHONY: all setup system-deps checkov test lint fmt generate check-generated demo bench clean
+.PHONY: all setup system-deps checkov test lint fmt generate check-generated demo bench image clean
 
 all: generate lint test
 
@@ -69,6 +69,11 @@ demo: system-deps $(STAMP)
 
 bench: setup
 	@for b in bench/*.py bench/*/run.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The one image the chart runs (Dockerfile); tag it for your registry and push it.
+IMAGE ?= ghcr.io/aifinops/aifinops:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+image:
+	docker build -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache build *.egg-info

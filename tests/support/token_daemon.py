@@ -20,7 +20,13 @@ BATCH = "application/cloudevents-batch+json"
 class TokenDaemon:
     """The exporter on a fixed free port (kept across restarts), its log in `workdir`."""
 
-    def __init__(self, workdir: Path, config: str = "{}\n", args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        config: str = "{}\n",
+        args: list[str] | None = None,
+        program: Path = BIN,
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.config_path = workdir / "aifinops.yml"
@@ -28,7 +34,7 @@ class TokenDaemon:
         self.process = Process(
             "token-exporter",
             [
-                str(BIN),
+                str(program),
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 f"--config.file={self.config_path}",
                 "--log.level=debug",
