@@ -57,6 +57,21 @@ def test_every_file_parses():
             assert hcl2.load(f), path.name
 
 
+def test_every_file_is_in_terraform_fmt_canonical_form():
+    # Offline: `fmt` needs no providers (`validate` does, and the registry is not reachable here).
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("no terraform binary on PATH")
+    out = subprocess.run(
+        [terraform, "fmt", "-check", "-recursive", "-diff", str(TF)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TF_CLI_CONFIG_FILE": os.devnull},
+    )
+    assert out.returncode == 0, f"run `terraform fmt -recursive terraform`:\n{out.stdout}"
+
+
 def test_providers_and_terraform_are_pinned():
     terraform = []
     for path in TF.glob("*.tf"):
