@@ -19,12 +19,11 @@ COPY cli/ cli/
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
-# The chart's root file system is read-only: bytecode is compiled at install time, never at run.
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+# pip compiles the bytecode here; the chart's root file system is read-only at run time.
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links /wheels aifinops
+    PIP_DISABLE_PIP_VERSION_CHECK=1 pip install --no-cache-dir --no-index --find-links /wheels aifinops
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
 # The daemons write only where the chart mounts volumes (/tmp, /var/lib/aifinops).
 WORKDIR /tmp
 USER 65534:65534
