@@ -92,6 +92,11 @@ def installed(tmp_path_factory) -> Path:
     return venv / "bin"
 
 
+def environment() -> dict[str, str]:
+    """This process's environment without the AIFINOPS_ overrides a developer may have set."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AIFINOPS_")}
+
+
 def run(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(bin_dir / args[0]), *args[1:]],
@@ -99,7 +104,7 @@ def run(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str
         text=True,
         cwd=cwd,
         timeout=60,
-        env={k: v for k, v in os.environ.items() if not k.startswith("AIFINOPS_")},
+        env=environment(),
     )
 
 
@@ -147,7 +152,7 @@ def test_the_installed_gpu_exporter_prices_gpus_from_the_shipped_table(installed
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if not k.startswith("AIFINOPS_")},
+        env=environment(),
     )
 
     def hourly_costs() -> list[float]:
