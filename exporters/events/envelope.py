@@ -351,3 +351,46 @@ def decode(raw: bytes | str) -> Any:
         return loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EventError([Problem("", f"not valid JSON: {exc}")]) from exc
+
+
+# A `\uD800`..`\uDFFF` escape: the only way a surrogate gets into a decoded JSON string (raw
+# UTF-8 cannot carry one), so a body without it needs no walk.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def may_hold_lone_surrogate(raw: bytes) -> bool:
+    """False when the JSON text `raw` cannot decode to a string holding a lone surrogate (it has
+    no surrogate escape); True means `lone_surrogate_field` must look."""
+    return b"\\u" in raw and _SURROGATE_ESCAPE.search(raw) is not None
+
+
+def lone_surrogate_field(value: Any, path: str = "") -> str | None:
+    """The dotted path (`subject`, `data.metadata.note`, `data.tags[2]`) of the first string, or
+    object key, holding a lone surrogate: no UTF-8 encoder (Kafka's, orjson's) can write such an
+    event, so it must be refused where it arrives rather than counted and then lost. None when
+    there is none."""
+    kind = type(value)
+    if kind is str:
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return path or "(value)"
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str):
+                try:
+                    key.encode()
+                except UnicodeEncodeError:
+                    return f"{path}.{key!a}" if path else ascii(key)
+            found = lone_surrogate_field(item, where)
+            if found is not None:
+                return found
+        return None
+    if kind is list or kind is tuple:
+        for i, item in enumerate(value):
+            found = lone_surrogate_field(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None

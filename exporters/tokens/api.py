@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config import AuthConfig
-from ..events.envelope import EventError, Problem, loads
+from ..events.envelope import (
+    EventError,
+    Problem,
+    loads,
+    lone_surrogate_field,
+    may_hold_lone_surrogate,
+)
 from ..llm.ingest import PricedEvent, UsageIngest
 from ..runtime.http import Request, Response, Route
 from ..sink import COUNTED_IN_HEADER, EventSink, NullSink
@@ -30,6 +36,10 @@ BATCH = "application/cloudevents-batch+json"
 SOURCE = "http"
 # CloudEvents HTTP binary mode: attributes travel as ce-* headers, the body is `data`.
 _BINARY_ATTRIBUTES = ("specversion", "id", "source", "type", "time", "subject")
+_SURROGATE_REASON = (
+    "holds a lone UTF-16 surrogate (\\ud800-\\udfff escape without its pair), which cannot be "
+    "encoded as UTF-8"
+)
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,16 @@ class EventsAPI:
             return _bad([(None, Problem("", f"a JSON array is a batch: send it as {BATCH}"))])
         else:
             events = [body]
+        if may_hold_lone_surrogate(request.body):
+            # What is counted here must be publishable: no encoder writes a lone surrogate.
+            unencodable = [
+                (index, Problem(field, _SURROGATE_REASON))
+                for index, event in enumerate(events)
+                if (field := lone_surrogate_field(event)) is not None
+            ]
+            if unencodable:
+                self._ingest.reject(SOURCE, len(events))
+                return _bad(unencodable)
         return self._accept(events, credential)
 
     def _accept(self, events: list[Any], credential: Credential | None) -> Response:

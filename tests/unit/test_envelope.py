@@ -49,3 +49,16 @@ def test_missing_time_means_receipt_time_and_bad_json_is_an_event_error():
     assert parse_envelope(event, now=NOW).time == NOW
     with pytest.raises(EventError, match="not valid JSON"):
         decode(b"\xff{")
+
+
+def test_lone_surrogates_are_found_with_their_path_and_pairs_are_not():
+    from aifinops.exporters.events import loads, lone_surrogate_field, may_hold_lone_surrogate
+
+    raw = b'{"subject":"ok","data":{"tags":["a","b\\udc00"],"k\\ud800":1}}'
+    assert may_hold_lone_surrogate(raw)
+    assert lone_surrogate_field(loads(raw)) == "data.tags[1]"
+    assert lone_surrogate_field(loads(b'{"data":{"k\\ud800":1}}')) == "data.'k\\ud800'"
+    assert lone_surrogate_field(loads(b'{"subject":"\\uD83D"}')) == "subject"
+    pair = b'{"note":"\\ud83d\\ude00"}'
+    assert may_hold_lone_surrogate(pair) and lone_surrogate_field(loads(pair)) is None
+    assert not may_hold_lone_surrogate(b'{"note":"\\u00e9 \xc3\xa9"}')
