@@ -211,6 +211,7 @@ class CardinalityConfig:
 
 
 _TEAM = re.compile(r"[A-Za-z0-9._:/@-]{1,128}")
+_APP = re.compile(r"[A-Za-z0-9._:/@-]{0,128}")
 
 
 @dataclass(frozen=True)
@@ -484,6 +485,140 @@ class BridgeConfig:
         )
 
 
+_URL = re.compile(r"https?://[^\s/]+(/\S*)?")
+
+
+def _limit_problems(name: str, value: Decimal | int | None) -> list[tuple[str, str]]:
+    """A limit is 0 (off) or positive; dollar limits carry at most 12 decimal places."""
+    if value is None:
+        return []
+    problems = check(value >= 0, name, "must be 0 (off) or positive")
+    if isinstance(value, Decimal):
+        exponent = value.as_tuple().exponent
+        problems += check(
+            isinstance(exponent, int) and exponent >= -12, name, "at most 12 decimal places"
+        )
+    return problems
+
+
+@dataclass(frozen=True)
+class TripwireLimits:
+    """Limits replacing the defaults of `tripwires` for one app of a team; a limit left out keeps
+    the team's (or the default), 0 turns it off. An app with limits of its own also gets its own
+    last-minute windows, checked besides the team's."""
+
+    request_usd: Decimal | None = None
+    team_usd_per_minute: Decimal | None = None
+    team_tokens_per_minute: int | None = None
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Limits are 0 or positive."""
+        return (
+            _limit_problems("request_usd", self.request_usd)
+            + _limit_problems("team_usd_per_minute", self.team_usd_per_minute)
+            + _limit_problems("team_tokens_per_minute", self.team_tokens_per_minute)
+        )
+
+
+@dataclass(frozen=True)
+class TeamTripwireLimits(TripwireLimits):
+    """One team's limits replacing the defaults of `tripwires`, and per-app limits under `apps`."""
+
+    apps: dict[str, TripwireLimits] = field(default_factory=lambda: MappingProxyType({}))
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Limits are 0 or positive; app names as label values allow them."""
+        return super().validate() + [
+            (f"apps.{app}", "app must be at most 128 characters of [A-Za-z0-9._:/@-]")
+            for app in self.apps
+            if not _APP.fullmatch(app)
+        ]
+
+
+@dataclass(frozen=True)
+class TripwiresConfig:
+    """Hard spend limits checked on every counted usage event and sent straight to Alertmanager
+    (docs/tripwires.md). A limit of 0 is off."""
+
+    enabled: bool = True
+    # A single call costing more than this (USD).
+    request_usd: Decimal = Decimal("5")
+    # A team's spend over the last 60 seconds above this (USD).
+    team_usd_per_minute: Decimal = Decimal("20")
+    # A team's tokens (all types) over the last 60 seconds above this; 0 is off.
+    team_tokens_per_minute: int = 5_000_000
+    # team -> limits replacing the defaults above for that team, with `apps: {app: limits}`.
+    overrides: dict[str, TeamTripwireLimits] = field(default_factory=lambda: MappingProxyType({}))
+    # Alertmanager base URLs (`http://alertmanager:9093`); alerts go to `<url>/api/v2/alerts` of
+    # every one. Empty: tripwires are still checked and counted, nothing is sent.
+    alertmanager_urls: tuple[str, ...] = ()
+    # Seconds for each Alertmanager request.
+    timeout_seconds: float = 2.0
+    # While a tripwire holds, its alert is sent again this often to push its endsAt forward...
+    refresh_seconds: float = 30.0
+    # ...to this many seconds after the send, so it resolves by itself when the sender is gone.
+    alert_ttl_seconds: float = 120.0
+    # A tripwire resolves once its limit has not been exceeded for this long (the alert is sent
+    # with endsAt now).
+    resolve_after_seconds: float = 60.0
+    # Events older than this (event time against receipt) trip nothing: a backlog read after an
+    # outage is history for the rules, not a runaway happening now.
+    max_event_age_seconds: float = 300.0
+    # Teams (and overridden apps) whose last-minute windows are kept; the least recently seen
+    # are forgotten first.
+    max_tracked: int = 10_000
+    # Tripwires firing at once; beyond this, new ones are counted but not sent.
+    max_firing: int = 1_000
+    # Alert notifications waiting for the sender; beyond this they are dropped and counted.
+    queue_size: int = 1_000
+    # Retry backoff of a failed Alertmanager post: doubles from the first to the max.
+    retry_backoff_seconds: float = 0.2
+    retry_backoff_max_seconds: float = 10.0
+    # runbook_url = this + '#aifinopsspendtripwire'; the rule pack's runbook base.
+    runbook_url: str = "https://github.com/aifinops/aifinops/blob/main/docs/runbooks.md"
+    # Grafana's base URL: dashboard_url = <grafana_url>/d/aifinops-llm?var-team=<team>.
+    grafana_url: str = "http://localhost:3000"
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Limits 0 or positive, override keys as label values allow, timings in order."""
+        problems = (
+            _limit_problems("request_usd", self.request_usd)
+            + _limit_problems("team_usd_per_minute", self.team_usd_per_minute)
+            + _limit_problems("team_tokens_per_minute", self.team_tokens_per_minute)
+        )
+        problems += [
+            (f"overrides.{team}", "team must be 1-128 characters of [A-Za-z0-9._:/@-]")
+            for team in self.overrides
+            if not _TEAM.fullmatch(team)
+        ]
+        problems += [
+            (f"alertmanager_urls[{i}]", "must be an http:// or https:// URL")
+            for i, url in enumerate(self.alertmanager_urls)
+            if not _URL.fullmatch(url)
+        ]
+        return (
+            problems
+            + check(self.timeout_seconds > 0, "timeout_seconds", "must be positive")
+            + check(self.refresh_seconds >= 1, "refresh_seconds", "must be at least 1")
+            + check(
+                self.alert_ttl_seconds >= 2 * self.refresh_seconds,
+                "alert_ttl_seconds",
+                "must be at least twice refresh_seconds",
+            )
+            + check(self.resolve_after_seconds >= 0, "resolve_after_seconds", "must be 0 or more")
+            + check(self.max_event_age_seconds > 0, "max_event_age_seconds", "must be positive")
+            + check(self.max_tracked >= 1, "max_tracked", "must be at least 1")
+            + check(self.max_firing >= 1, "max_firing", "must be at least 1")
+            + check(self.queue_size >= 1, "queue_size", "must be at least 1")
+            + check(self.retry_backoff_seconds > 0, "retry_backoff_seconds", "must be positive")
+            + check(
+                self.retry_backoff_max_seconds >= self.retry_backoff_seconds,
+                "retry_backoff_max_seconds",
+                "must be at least retry_backoff_seconds",
+            )
+        )
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration file."""
@@ -503,3 +638,4 @@ class Config:
     llm: LLMConfig = LLMConfig()
     gpu: GPUConfig = GPUConfig()
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
+    tripwires: TripwiresConfig = TripwiresConfig()
