@@ -23,7 +23,7 @@ def render(root: Path) -> dict[Path, str]:
     """Every generated file under `root` with the content a fresh render gives it."""
     entry = root / ENTRY
     if not entry.exists():
-        return {}
+        raise GenerateError(f"{entry}: missing (the mixin's entry point)")
     try:
         outputs = json.loads(_jsonnet.evaluate_file(str(entry), jpathdir=[str(root / "jsonnet")]))
     except RuntimeError as exc:
