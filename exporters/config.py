@@ -10,9 +10,13 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .runtime.config import check, checked
+from .runtime.http import AddressError, parse_address
+
+if TYPE_CHECKING:
+    from .currency.rates import RateSchedule
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -22,9 +26,43 @@ LogLevel = Literal["debug", "info", "warn", "error"]
 
 @dataclass(frozen=True)
 class WebConfig:
-    """Where a daemon serves HTTP. Unset means the daemon's default port (9871, 9872 or 9873)."""
+    """Where and how a daemon serves HTTP. Unset `listen_address` means the daemon's default port
+    (9871, 9872 or 9873); the limits bound what any client can hold (docs/deploy.md)."""
 
     listen_address: str | None = None
+    # Exporter-toolkit web config (TLS, basic auth); the flag --web.config.file sets it.
+    config_file: str | None = None
+    max_connections: int = 512
+    workers: int = 16
+    header_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 30.0
+    idle_timeout_seconds: float = 60.0
+    max_header_bytes: int = 16384
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Limits must leave the server able to serve."""
+        return (
+            check(self.max_connections >= 8, "max_connections", "must be at least 8")
+            + check(1 <= self.workers <= 256, "workers", "must be 1 to 256")
+            + check(self.header_timeout_seconds > 0, "header_timeout_seconds", "must be above 0")
+            + check(self.read_timeout_seconds > 0, "read_timeout_seconds", "must be above 0")
+            + check(self.idle_timeout_seconds > 0, "idle_timeout_seconds", "must be above 0")
+            + check(
+                1024 <= self.max_header_bytes <= 1 << 20,
+                "max_header_bytes",
+                "must be 1024 to 1048576",
+            )
+        )
+
+    def validate(self) -> list[tuple[str, str]]:
+        """A bindable `HOST:PORT`, so `aifinops config` refuses what the daemon could not bind."""
+        if self.listen_address is None:
+            return []
+        try:
+            parse_address(self.listen_address)
+        except AddressError as exc:
+            return [("listen_address", str(exc))]
+        return []
 
 
 @dataclass(frozen=True)
@@ -620,6 +658,64 @@ class TripwiresConfig:
 
 
 @dataclass(frozen=True)
+class CurrencyConfig:
+    """The reporting currency (docs/currency.md): the `_usd` families stay exact in US dollars;
+    figures in `code` are converted with the effective-dated USD->`code` rate in force when the
+    money was spent, so a new rate never rewrites history."""
+
+    # ISO 4217 code of the reporting (billing) currency.
+    code: str = "USD"
+    # [{from: 2026-11-01, rate: 0.7893}, ...]: units of `code` per US dollar from `from` (a date is
+    # 00:00 UTC) until the next entry; required unless `code` is USD or `rates_file` is set.
+    rates: tuple[dict[str, Any], ...] = ()
+    # The same list in a file the operator refreshes (YAML, or CSV with a `from,rate` header);
+    # read again whenever it changes, and replacing `rates` when set.
+    rates_file: str | None = None
+    # A rate older than this many days no longer applies (a rates file nobody refreshed is an
+    # error, not a silent old rate); unset: each rate applies until the next one.
+    max_rate_age_days: float | None = None
+    # How often the exporters look at `rates_file` and the rate in force.
+    reload_interval_seconds: float = 60.0
+
+    def validate(self) -> list[tuple[str, str]]:
+        """An ISO 4217-shaped code, valid increasing rates, and rates for a currency other than USD."""
+        from .currency.rates import parse_rates
+
+        _rates, problems = parse_rates(self.rates)
+        return (
+            check(
+                bool(re.fullmatch(r"[A-Z]{3}", self.code)),
+                "code",
+                "must be 3 upper-case letters (ISO 4217)",
+            )
+            + problems
+            + check(
+                self.code == "USD" or bool(self.rates) or bool(self.rates_file),
+                "rates",
+                f"required for currency {self.code} (or set rates_file)",
+            )
+            + check(
+                self.max_rate_age_days is None or self.max_rate_age_days > 0,
+                "max_rate_age_days",
+                "must be positive",
+            )
+            + check(
+                self.reload_interval_seconds >= 1, "reload_interval_seconds", "must be at least 1"
+            )
+        )
+
+    def schedule(self) -> RateSchedule:
+        """The inline `rates` as a schedule (the rates file is read by `currency.source`)."""
+        from datetime import timedelta
+
+        from .currency.rates import RateSchedule, parse_rates
+
+        rates, _problems = parse_rates(self.rates)
+        max_age = None if self.max_rate_age_days is None else timedelta(days=self.max_rate_age_days)
+        return RateSchedule(self.code, rates, max_age)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration file."""
 
@@ -639,3 +735,4 @@ class Config:
     gpu: GPUConfig = GPUConfig()
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     tripwires: TripwiresConfig = TripwiresConfig()
+    currency: CurrencyConfig = CurrencyConfig()

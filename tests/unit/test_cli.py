@@ -76,3 +76,31 @@ def test_a_taken_port_exits_1_with_the_reason(capsys):
         port = s.getsockname()[1]
         assert token_exporter.main([f"--web.listen-address=127.0.0.1:{port}"]) == 1
     assert "cannot listen on" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("address", ["nonsense", ":99999", "host:port"])
+def test_config_check_refuses_an_address_the_daemon_cannot_bind(address, tmp_path, capsys):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"web: {{listen_address: {address!r}}}\n")
+    assert aifinops_main(["config", "--config.file", str(cfg)]) == 2
+    assert "web.listen_address: listen address" in capsys.readouterr().err
+    assert token_exporter.main(["--config.file", str(cfg)]) == 2
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    # `aifinops price ... | head -1` where head has already gone: the reading end is closed
+    # before the command writes its first line.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [str(BIN / "aifinops"), "price", "--provider", "openai", "--model", "gpt-4o"]
+            + ["--input", "1000", "--output", "10"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert b"Traceback" not in proc.stderr, proc.stderr.decode()
+    assert proc.returncode == 141
