@@ -87,6 +87,9 @@ def test_config_check_refuses_an_address_the_daemon_cannot_bind(address, tmp_pat
     assert token_exporter.main(["--config.file", str(cfg)]) == 2
 
 
+PRICE_ARGS = ["--provider", "openai", "--model", "gpt-4o", "--input", "1000", "--output", "10"]
+
+
 def test_a_closed_pipe_ends_the_command_quietly():
     # `aifinops price ... | head -1` where head has already gone: the reading end is closed
     # before the command writes its first line.
@@ -94,8 +97,7 @@ def test_a_closed_pipe_ends_the_command_quietly():
     os.close(read_end)
     try:
         proc = subprocess.run(
-            [str(BIN / "aifinops"), "price", "--provider", "openai", "--model", "gpt-4o"]
-            + ["--input", "1000", "--output", "10"],
+            [str(BIN / "aifinops"), "price", *PRICE_ARGS],
             stdout=write_end,
             stderr=subprocess.PIPE,
             timeout=120,
