@@ -1,0 +1,27 @@
+"""Money in the reporting currency: effective-dated USD exchange rates and the gauge of the one in force."""
+
+from .rates import (
+    USD,
+    CurrencyError,
+    FxRate,
+    NoRateError,
+    RateSchedule,
+    RatesFileError,
+    as_instant,
+    exact_mul,
+    parse_rates,
+    parse_rates_text,
+)
+
+__all__ = [
+    "USD",
+    "CurrencyError",
+    "FxRate",
+    "NoRateError",
+    "RateSchedule",
+    "RatesFileError",
+    "as_instant",
+    "exact_mul",
+    "parse_rates",
+    "parse_rates_text",
+]
