@@ -256,6 +256,7 @@ class Demo:
         ]
         heard = (
             f"; watchdog last heard {time.monotonic() - watchdog[-1].received:.0f}s ago"
+            " (re-sent every 5 min)"
             if watchdog
             else ""
         )
