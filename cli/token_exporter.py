@@ -8,6 +8,12 @@ import sys
 from collections.abc import Sequence
 
 from aifinops.exporters.config import Config
+from aifinops.exporters.currency.source import (
+    COLLECTOR,
+    FxRateCollector,
+    FxRateSource,
+    FxSnapshot,
+)
 from aifinops.exporters.llm import UsageIngest
 from aifinops.exporters.pricing import PriceUpdater
 from aifinops.exporters.runtime.config import ConfigError
@@ -48,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for collector in bundle.collectors:
         registry.register(collector)
-    components: list[Component] = [*bundle.components, *_price_updates(config, health)]
+    fx = _fx_rates(config, health)
+    registry.register(FxRateCollector(lambda: fx.latest))
+    components: list[Component] = [*bundle.components, *_price_updates(config, health), fx]
     api = EventsAPI(
         ingest,
         bundle.sink,
@@ -70,8 +78,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.kafka.bootstrap_servers:
         log.info("publishing accepted events to Kafka topic %s", config.kafka.topics.usage.name)
     return serve(
-        SPEC.prog, listen_address(config, SPEC), registry, components, routes=[api.route()]
+        SPEC.prog,
+        listen_address(config, SPEC),
+        registry,
+        components,
+        routes=[api.route()],
+        web=config.web,
     )
+
+
+def _fx_rates(config: Config, health: CollectorHealth) -> Poller[FxSnapshot]:
+    """The exchange rate in force, for `aifinops_fx_rate` (collector `fx_rates`)."""
+    currency = config.currency
+    if currency.code != "USD":
+        log.info(
+            "reporting currency %s (rates re-read every %ss)",
+            currency.code,
+            currency.reload_interval_seconds,
+        )
+    return Poller(COLLECTOR, FxRateSource(currency), currency.reload_interval_seconds, health)
 
 
 def _price_updates(config: Config, health: CollectorHealth) -> list[Component]:
