@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bridge.components,
             routes=bridge.routes,
             ready=bridge.ready,
+            web=config.web,
         )
     finally:
         bridge.close()

@@ -11,10 +11,12 @@ from aifinops.exporters import __version__
 from aifinops.exporters.config import Config
 from aifinops.exporters.runtime.config import ConfigError, load_config
 from aifinops.exporters.runtime.logs import configure_logging
+from aifinops.exporters.runtime.webconfig import WebConfigError, load_web_config
 
 # Flag destination → config path it overrides (flags win over the environment, which wins over the file).
 _FLAG_PATHS = {
     "web_listen_address": "web.listen_address",
+    "web_config_file": "web.config_file",
     "log_level": "log.level",
     "log_format": "log.format",
     "kafka_bootstrap_servers": "kafka.bootstrap_servers",
@@ -41,6 +43,13 @@ def daemon_parser(spec: DaemonSpec) -> argparse.ArgumentParser:
         dest="web_listen_address",
         metavar="HOST:PORT",
         help=f"address to serve /metrics and the API on (default :{spec.default_port})",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="PATH",
+        help="exporter-toolkit web config: TLS (tls_server_config) and basic auth "
+        "(basic_auth_users with bcrypt hashes); see docs/deploy.md",
     )
     parser.add_argument("--log.level", dest="log_level", choices=["debug", "info", "warn", "error"])
     parser.add_argument("--log.format", dest="log_format", choices=["logfmt", "json"])
@@ -89,5 +98,15 @@ def start_daemon(
     except ConfigError as exc:
         print(f"{spec.prog}: {exc}", file=sys.stderr)
         return 2
+    if config.web.config_file:
+        try:
+            load_web_config(config.web.config_file)
+        except WebConfigError as exc:
+            problems = "\n".join(f"  {p}" for p in exc.problems)
+            print(
+                f"{spec.prog}: invalid web config {config.web.config_file}:\n{problems}",
+                file=sys.stderr,
+            )
+            return 2
     configure_logging(config.log.level, config.log.format)
     return config

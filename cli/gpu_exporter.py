@@ -61,4 +61,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stops after it, so the last samples are handed over before the queue is flushed.
         [*bundle.components, *exporter.components],
         routes=exporter.routes,
+        web=config.web,
     )

@@ -40,9 +40,17 @@ class WebConfig:
     max_header_bytes: int = 16384
 
     def validate(self) -> list[tuple[str, str]]:
-        """Limits must leave the server able to serve."""
+        """A bindable `HOST:PORT` (so `aifinops config` refuses what the daemon could not bind),
+        and limits that leave the server able to serve."""
+        problems: list[tuple[str, str]] = []
+        if self.listen_address is not None:
+            try:
+                parse_address(self.listen_address)
+            except AddressError as exc:
+                problems.append(("listen_address", str(exc)))
         return (
-            check(self.max_connections >= 8, "max_connections", "must be at least 8")
+            problems
+            + check(self.max_connections >= 8, "max_connections", "must be at least 8")
             + check(1 <= self.workers <= 256, "workers", "must be 1 to 256")
             + check(self.header_timeout_seconds > 0, "header_timeout_seconds", "must be above 0")
             + check(self.read_timeout_seconds > 0, "read_timeout_seconds", "must be above 0")
@@ -53,16 +61,6 @@ class WebConfig:
                 "must be 1024 to 1048576",
             )
         )
-
-    def validate(self) -> list[tuple[str, str]]:
-        """A bindable `HOST:PORT`, so `aifinops config` refuses what the daemon could not bind."""
-        if self.listen_address is None:
-            return []
-        try:
-            parse_address(self.listen_address)
-        except AddressError as exc:
-            return [("listen_address", str(exc))]
-        return []
 
 
 @dataclass(frozen=True)

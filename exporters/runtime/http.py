@@ -1,26 +1,60 @@
-"""The daemons' threaded single-process HTTP server: /metrics, /-/healthy, /-/ready and POST routes."""
+"""The daemons' HTTP/1.1 server: /metrics, /-/healthy, /-/ready and POST routes, with bounded resources.
+
+One event-loop thread owns every connection that is not being answered: it accepts (up to
+`max_connections`, evicting the longest-waiting idle connection when full), completes TLS
+handshakes, and reads request headers without blocking, each under its deadline. A connection
+whose headers are complete goes to a bounded worker pool, which checks the request (lengths,
+basic auth, the route's own authorisation) *before* reading any body, reads the body under a
+deadline, answers, and hands a keep-alive connection back to the loop. `GET /metrics` and the
+health endpoints run on a small pool of their own, so a flood of ingest requests or stalled bodies
+never keeps Prometheus from scraping. Idle connections cost a socket and a few hundred bytes,
+never a thread.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import json
 import logging
+import re
+import selectors
 import socket
+import ssl
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from .exposition import render_metrics
+from .webconfig import UNAUTHENTICATED_PATHS, BasicAuth, TLSContextSource, WebSecurity
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+_PRIORITY_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE"})
+_CONTENT_LENGTH = re.compile(rb"^[0-9]{1,18}$")
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# Why the server closed connections: the label values of aifinops_http_connections_closed_total.
+CLOSE_REASONS = (
+    "idle_timeout",
+    "header_timeout",
+    "body_timeout",
+    "evicted",
+    "over_capacity",
+    "tls_error",
+)
 
 
 class AddressError(ValueError):
@@ -74,20 +108,138 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+# Looks at the headers of a request before its body is read: None to go on, or the refusal.
+Authorize = Callable[[Mapping[str, str]], "Response | None"]
 
 
 @dataclass(frozen=True)
 class Route:
-    """A POST or GET endpoint; bodies above `max_body_bytes` are refused with 413 unread."""
+    """A POST or GET endpoint; bodies above `max_body_bytes` are refused with 413 unread.
+
+    `authorize`, when set, sees the headers before the body is read, so a request without valid
+    credentials is refused without reading (or buffering) what it sends.
+    """
 
     method: str
     path: str
     handler: Handler
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    authorize: Authorize | None = None
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Connection, worker, size and time limits of the server (config section `web`)."""
+
+    max_connections: int = 512
+    workers: int = 16
+    metrics_workers: int = 2
+    header_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 30.0
+    idle_timeout_seconds: float = 60.0
+    max_request_line_bytes: int = 8192
+    max_header_bytes: int = 16384
+
+
+class _Stats:
+    """Counts the server keeps about its connections, read by `HTTPCollector`."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.closed = dict.fromkeys(CLOSE_REASONS, 0)
+        self.accepted = 0
+        self.open = 0
+        self.accept_errors = 0
+
+    def close(self, reason: str) -> None:
+        with self.lock:
+            self.closed[reason] += 1
+
+
+class HTTPCollector(Collector):
+    """`aifinops_http_*`: open connections, the cap, and why connections were closed.
+
+    # TYPE aifinops_http_connections gauge
+    aifinops_http_connections 3
+    """
+
+    def __init__(self, stats: _Stats, limits: ServerLimits) -> None:
+        self._stats = stats
+        self._limits = limits
+
+    def collect(self) -> Iterable[Metric]:
+        """Connection gauges and counters."""
+        with self._stats.lock:
+            closed = dict(self._stats.closed)
+            accepted, open_, errors = (
+                self._stats.accepted,
+                self._stats.open,
+                self._stats.accept_errors,
+            )
+        yield GaugeMetricFamily(
+            "aifinops_http_connections", "Open HTTP connections (idle and in use).", value=open_
+        )
+        yield GaugeMetricFamily(
+            "aifinops_http_connections_limit",
+            "The most HTTP connections the server keeps open (web.max_connections).",
+            value=self._limits.max_connections,
+        )
+        yield CounterMetricFamily(
+            "aifinops_http_connections_accepted_total", "HTTP connections accepted.", value=accepted
+        )
+        family = CounterMetricFamily(
+            "aifinops_http_connections_closed_total",
+            "HTTP connections the server closed on its own, by reason: idle_timeout (keep-alive "
+            "idle), header_timeout, body_timeout (a stalled request), evicted (the longest idle "
+            "one, to make room under web.max_connections), over_capacity (refused: every "
+            "connection busy), tls_error (failed handshake).",
+            labels=["reason"],
+        )
+        for reason, n in closed.items():
+            family.add_metric([reason], n)
+        yield family
+        yield CounterMetricFamily(
+            "aifinops_http_accept_errors_total",
+            "Failed accepts (for example the file-descriptor limit reached); accepting pauses "
+            "briefly after each.",
+            value=errors,
+        )
+
+
+class _Conn:
+    """One client connection: its socket, unparsed input, and deadline while the loop owns it."""
+
+    __slots__ = ("buf", "client", "deadline", "events", "handshaking", "reason", "sock")
+
+    def __init__(self, sock: socket.socket, client: str) -> None:
+        self.sock = sock
+        self.client = client
+        self.buf = bytearray()
+        self.deadline = 0.0
+        self.reason = "header_timeout"
+        self.handshaking = False
+        self.events = selectors.EVENT_READ
+
+
+class _Head:
+    """A parsed request line and headers."""
+
+    __slots__ = ("error", "headers", "method", "target", "version")
+
+    def __init__(self) -> None:
+        self.method = ""
+        self.target = ""
+        self.version = "HTTP/1.1"
+        self.headers: dict[str, str] = {}
+        self.error: Response | None = None
+
+
+class _BodyTimeout(Exception):
+    """The client stopped sending its body before the read deadline."""
 
 
 class HTTPServer:
-    """Serves the registry and the routes on one address, one thread per connection."""
+    """Serves the registry and the routes on one address with bounded threads and connections."""
 
     def __init__(
         self,
@@ -97,46 +249,92 @@ class HTTPServer:
         routes: list[Route] | None = None,
         ready: Callable[[], bool] = lambda: True,
         title: str = "aifinops",
+        limits: ServerLimits | None = None,
+        security: WebSecurity | None = None,
     ) -> None:
         self._registry = registry
         self._ready = ready
         self._title = title
         self._routes = {(r.method, r.path): r for r in routes or ()}
+        self.limits = limits or ServerLimits()
+        self._security = security or WebSecurity()
+        self._tls = TLSContextSource(self._security.tls) if self._security.tls else None
+        self._basic = BasicAuth(self._security.basic_auth_users)
+        self._extra_headers = dict(self._security.headers)
+        self.stats = _Stats()
         host, port = parse_address(address)
-        handler = _make_handler(self)
-        server_cls = _IPv6Server if ":" in host else _Server
-        self._server = server_cls((host, port), handler)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listener.bind((host, port))
+            self._listener.listen(256)
+        except OSError:
+            self._listener.close()
+            raise
+        self._listener.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        # Connections the loop owns, oldest first: the first is the one to evict when full.
+        self._idle: OrderedDict[int, _Conn] = OrderedDict()
+        self._returned: list[_Conn] = []
+        self._returned_lock = threading.Lock()
+        self._open = 0
+        self._accept_paused_until = 0.0
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._workers = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="http")
+        self._metrics_workers = ThreadPoolExecutor(
+            self.limits.metrics_workers, thread_name_prefix="http-metrics"
+        )
 
     @property
     def port(self) -> int:
         """The bound port (useful when the address asked for port 0)."""
-        return int(self._server.server_address[1])
+        return int(self._listener.getsockname()[1])
 
     @property
     def url(self) -> str:
         """Base URL of the server on loopback, for tests and logs."""
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def collector(self) -> Collector:
+        """The `aifinops_http_*` self-metrics of this server."""
+        return HTTPCollector(self.stats, self.limits)
 
     def start(self) -> None:
         """Serve in a background thread."""
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="http", kwargs={"poll_interval": 0.2}
-        )
-        self._thread.daemon = True
+        self._selector.register(self._listener, selectors.EVENT_READ, None)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._thread = threading.Thread(target=self._loop, name="http", daemon=True)
         self._thread.start()
-        log.info("listening on %s", self._server.server_address)
+        log.info(
+            "listening on %s (%s, at most %d connections)",
+            self._listener.getsockname(),
+            "https" if self._tls else "http",
+            self.limits.max_connections,
+        )
 
     def stop(self) -> None:
-        """Stop accepting connections and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
+        """Stop accepting, close idle connections, and let requests in hand finish."""
+        self._stopping.set()
+        self._wake()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._workers.shutdown(wait=True, cancel_futures=True)
+        self._metrics_workers.shutdown(wait=True, cancel_futures=True)
+        self._listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # -- dispatch ---------------------------------------------------------------------------
 
     def dispatch(self, request: Request) -> Response:
         """Answer one request; the built-in endpoints first, then the registered routes."""
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):
             if request.path == "/metrics":
                 body, content_type = render_metrics(
                     self._registry, request.headers.get("accept", "")
@@ -159,9 +357,7 @@ class HTTPServer:
         if route is not None:
             return route.handler(request)
         if any(path == request.path for _, path in self._routes) or request.path in (
-            "/metrics",
-            "/-/healthy",
-            "/-/ready",
+            _PRIORITY_PATHS
         ):
             return Response.text(405, "method not allowed")
         return Response.text(404, "not found")
@@ -170,97 +366,465 @@ class HTTPServer:
         """The registered route for a method and path, if any."""
         return self._routes.get((method, path))
 
+    # -- the event loop ---------------------------------------------------------------------
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
+    def _wake(self) -> None:
+        # A full pipe means the loop is awake already.
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
 
+    def _loop(self) -> None:
+        next_sweep = 0.0
+        try:
+            while not self._stopping.is_set():
+                for key, _mask in self._selector.select(timeout=0.25):
+                    if key.fileobj is self._listener:
+                        self._accept()
+                    elif key.fileobj is self._wake_r:
+                        self._drain_wake()
+                    else:
+                        self._readable(key.data)
+                now = time.monotonic()
+                self._take_returned(now)
+                if self._accept_paused_until and now >= self._accept_paused_until:
+                    self._accept_paused_until = 0.0
+                    self._selector.register(self._listener, selectors.EVENT_READ, None)
+                if now >= next_sweep:
+                    next_sweep = now + 0.25
+                    self._sweep(now)
+        except Exception:
+            log.exception("the HTTP event loop failed")
+        finally:
+            for conn in list(self._idle.values()):
+                self._close(conn)
+            self._selector.close()
 
-class _IPv6Server(_Server):
-    address_family = socket.AF_INET6
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
 
-
-def _make_handler(app: HTTPServer) -> type[BaseHTTPRequestHandler]:
-    class _Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out in separate writes; without TCP_NODELAY the body waits for
-        # the peer's delayed ACK (about 40 ms) on every keep-alive request.
-        disable_nagle_algorithm = True
-        server_version = "aifinops"
-
-        def do_GET(self) -> None:
-            self._handle("GET")
-
-        def do_POST(self) -> None:
-            self._handle("POST")
-
-        def do_PUT(self) -> None:
-            self._handle("PUT")
-
-        def do_DELETE(self) -> None:
-            self._handle("DELETE")
-
-        def _handle(self, method: str) -> None:
-            parts = urlsplit(self.path)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            body = b""
-            route = app.route_for(method, parts.path)
-            if method in ("POST", "PUT"):
-                if "chunked" in headers.get("transfer-encoding", "").lower():
-                    self._send(
-                        Response.text(411, "a Content-Length header is required"), close=True
-                    )
-                    return
-                try:
-                    length = int(headers.get("content-length", "0"))
-                except ValueError:
-                    self._send(Response.text(400, "bad Content-Length"), close=True)
-                    return
-                limit = route.max_body_bytes if route else DEFAULT_MAX_BODY_BYTES
-                if length > limit:
-                    self._send(
-                        Response.json(
-                            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                            {"error": f"body of {length} bytes exceeds the limit of {limit}"},
-                        ),
-                        close=True,
-                    )
-                    return
-                body = self.rfile.read(length) if length else b""
-            request = Request(
-                method=method,
-                path=parts.path,
-                query=parse_qs(parts.query),
-                headers=headers,
-                body=body,
-                client=self.client_address[0],
-            )
+    def _accept(self) -> None:
+        for _ in range(64):
             try:
-                response = app.dispatch(request)
-            except Exception:
-                log.exception("handler for %s %s failed", method, parts.path)
-                response = Response.text(500, "internal error")
-            self._send(response, gzip_ok="gzip" in headers.get("accept-encoding", ""))
+                sock, address = self._listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                with self.stats.lock:
+                    self.stats.accept_errors += 1
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors: free the oldest idle one, and stop polling the
+                    # listener for a moment instead of spinning on an accept that keeps failing.
+                    log.warning("accept failed (%s): pausing accepts for 100 ms", exc.strerror)
+                    self._evict_one()
+                    self._selector.unregister(self._listener)
+                    self._accept_paused_until = time.monotonic() + 0.1
+                return
+            if self._open >= self.limits.max_connections and not self._evict_one():
+                self.stats.close("over_capacity")
+                sock.close()
+                continue
+            with self._returned_lock, self.stats.lock:
+                self._open += 1
+                self.stats.accepted += 1
+                self.stats.open = self._open
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Conn(sock, str(address[0]))
+            if self._tls is not None:
+                try:
+                    conn.sock = self._tls.context().wrap_socket(
+                        sock, server_side=True, do_handshake_on_connect=False
+                    )
+                except (OSError, ssl.SSLError):
+                    self._forget(conn, "tls_error")
+                    continue
+                conn.handshaking = True
+            conn.deadline = time.monotonic() + self.limits.header_timeout_seconds
+            conn.reason = "header_timeout"
+            self._watch(conn)
 
-        def _send(self, response: Response, *, close: bool = False, gzip_ok: bool = False) -> None:
-            body = response.body
-            self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
-            if gzip_ok and len(body) > 1024:
-                body = gzip.compress(body, compresslevel=1)
-                self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            if close:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+    def _evict_one(self) -> bool:
+        if not self._idle:
+            return False
+        _, victim = self._idle.popitem(last=False)
+        self._unwatch(victim)
+        self._forget(victim, "evicted")
+        return True
 
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s %s", self.address_string(), format % args)
+    def _watch(self, conn: _Conn) -> None:
+        fd = conn.sock.fileno()
+        self._idle[fd] = conn
+        self._selector.register(conn.sock, conn.events, conn)
 
-    return _Handler
+    def _unwatch(self, conn: _Conn) -> None:
+        fd = conn.sock.fileno()
+        self._idle.pop(fd, None)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(conn.sock)
+
+    def _forget(self, conn: _Conn, reason: str | None = None) -> None:
+        """Close a connection the loop no longer watches."""
+        if reason is not None:
+            self.stats.close(reason)
+        self._close(conn)
+
+    def _close(self, conn: _Conn) -> None:
+        with contextlib.suppress(OSError):
+            conn.sock.close()
+        with self._returned_lock:
+            self._open -= 1
+            with self.stats.lock:
+                self.stats.open = self._open
+
+    def _sweep(self, now: float) -> None:
+        expired = [c for c in self._idle.values() if c.deadline <= now]
+        for conn in expired:
+            self._unwatch(conn)
+            self._forget(conn, conn.reason)
+
+    def _take_returned(self, now: float) -> None:
+        with self._returned_lock:
+            returned, self._returned = self._returned, []
+        for conn in returned:
+            if self._stopping.is_set():
+                self._close(conn)
+                continue
+            conn.events = selectors.EVENT_READ
+            if conn.buf:
+                conn.deadline = now + self.limits.header_timeout_seconds
+                conn.reason = "header_timeout"
+            else:
+                conn.deadline = now + self.limits.idle_timeout_seconds
+                conn.reason = "idle_timeout"
+            try:
+                conn.sock.setblocking(False)
+                self._watch(conn)
+            except (OSError, ValueError):
+                self._close(conn)
+                continue
+            if isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending():
+                self._readable(conn)  # decrypted bytes the selector cannot see
+            elif conn.buf:
+                self._parse(conn)  # a pipelined request may be complete already
+
+    def _readable(self, conn: _Conn) -> None:
+        if conn.handshaking:
+            self._handshake(conn)
+            return
+        limit = self.limits.max_request_line_bytes + self.limits.max_header_bytes + 4
+        try:
+            while True:
+                chunk = conn.sock.recv(65536)
+                if not chunk:
+                    self._unwatch(conn)
+                    self._forget(conn)
+                    return
+                if not conn.buf:
+                    conn.deadline = time.monotonic() + self.limits.header_timeout_seconds
+                    conn.reason = "header_timeout"
+                conn.buf += chunk
+                if len(conn.buf) > limit or not isinstance(conn.sock, ssl.SSLSocket):
+                    break
+                if not conn.sock.pending():
+                    break
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        except (OSError, ssl.SSLError):
+            self._unwatch(conn)
+            self._forget(conn)
+            return
+        self._parse(conn)
+
+    def _handshake(self, conn: _Conn) -> None:
+        sock = conn.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._set_events(conn, selectors.EVENT_READ)
+            return
+        except ssl.SSLWantWriteError:
+            self._set_events(conn, selectors.EVENT_WRITE)
+            return
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("TLS handshake with %s failed: %s", conn.client, exc)
+            self._unwatch(conn)
+            self._forget(conn, "tls_error")
+            return
+        conn.handshaking = False
+        self._set_events(conn, selectors.EVENT_READ)
+        # The request may have come with the handshake's last flight, already decrypted.
+        self._readable(conn)
+
+    def _set_events(self, conn: _Conn, events: int) -> None:
+        if conn.events != events:
+            conn.events = events
+            self._selector.modify(conn.sock, events, conn)
+
+    def _parse(self, conn: _Conn) -> None:
+        """Hand the connection to a worker once its headers are in, or refuse oversized ones."""
+        buf = conn.buf
+        while buf[:2] == b"\r\n":  # RFC 9112 2.2: ignore empty lines before a request
+            del buf[:2]
+        end = buf.find(b"\r\n\r\n")
+        line_end = buf.find(b"\r\n")
+        limits = self.limits
+        if line_end < 0 and len(buf) > limits.max_request_line_bytes:
+            self._refuse_from_loop(conn, Response.text(414, "request line too long"))
+            return
+        if line_end > limits.max_request_line_bytes:
+            self._refuse_from_loop(conn, Response.text(414, "request line too long"))
+            return
+        if end < 0:
+            if len(buf) > limits.max_request_line_bytes + limits.max_header_bytes:
+                self._refuse_from_loop(conn, Response.text(431, "request headers too large"))
+            return
+        if end - line_end > limits.max_header_bytes:
+            self._refuse_from_loop(conn, Response.text(431, "request headers too large"))
+            return
+        head = _parse_head(bytes(buf[:end]))
+        del buf[: end + 4]
+        self._unwatch(conn)
+        pool = self._workers
+        if head.method in ("GET", "HEAD") and urlsplit(head.target).path in _PRIORITY_PATHS:
+            pool = self._metrics_workers
+        try:
+            pool.submit(self._serve, conn, head)
+        except RuntimeError:  # shutting down
+            self._forget(conn)
+
+    def _refuse_from_loop(self, conn: _Conn, response: Response) -> None:
+        self._unwatch(conn)
+        with contextlib.suppress(OSError, ssl.SSLError):
+            conn.sock.send(_render(response, "HTTP/1.1", close=True, extra=self._extra_headers))
+        self._forget(conn)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def _serve(self, conn: _Conn, head: _Head) -> None:
+        """Answer the request in `head` and any complete pipelined ones; hand back or close."""
+        try:
+            conn.sock.settimeout(self.limits.read_timeout_seconds)
+            while True:
+                keep = self._serve_one(conn, head)
+                if not keep or self._stopping.is_set():
+                    self._close(conn)
+                    return
+                end = conn.buf.find(b"\r\n\r\n")
+                if (
+                    end < 0
+                    or end > self.limits.max_request_line_bytes + self.limits.max_header_bytes
+                ):
+                    break
+                head = _parse_head(bytes(conn.buf[:end]))
+                del conn.buf[: end + 4]
+        except _BodyTimeout:
+            self.stats.close("body_timeout")
+            self._close(conn)
+            return
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("connection from %s: %s", conn.client, exc)
+            self._close(conn)
+            return
+        except Exception:
+            log.exception("serving a connection from %s failed", conn.client)
+            self._close(conn)
+            return
+        with self._returned_lock:
+            self._returned.append(conn)
+        self._wake()
+
+    def _serve_one(self, conn: _Conn, head: _Head) -> bool:
+        """Answer one request; whether the connection stays open."""
+        send = self._sender(conn, head)
+        if head.error is not None:
+            return send(head.error, close=True)
+        headers = head.headers
+        parts = urlsplit(head.target)
+        method = head.method
+        keep_alive = _keep_alive(head)
+        has_body = "content-length" in headers or "transfer-encoding" in headers
+        if "transfer-encoding" in headers:
+            # Chunked bodies have no length to check before reading: ask for a Content-Length.
+            return send(Response.text(411, "a Content-Length header is required"), close=True)
+        raw_length = headers.get("content-length", "0").strip()
+        if not _CONTENT_LENGTH.match(raw_length.encode()):
+            return send(
+                Response.text(400, f"bad Content-Length {raw_length[:40]!r}: must be 0 or more"),
+                close=True,
+            )
+        length = int(raw_length)
+        if (
+            self._basic.enabled
+            and parts.path not in UNAUTHENTICATED_PATHS
+            and not self._basic.check(headers.get("authorization", ""))
+        ):
+            response = Response.text(401, "Unauthorized")
+            response.headers["WWW-Authenticate"] = 'Basic realm="aifinops"'
+            return send(response, close=(has_body and length > 0) or not keep_alive)
+        route = self._routes.get((method, parts.path))
+        limit = route.max_body_bytes if route else DEFAULT_MAX_BODY_BYTES
+        if length > limit:
+            return send(
+                Response.json(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    {"error": f"body of {length} bytes exceeds the limit of {limit}"},
+                ),
+                close=True,
+            )
+        if route is not None and route.authorize is not None:
+            refusal = route.authorize(headers)
+            if refusal is not None:
+                return send(refusal, close=length > 0 or not keep_alive)
+        if length and headers.get("expect", "").lower() == "100-continue":
+            conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = self._read_body(conn, length)
+        request = Request(
+            method=method,
+            path=parts.path,
+            query=parse_qs(parts.query),
+            headers=headers,
+            body=body,
+            client=conn.client,
+        )
+        try:
+            response = self.dispatch(request)
+        except Exception:
+            log.exception("handler for %s %s failed", method, parts.path)
+            response = Response.text(500, "internal error")
+        return send(
+            response,
+            close=not keep_alive,
+            gzip_ok="gzip" in headers.get("accept-encoding", ""),
+        )
+
+    def _sender(self, conn: _Conn, head: _Head) -> Callable[..., bool]:
+        def send(response: Response, *, close: bool = False, gzip_ok: bool = False) -> bool:
+            data = _render(
+                response,
+                head.version if head.version in ("HTTP/1.0", "HTTP/1.1") else "HTTP/1.1",
+                close=close,
+                gzip_ok=gzip_ok,
+                head_only=head.method == "HEAD",
+                extra=self._extra_headers,
+            )
+            conn.sock.sendall(data)
+            return not close
+
+        return send
+
+    def _read_body(self, conn: _Conn, length: int) -> bytes:
+        """Read exactly `length` bytes (some may be buffered already) before the read deadline."""
+        if not length:
+            return b""
+        body = bytearray(conn.buf[:length])
+        del conn.buf[:length]
+        deadline = time.monotonic() + self.limits.read_timeout_seconds
+        sock = conn.sock
+        while len(body) < length:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _BodyTimeout
+            sock.settimeout(remaining)
+            try:
+                chunk = sock.recv(min(length - len(body), 1 << 20))
+            except TimeoutError:
+                raise _BodyTimeout from None
+            if not chunk:
+                raise ConnectionResetError("the client closed the connection mid-body")
+            body += chunk
+        sock.settimeout(self.limits.read_timeout_seconds)
+        return bytes(body)
+
+
+def _parse_head(raw: bytes) -> _Head:
+    """The request line and headers; `error` set to the answer for a malformed one."""
+    head = _Head()
+    try:
+        text = raw.decode("latin-1")
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+        head.error = Response.text(400, "bad request")
+        return head
+    lines = text.split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3:
+        head.error = Response.text(400, "bad request line")
+        return head
+    head.method, head.target, head.version = parts
+    if head.version not in ("HTTP/1.0", "HTTP/1.1"):
+        head.error = Response.text(505, "HTTP version not supported")
+        head.version = "HTTP/1.1"
+        return head
+    if not _TOKEN.match(head.method):
+        head.error = Response.text(400, "bad method")
+        return head
+    if head.method not in _METHODS:
+        head.error = Response.text(501, "not implemented")
+        return head
+    if not head.target.startswith("/"):
+        head.error = Response.text(400, "request target must be an absolute path")
+        return head
+    headers = head.headers
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not _TOKEN.match(name):
+            # Obsolete line folding and whitespace before the colon are refused (RFC 9112 5).
+            head.error = Response.text(400, "bad header line")
+            return head
+        key = name.lower()
+        value = value.strip(" \t")
+        if key in headers:
+            if key in ("content-length", "host", "authorization"):
+                if key != "content-length" or headers[key] != value:
+                    head.error = Response.text(400, f"repeated {name} header")
+                    return head
+                continue
+            headers[key] = f"{headers[key]}, {value}"
+        else:
+            headers[key] = value
+    if "transfer-encoding" in headers and "content-length" in headers:
+        head.error = Response.text(400, "both Transfer-Encoding and Content-Length")
+    return head
+
+
+def _keep_alive(head: _Head) -> bool:
+    connection = head.headers.get("connection", "").lower()
+    if head.version == "HTTP/1.0":
+        return "keep-alive" in connection
+    return "close" not in connection
+
+
+def _render(
+    response: Response,
+    version: str,
+    *,
+    close: bool,
+    gzip_ok: bool = False,
+    head_only: bool = False,
+    extra: Mapping[str, str] | None = None,
+) -> bytes:
+    body = response.body
+    status = int(response.status)
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    lines = [f"{version} {status} {phrase}", f"Content-Type: {response.content_type}"]
+    if gzip_ok and len(body) > 1024:
+        body = gzip.compress(body, compresslevel=1)
+        lines.append("Content-Encoding: gzip")
+    lines.append(f"Content-Length: {len(body)}")
+    for name, value in {**(extra or {}), **response.headers}.items():
+        lines.append(f"{name}: {value}")
+    lines.append("X-Content-Type-Options: nosniff")
+    if close:
+        lines.append("Connection: close")
+    elif version == "HTTP/1.0":
+        lines.append("Connection: keep-alive")
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return data if head_only else data + body

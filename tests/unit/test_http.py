@@ -5,15 +5,19 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import socket
+import threading
 
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from aifinops.exporters.runtime.http import (
     AddressError,
     HTTPServer,
     Response,
     Route,
+    ServerLimits,
     parse_address,
 )
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth, SelfCollector
@@ -117,3 +121,209 @@ def test_parse_address(address, expected):
 def test_parse_address_rejects_garbage(address):
     with pytest.raises(AddressError):
         parse_address(address)
+
+
+# -- hardening: lengths, auth before the body, bounded connections and threads, timeouts ------
+
+
+def make_server(**kwargs):
+    """A server on loopback with an echo route (optionally guarded by `authorize`)."""
+    registry = CollectorRegistry(auto_describe=False)
+    authorize = kwargs.pop("authorize", None)
+    max_body = kwargs.pop("max_body_bytes", 2048)
+
+    def echo(request):
+        return Response.json(202, {"len": len(request.body)})
+
+    srv = HTTPServer(
+        "127.0.0.1:0",
+        registry,
+        routes=[Route("POST", "/v1/echo", echo, max_body_bytes=max_body, authorize=authorize)],
+        **kwargs,
+    )
+    registry.register(srv.collector())
+    srv.start()
+    return srv
+
+
+@pytest.fixture
+def hardened():
+    started = []
+
+    def factory(**kwargs):
+        srv = make_server(**kwargs)
+        started.append(srv)
+        return srv
+
+    yield factory
+    for srv in started:
+        srv.stop()
+
+
+def raw(srv, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes on a fresh connection and return everything until the server closes it."""
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        return read_until_closed(sock)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+def metric(srv, name: str, **labels: str) -> float:
+    _, body = request(srv, "GET", "/metrics")
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    raise AssertionError(f"no sample {name}{labels}")
+
+
+@pytest.mark.parametrize("length", [b"-1", b"-400000000", b"abc", b"1e3", b"+5", b" ", b"0x10"])
+def test_a_negative_or_non_numeric_length_is_refused_before_reading(hardened, length):
+    srv = hardened()
+    # Only the headers are sent: the answer cannot depend on reading a body.
+    answer = raw(
+        srv, b"POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\n"
+    )
+    assert status_of(answer) == 400
+    assert b"Content-Length" in answer
+    assert b"Connection: close" in answer
+
+
+def test_conflicting_or_chunked_lengths_are_refused(hardened):
+    srv = hardened()
+    two = b"POST /v1/echo HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"
+    assert status_of(raw(srv, two)) == 400
+    chunked = b"POST /v1/echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    assert status_of(raw(srv, chunked)) == 411
+    smuggle = (
+        b"POST /v1/echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc"
+    )
+    assert status_of(raw(srv, smuggle)) == 400
+
+
+def test_route_authorisation_runs_before_the_body_is_read(hardened):
+    seen = []
+
+    def authorize(headers):
+        seen.append(headers.get("authorization"))
+        if headers.get("authorization") != "Bearer good":
+            return Response.json(401, {"error": "bad token"})
+        return None
+
+    srv = hardened(authorize=authorize, max_body_bytes=300 << 20)
+    # 200 MB announced, not one byte of it sent: a 401 proves nothing waited for the body.
+    answer = raw(
+        srv,
+        b"POST /v1/echo HTTP/1.1\r\nAuthorization: Bearer bad\r\nContent-Length: 209715200\r\n\r\n",
+    )
+    assert status_of(answer) == 401
+    assert b"Connection: close" in answer
+    assert seen == ["Bearer bad"]
+    resp, body = request(srv, "POST", "/v1/echo", b"abc", {"Authorization": "Bearer good"})
+    assert resp.status == 202
+    assert json.loads(body) == {"len": 3}
+
+
+def test_expect_100_continue_is_answered_after_the_checks(hardened):
+    srv = hardened()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/echo HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"abc")
+        assert b'{"len":3}' in sock.recv(1000)
+
+
+def test_pipelined_requests_are_each_answered(hardened):
+    srv = hardened()
+    one = b"POST /v1/echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nab"
+    last = b"GET /-/healthy HTTP/1.1\r\nConnection: close\r\n\r\n"
+    answer = raw(srv, one + one + last)
+    assert answer.count(b"HTTP/1.1 202") == 2
+    assert answer.count(b"HTTP/1.1 200") == 1
+
+
+def test_oversized_request_line_and_headers(hardened):
+    srv = hardened()
+    assert status_of(raw(srv, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n")) == 414
+    headers = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(200))
+    assert status_of(raw(srv, b"GET /metrics HTTP/1.1\r\n" + headers + b"\r\n")) == 431
+    assert status_of(raw(srv, b"BREW /pot HTTP/1.1\r\n\r\n")) == 501
+    assert status_of(raw(srv, b"GET /metrics HTTP/2.0\r\n\r\n")) == 505
+    assert status_of(raw(srv, b"GET /x HTTP/1.1\r\nBad Header: v\r\n\r\n")) == 400
+
+
+def test_no_version_banner(hardened):
+    srv = hardened()
+    resp, _ = request(srv, "GET", "/-/healthy")
+    assert resp.getheader("Server") is None
+    assert resp.getheader("X-Content-Type-Options") == "nosniff"
+    head, _ = request(srv, "HEAD", "/metrics")
+    assert head.status == 200
+
+
+def test_idle_connections_beyond_the_cap_cost_no_thread_and_scrapes_still_answer(hardened):
+    srv = hardened(limits=ServerLimits(max_connections=20, workers=4, metrics_workers=1))
+    request(srv, "GET", "/-/healthy")  # let the pools start their threads
+    threads_before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(60)]
+    try:
+        for _ in range(3):
+            resp, _body = request(srv, "GET", "/metrics")
+            assert resp.status == 200
+        assert metric(srv, "aifinops_http_connections") <= 20
+        assert metric(srv, "aifinops_http_connections_closed_total", reason="evicted") >= 40
+        assert threading.active_count() <= threads_before + 5
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_stalled_bodies_are_cut_off_and_metrics_stay_served(hardened):
+    limits = ServerLimits(workers=2, metrics_workers=1, read_timeout_seconds=0.5)
+    srv = hardened(limits=limits)
+    stalled = []
+    for _ in range(4):  # more stalled bodies than workers
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        sock.sendall(b"POST /v1/echo HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123456789")
+        stalled.append(sock)
+    try:
+        assert request(srv, "GET", "/metrics")[0].status == 200
+        for sock in stalled:
+            assert read_until_closed(sock) == b""  # closed by the server, not answered
+        assert metric(srv, "aifinops_http_connections_closed_total", reason="body_timeout") == 4
+        resp, _ = request(srv, "POST", "/v1/echo", b"abc")
+        assert resp.status == 202  # the workers are free again
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_header_and_idle_timeouts_close_connections(hardened):
+    limits = ServerLimits(header_timeout_seconds=0.5, idle_timeout_seconds=0.5)
+    srv = hardened(limits=limits)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as slow:
+        slow.sendall(b"GET /metrics HTTP/1.1\r\nX-Slow: ")  # and never the end of the headers
+        assert read_until_closed(slow) == b""
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    conn.request("GET", "/-/healthy")
+    conn.getresponse().read()
+    assert conn.sock.recv(10) == b""  # the idle keep-alive connection is closed
+    conn.close()
+    assert metric(srv, "aifinops_http_connections_closed_total", reason="header_timeout") == 1
+    assert metric(srv, "aifinops_http_connections_closed_total", reason="idle_timeout") >= 1

@@ -1,0 +1,344 @@
+"""`--web.config.file`: TLS and basic auth for the daemons' HTTP server, in the exporter-toolkit format.
+
+The file is the one the Prometheus exporters read (github.com/prometheus/exporter-toolkit,
+docs/web-configuration.md)::
+
+    tls_server_config:
+      cert_file: /etc/aifinops/tls/tls.crt
+      key_file: /etc/aifinops/tls/tls.key
+      client_auth_type: RequireAndVerifyClientCert   # optional mutual TLS
+      client_ca_file: /etc/aifinops/tls/ca.crt
+      min_version: TLS12
+    http_server_config:
+      headers:
+        Strict-Transport-Security: max-age=31536000
+    basic_auth_users:
+      prometheus: $2b$12$...   # bcrypt hash (htpasswd -nBC 12 "" | tr -d ':\\n')
+
+Certificate and key files are read again when they change on disk (a renewed Secret), as the
+toolkit does; a renewal that does not load is logged and the previous certificate kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import ssl
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import bcrypt
+import yaml
+
+log = logging.getLogger(__name__)
+
+_CLIENT_AUTH = {
+    "NoClientCert": ssl.CERT_NONE,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
+# Go's crypto/tls can ask for a client certificate without verifying it; Python's ssl cannot.
+_CLIENT_AUTH_UNSUPPORTED = ("RequestClientCert", "RequireAnyClientCert")
+_VERSIONS = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
+_TLS_KEYS = {
+    "cert_file",
+    "key_file",
+    "client_auth_type",
+    "client_ca_file",
+    "min_version",
+    "max_version",
+}
+# Headers the toolkit lets a web config set (others are refused there too).
+_HEADERS = {
+    "Content-Security-Policy",
+    "X-Frame-Options",
+    "X-Content-Type-Options",
+    "X-XSS-Protection",
+    "Strict-Transport-Security",
+}
+# Paths a kubelet probe reaches without credentials; they say nothing but "up".
+UNAUTHENTICATED_PATHS = frozenset({"/-/healthy", "/-/ready"})
+
+
+class WebConfigError(ValueError):
+    """A web config file that cannot be used; `problems` lists each one as `path: reason`."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class TLSServerConfig:
+    """`tls_server_config`: the certificate to serve and how clients are verified."""
+
+    cert_file: str
+    key_file: str
+    client_auth_type: str = "NoClientCert"
+    client_ca_file: str | None = None
+    min_version: str = "TLS12"
+    max_version: str | None = None
+
+
+@dataclass(frozen=True)
+class WebSecurity:
+    """What a web config asks of the server: TLS, basic-auth users and extra response headers."""
+
+    tls: TLSServerConfig | None = None
+    basic_auth_users: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def load_web_config(path: str | os.PathLike[str]) -> WebSecurity:
+    """Read and check a web config file. Raises `WebConfigError` listing every problem."""
+    source = str(path)
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise WebConfigError(source, [f"cannot read: {exc.strerror or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise WebConfigError(source, [f"not valid YAML: {exc}"]) from None
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise WebConfigError(source, ["must be a mapping"])
+    for key in raw:
+        if key not in ("tls_server_config", "basic_auth_users", "http_server_config"):
+            problems.append(f"{key}: unknown key")
+    tls = _tls(raw.get("tls_server_config"), problems)
+    users = _users(raw.get("basic_auth_users"), problems)
+    headers = _headers(raw.get("http_server_config"), problems)
+    security = WebSecurity(tls, MappingProxyType(users), MappingProxyType(headers))
+    if tls is not None and not problems:
+        try:
+            build_ssl_context(tls)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            problems.append(f"tls_server_config: cannot load the certificate or key: {exc}")
+    if problems:
+        raise WebConfigError(source, problems)
+    return security
+
+
+def _tls(raw: Any, problems: list[str]) -> TLSServerConfig | None:
+    if raw is None:
+        return None
+    where = "tls_server_config"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be a mapping")
+        return None
+    for key in raw:
+        if key not in _TLS_KEYS:
+            problems.append(f"{where}.{key}: unknown or unsupported key")
+    values: dict[str, str | None] = {}
+    for key in _TLS_KEYS:
+        value = raw.get(key)
+        if value is not None and not isinstance(value, str):
+            problems.append(f"{where}.{key}: must be a string")
+            value = None
+        values[key] = value or None
+    for key in ("cert_file", "key_file"):
+        file = values[key]
+        if file is None:
+            problems.append(f"{where}.{key}: required")
+        elif not os.access(file, os.R_OK):
+            problems.append(f"{where}.{key}: cannot read {file}")
+    auth = values["client_auth_type"] or "NoClientCert"
+    if auth in _CLIENT_AUTH_UNSUPPORTED:
+        problems.append(
+            f"{where}.client_auth_type: {auth} is not supported "
+            "(use VerifyClientCertIfGiven or RequireAndVerifyClientCert)"
+        )
+    elif auth not in _CLIENT_AUTH:
+        problems.append(f"{where}.client_auth_type: must be one of {', '.join(_CLIENT_AUTH)}")
+    ca = values["client_ca_file"]
+    if auth != "NoClientCert" and ca is None:
+        problems.append(f"{where}.client_ca_file: required when client_auth_type is {auth}")
+    if ca is not None and not os.access(ca, os.R_OK):
+        problems.append(f"{where}.client_ca_file: cannot read {ca}")
+    for key in ("min_version", "max_version"):
+        version = values[key]
+        if version is not None and version not in _VERSIONS:
+            problems.append(f"{where}.{key}: must be one of {', '.join(_VERSIONS)}")
+    return TLSServerConfig(
+        cert_file=values["cert_file"] or "",
+        key_file=values["key_file"] or "",
+        client_auth_type=auth,
+        client_ca_file=ca,
+        min_version=values["min_version"] or "TLS12",
+        max_version=values["max_version"],
+    )
+
+
+def _users(raw: Any, problems: list[str]) -> dict[str, bytes]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append("basic_auth_users: must be a mapping of user name to bcrypt hash")
+        return {}
+    users: dict[str, bytes] = {}
+    for user, hashed in raw.items():
+        where = f"basic_auth_users.{user}"
+        if not isinstance(user, str) or not user or ":" in user:
+            problems.append(f"{where}: a user name must be a non-empty string without ':'")
+        elif not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+            problems.append(f"{where}: must be a bcrypt hash ($2a$, $2b$ or $2y$)")
+        else:
+            try:
+                # A malformed hash raises here rather than on the first login.
+                bcrypt.checkpw(b"", hashed.encode())
+            except ValueError:
+                problems.append(f"{where}: not a valid bcrypt hash")
+                continue
+            users[user] = hashed.encode()
+    return users
+
+
+def _headers(raw: Any, problems: list[str]) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append("http_server_config: must be a mapping")
+        return {}
+    headers: dict[str, str] = {}
+    for key, value in raw.items():
+        if key == "http2":
+            continue  # the toolkit's HTTP/2 switch; this server speaks HTTP/1.1 only
+        if key != "headers":
+            problems.append(f"http_server_config.{key}: unknown key")
+            continue
+        if not isinstance(value, dict):
+            problems.append("http_server_config.headers: must be a mapping")
+            continue
+        for name, text in value.items():
+            if name not in _HEADERS:
+                problems.append(
+                    f"http_server_config.headers.{name}: not one of {', '.join(sorted(_HEADERS))}"
+                )
+            elif not isinstance(text, str) or "\r" in text or "\n" in text:
+                problems.append(f"http_server_config.headers.{name}: must be a one-line string")
+            else:
+                headers[name] = text
+    return headers
+
+
+def build_ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
+    """A server-side context for `tls`. Raises `ssl.SSLError` or `OSError` when files do not load."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = _VERSIONS[tls.min_version]
+    if tls.max_version:
+        context.maximum_version = _VERSIONS[tls.max_version]
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    context.verify_mode = _CLIENT_AUTH[tls.client_auth_type]
+    if tls.client_ca_file:
+        context.load_verify_locations(cafile=tls.client_ca_file)
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    return context
+
+
+class TLSContextSource:
+    """The current SSL context, rebuilt when the certificate, key or CA file changes on disk."""
+
+    def __init__(self, tls: TLSServerConfig, check_interval: float = 5.0) -> None:
+        self._tls = tls
+        self._interval = check_interval
+        self._files = [f for f in (tls.cert_file, tls.key_file, tls.client_ca_file) if f]
+        self._stamp = self._stat()
+        self._context = build_ssl_context(tls)
+        self._checked = time.monotonic()
+
+    def _stat(self) -> tuple[tuple[int, int], ...]:
+        stamps = []
+        for file in self._files:
+            try:
+                st = os.stat(file)
+                stamps.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamps.append((0, 0))
+        return tuple(stamps)
+
+    def context(self) -> ssl.SSLContext:
+        """The context to wrap the next connection with."""
+        now = time.monotonic()
+        if now - self._checked >= self._interval:
+            self._checked = now
+            stamp = self._stat()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._context = build_ssl_context(self._tls)
+                    log.info("web config: reloaded the TLS certificate %s", self._tls.cert_file)
+                except (OSError, ssl.SSLError, ValueError) as exc:
+                    log.error(
+                        "web config: the changed TLS files do not load (%s); keeping the "
+                        "previous certificate",
+                        exc,
+                    )
+        return self._context
+
+
+class BasicAuth:
+    """Checks `Authorization: Basic` against bcrypt hashes; remembers recent successes.
+
+    bcrypt costs tens of milliseconds by design; Prometheus sends the same credentials every
+    scrape, so a verified (user, password) pair is kept (as a keyed digest, never the password)
+    in a small LRU, as the exporter toolkit does.
+    """
+
+    def __init__(self, users: Mapping[str, bytes], cache_size: int = 256) -> None:
+        self._users = dict(users)
+        self._key = os.urandom(32)
+        self._cache: OrderedDict[bytes, None] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        # Unknown users cost a bcrypt check too, so timing does not tell which names exist.
+        self._dummy = bcrypt.hashpw(b"dummy", bcrypt.gensalt(rounds=10))
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any user is configured (else every request passes)."""
+        return bool(self._users)
+
+    def check(self, authorization: str) -> bool:
+        """Whether an `Authorization` header value carries valid basic credentials."""
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        user_bytes, sep, password = decoded.partition(b":")
+        if not sep:
+            return False
+        user = user_bytes.decode("utf-8", "replace")
+        digest = hmac.new(self._key, decoded, hashlib.sha256).digest()
+        with self._lock:
+            if digest in self._cache:
+                self._cache.move_to_end(digest)
+                return True
+        hashed = self._users.get(user)
+        try:
+            ok = bcrypt.checkpw(password, hashed if hashed is not None else self._dummy)
+        except ValueError:  # a password over bcrypt's 72 bytes
+            return False
+        if not ok or hashed is None:
+            return False
+        with self._lock:
+            self._cache[digest] = None
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return True
