@@ -170,10 +170,30 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class RateLimitConfig:
+    """Ingest rate limit per credential (bearer token; client address with auth off): a token
+    bucket refilled at `events_per_second` holding `burst` events. 0 events/s: no limit."""
+
+    events_per_second: float = 0.0
+    burst: int = 10_000
+    # Credentials tracked at once (least recently used forgotten first).
+    max_buckets: int = 10_000
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Rates are not negative; a bucket holds at least one event."""
+        return (
+            check(self.events_per_second >= 0, "events_per_second", "must be 0 (off) or more")
+            + check(self.burst >= 1, "burst", "must be at least 1")
+            + check(self.max_buckets >= 1, "max_buckets", "must be at least 1")
+        )
+
+
+@dataclass(frozen=True)
 class TokensConfig:
     """The token-cost exporter."""
 
     auth: AuthConfig = AuthConfig()
+    rate_limit: RateLimitConfig = RateLimitConfig()
     max_batch_events: int = 1000
     max_body_bytes: int = 1 << 20
 
