@@ -1,10 +1,13 @@
-"""`aifinops generate`: render the jsonnet mixin into rules/ and dashboards/ and sync the chart's copies."""
+"""`aifinops generate`: render the jsonnet mixin into rules/ and dashboards/, sync the chart's copies,
+and compile the project's protocol buffer definitions into Python modules."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import _jsonnet
@@ -13,6 +16,15 @@ HEADER = "# Generated from jsonnet/ by `make generate` (aifinops generate); do n
 ENTRY = Path("jsonnet") / "generate.jsonnet"
 # Helm cannot read files outside the chart, so the chart carries copies of the generated files.
 CHART_FILES = Path("charts") / "aifinops" / "files"
+# .proto files compiled into <name>_pb2.py and <name>_pb2_grpc.py beside them.
+PROTOS = (Path("exporters") / "gpu" / "podresources" / "api.proto",)
+# grpcio-tools writes its own and protobuf's version into the modules (and the code differs between
+# releases), so the committed modules come from exactly this release (pinned in the test extra).
+GRPC_TOOLS_VERSION = "1.85.4"
+PY_HEADER = (
+    "# Generated from {proto} by `make generate` (aifinops generate, grpcio-tools {version}); "
+    "do not edit.\n"
+)
 
 
 class GenerateError(Exception):
@@ -39,6 +51,56 @@ def render(root: Path) -> dict[Path, str]:
         for rel, text in list(files.items()):
             if rel.parts[0] in ("rules", "dashboards"):
                 files[CHART_FILES / rel] = text
+    files.update(render_protos(root))
+    return files
+
+
+def render_protos(root: Path) -> dict[Path, str]:
+    """The Python modules of every .proto in `PROTOS` under `root` (those present), compiled with
+    grpcio-tools; raises `GenerateError` without it or with another release of it."""
+    present = [rel for rel in PROTOS if (root / rel).exists()]
+    if not present:
+        return {}
+    try:
+        import grpc_tools
+        from grpc_tools import protoc
+    except ImportError as exc:
+        raise GenerateError(
+            f"grpcio-tools is not installed ({exc}): pip install 'grpcio-tools=={GRPC_TOOLS_VERSION}'"
+        ) from exc
+    version = importlib.metadata.version("grpcio-tools")
+    if version != GRPC_TOOLS_VERSION:
+        raise GenerateError(
+            f"grpcio-tools {version} is installed but the modules are generated with "
+            f"{GRPC_TOOLS_VERSION} (its output differs between releases): "
+            f"pip install 'grpcio-tools=={GRPC_TOOLS_VERSION}'"
+        )
+    well_known = Path(grpc_tools.__file__).parent / "_proto"
+    files: dict[Path, str] = {}
+    for rel in present:
+        with tempfile.TemporaryDirectory() as out:
+            # The repository root as include path: the descriptor is registered under the file's
+            # repository path, unique in protobuf's process-wide pool.
+            status = protoc.main(
+                [
+                    "grpc_tools.protoc",
+                    f"-I{root}",
+                    f"-I{well_known}",
+                    f"--python_out={out}",
+                    f"--grpc_python_out={out}",
+                    str(root / rel),
+                ]
+            )
+            if status != 0:
+                raise GenerateError(f"{rel}: protoc failed (exit {status}; its message is above)")
+            module = ".".join((*rel.parent.parts, rel.stem))
+            for suffix in ("_pb2.py", "_pb2_grpc.py"):
+                name = rel.stem + suffix
+                text = (Path(out) / rel.parent / name).read_text(encoding="utf-8")
+                # The package's own module, imported relative to it wherever it is installed.
+                text = text.replace(f"from {module.rpartition('.')[0]} import ", "from . import ")
+                header = PY_HEADER.format(proto=rel.as_posix(), version=GRPC_TOOLS_VERSION)
+                files[rel.parent / name] = header + text
     return files
 
 

@@ -12,6 +12,12 @@ events it consumes. Both expose the same families through `GPUCollector`:
 Money is exact: each sample adds `price * interval / 3600 / holders` (and that times
 `1 - utilisation` for idle) as a `Fraction` built from the sample's decimals, so no rounding happens
 until a value is rendered for a scrape, and the bridge's totals from events equal the exporter's own.
+`apply(sample, time, parts)` counts `parts` identical samples at once (a MIG device of several
+compute slices, see `sampler`).
+
+Utilisation. Samples of one interval may carry different utilisations (a MIG device's own); the
+GPU's `aifinops_gpu_utilization_ratio` is then their mean weighted by each sample's part of the
+GPU (`parts / holders`), which for ordinary samples is simply the GPU's utilisation.
 
 Time. `apply(sample, time)` takes the sample's own timestamp (the event's `time`, in epoch seconds)
 to tell intervals apart: the gauges and the `aifinops_gpu_allocated` holder set of a GPU show its
@@ -39,7 +45,7 @@ from __future__ import annotations
 import threading
 import time as _time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
 
@@ -112,13 +118,24 @@ class GPUAggregateSnapshot:
 
 
 class _LiveGPU:
-    __slots__ = ("holders", "seen", "state", "time")
+    __slots__ = ("holders", "mixed", "seen", "state", "time", "util_sum", "util_weight")
 
     def __init__(self, state: GPUState, time: float, seen: float) -> None:
         self.state = state
         self.time = time
         self.seen = seen
         self.holders: dict[Holder, None] = {}
+        # Part-weighted utilisation of the latest interval, needed only when its samples differ.
+        self.mixed = False
+        self.util_sum = 0.0
+        self.util_weight = 0.0
+
+    def gauge_state(self) -> GPUState:
+        """The state with the interval's part-weighted utilisation where its samples differ."""
+        if not self.mixed or self.util_weight <= 0:
+            return self.state
+        mean = round(self.util_sum / self.util_weight, 6)
+        return GPUState(replace(self.state.sample, utilization_ratio=mean), self.state.holders)
 
 
 class GPUAggregator:
@@ -156,9 +173,12 @@ class GPUAggregator:
         self._admitted: set[tuple[str, str, str]] = set()
         self._last_purge = clock()
 
-    def apply(self, sample: GPUSample, time: float) -> None:
-        """Count one sample. `time` is the sample's timestamp in seconds (the event's `time`)."""
+    def apply(self, sample: GPUSample, time: float, parts: int = 1) -> None:
+        """Count one sample (`parts` identical ones). `time` is the sample's timestamp in seconds
+        (the event's `time`)."""
         cost, idle = self._money_of(sample)
+        if parts != 1 and cost is not None and idle is not None:
+            cost, idle = cost * parts, idle * parts
         now = self._clock()
         with self._lock:
             if now - self._last_purge >= _PURGE_EVERY_SECONDS:
@@ -178,9 +198,18 @@ class GPUAggregator:
                 if time > live.time:
                     live.time = time
                     live.holders = {}
+                    live.mixed = False
+                    live.util_sum = live.util_weight = 0.0
                 if time == live.time:
                     if holder is not None:
                         live.holders[holder] = None
+                    weight = parts / sample.holders
+                    if live.util_weight and sample.utilization_ratio != (
+                        live.state.sample.utilization_ratio
+                    ):
+                        live.mixed = True
+                    live.util_sum += weight * sample.utilization_ratio
+                    live.util_weight += weight
                     live.state = GPUState(sample, tuple(live.holders))
             if cost is None or idle is None:
                 return
@@ -198,7 +227,7 @@ class GPUAggregator:
         now = self._clock()
         with self._lock:
             self._purge(now)
-            gpus = tuple(live.state for live in self._gpus.values())
+            gpus = tuple(live.gauge_state() for live in self._gpus.values())
             money = tuple(
                 MoneyTotal(*key, entry[0], entry[1])  # type: ignore[misc]
                 for key, entry in self._money.items()
@@ -276,7 +305,7 @@ class GPUAggregator:
 
 
 class GPUCollector(Collector):
-    """Renders a `GPUAggregator`'s snapshot as the GPU families of DESIGN.md.
+    """Renders a `GPUAggregator`'s snapshot as the GPU families of docs/architecture.md.
 
     # TYPE aifinops_gpu_cost_usd_total counter
     aifinops_gpu_cost_usd_total{node="n1",gpu="0",uuid="GPU-…",namespace="ml",pod="train-0",team="research"} 1.0

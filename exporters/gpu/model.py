@@ -23,8 +23,35 @@ class PodRef:
 
 
 @dataclass(frozen=True)
+class MIGDevice:
+    """A MIG device carved out of a GPU: its UUID (`MIG-…`, the id the device plugin hands out),
+    its profile (`3g.40gb`), its compute slices and, where the source measures it, its own
+    utilisation."""
+
+    uuid: str
+    profile: str
+    compute_slices: int
+    utilization_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class Share:
+    """`parts / of` of a GPU's cost over an interval, charged to `holder` (None: to no pod, the
+    unallocated remainder of a MIG GPU). `utilization_ratio` is the slice's own where measured
+    (its idle cost follows it), else None: the GPU's."""
+
+    holder: PodRef | None
+    parts: int
+    of: int
+    utilization_ratio: float | None = None
+
+
+@dataclass(frozen=True)
 class GPUReading:
-    """One GPU as read now. `holders` lists the containers using it (empty when none)."""
+    """One GPU as read now. `holders` lists the containers using it (empty when none); without
+    `shares` they split its cost equally. `shares`, when set (by the PodResources allocation),
+    says exactly who is charged which part and adds up to the whole GPU. `mig_devices` and
+    `mig_slices` (the GPU's compute slices) describe a MIG-enabled GPU."""
 
     node: str
     index: int
@@ -35,6 +62,9 @@ class GPUReading:
     memory_total_bytes: int
     power_watts: float | None
     holders: tuple[PodRef, ...] = ()
+    shares: tuple[Share, ...] = ()
+    mig_devices: tuple[MIGDevice, ...] = ()
+    mig_slices: int = 0
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,11 @@ says so. A sample covers the state read at the end of its interval, as NVML's ut
 share of the last sample period a kernel ran) describes the time before the read.
 
 A GPU held by several containers over an interval gives one sample per container, each carrying
-`1/holders` of the interval's cost (see `events.gpu`).
+`1/holders` of the interval's cost (see `events.gpu`). A reading with exact `shares` (from the
+kubelet's allocation, `allocation.split`) gives, for a share of `parts/of`, `parts` samples with
+`holders = of`: a MIG device of 3 of 7 compute slices is 3 samples of one seventh each, since a
+sample carries one equal part of its GPU. The aggregator applies them at once (`parts`); mirrored
+to Kafka they are `parts` events, so the bridge's totals equal the exporter's.
 """
 
 from __future__ import annotations
@@ -93,15 +97,21 @@ class GPUSampler:
                 )
                 continue
             interval = Decimal(elapsed_us).scaleb(-6)
-            for sample in self.samples(reading, interval):
-                self._aggregator.apply(sample, when)
-                self.samples_applied += 1
-                self._publish(sample, when)
+            for sample, parts in self._parts(reading, interval):
+                self._aggregator.apply(sample, when, parts)
+                self.samples_applied += parts
+                for _ in range(parts):
+                    self._publish(sample, when)
         for key in [k for k in self._last_us if k not in seen]:
             del self._last_us[key]
 
     def samples(self, reading: GPUReading, interval: Decimal) -> list[GPUSample]:
-        """The samples of one GPU over `interval` seconds: one per holder, or one unheld."""
+        """The samples of one GPU over `interval` seconds: one per holder (or per part of a
+        share), or one unheld."""
+        return [s for sample, parts in self._parts(reading, interval) for s in [sample] * parts]
+
+    def _parts(self, reading: GPUReading, interval: Decimal) -> list[tuple[GPUSample, int]]:
+        """Each distinct sample of one GPU over `interval` and how many equal parts it carries."""
         price = self._pricer.price(reading.model, reading.node, self._node_labels(reading.node))
         if price is None and reading.model not in self._unpriced:
             self._unpriced.add(reading.model)
@@ -123,17 +133,36 @@ class GPUSampler:
             "hourly_cost_usd": None if price is None else price.usd_per_hour,
             "interval_seconds": interval,
         }
+        if reading.shares:
+            out = []
+            for share in reading.shares:
+                fields = dict(common, holders=share.of)
+                if share.utilization_ratio is not None:
+                    fields["utilization_ratio"] = share.utilization_ratio
+                h = share.holder
+                if h is not None:
+                    fields.update(
+                        namespace=h.namespace,
+                        pod=h.pod,
+                        container=h.container,
+                        team=self._teams.team(h),
+                    )
+                out.append((GPUSample(**fields), share.parts))
+            return out
         if not reading.holders:
-            return [GPUSample(**common)]
+            return [(GPUSample(**common), 1)]
         n = len(reading.holders)
         return [
-            GPUSample(
-                **common,
-                namespace=h.namespace,
-                pod=h.pod,
-                container=h.container,
-                team=self._teams.team(h),
-                holders=n,
+            (
+                GPUSample(
+                    **common,
+                    namespace=h.namespace,
+                    pod=h.pod,
+                    container=h.container,
+                    team=self._teams.team(h),
+                    holders=n,
+                ),
+                1,
             )
             for h in reading.holders
         ]

@@ -123,6 +123,11 @@ class StandInNVML:
     def nvmlDeviceGetGraphicsRunningProcesses(self, h):
         raise pynvml.NVMLError_NotSupported()
 
+    def nvmlDeviceGetMigMode(self, h):
+        if h == 1:
+            raise pynvml.NVMLError_NotSupported()  # the L4 is not MIG-capable
+        return (pynvml.NVML_DEVICE_MIG_DISABLE, pynvml.NVML_DEVICE_MIG_DISABLE)
+
 
 class RecordingAttributor(ProcessAttributor):
     def __init__(self) -> None:
