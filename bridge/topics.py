@@ -1,6 +1,6 @@
 """Topic administration: the topics the config asks for, how the cluster differs, and creating what is missing.
 
-`plan(kafka)` lists the DESIGN.md topics from the `kafka.topics` config; `differences(wanted,
+`plan(kafka)` lists the topics of docs/architecture.md from the `kafka.topics` config; `differences(wanted,
 found)` compares them with what the cluster describes (a pure function); `ensure(admin, wanted)`
 creates the missing ones and `check(admin, wanted)` reports every difference. Partitions are never
 changed on an existing topic: adding partitions moves keys to other partitions, which breaks the
@@ -62,7 +62,7 @@ class TopicReport:
 
 
 def plan(kafka: KafkaConfig) -> list[TopicConfig]:
-    """Every topic of the config, in DESIGN.md order: usage, GPU, anomalies, then the DLQs."""
+    """Every topic of the config, in docs/architecture.md order: usage, GPU, anomalies, then the DLQs."""
     t = kafka.topics
     return [t.usage, t.gpu, t.anomalies, t.usage_dlq, t.gpu_dlq]
 

@@ -40,7 +40,7 @@ SCENARIOS = {
     "idle-gpu": "a GPU left idle only",
     "none": "normal traffic, nothing injected",
 }
-# The product's promise (DESIGN.md): a runaway is notified within 30 s of its onset.
+# The product's promise (docs/architecture.md): a runaway is notified within 30 s of its onset.
 CATCH_DEADLINE_SECONDS = 30.0
 FAST_ALERTS = ("AIFinOpsLLMSpendSpike", "AIFinOpsLLMTokenRunaway")
 # The simulated GPU the demo leaves idle: busy from the start, held by a pod of team nlp.

@@ -13,7 +13,7 @@ from .common import DaemonSpec, listen_address, start_daemon
 from .daemon import new_registry, serve
 from .sinks import build_sink
 
-# --source and --dcgm.url as DESIGN.md fixes them, each overriding its config key.
+# --source and --dcgm.url as docs/architecture.md fixes them, each overriding its config key.
 EXTRA_FLAGS = [
     (
         ["--source"],

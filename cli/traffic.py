@@ -7,7 +7,7 @@ the team's own time zone (peak in the afternoon, trough at night). Every tick th
 Poisson number of calls per workload, gives each call token counts around the workload's means,
 and sends the tick's HTTP events as one CloudEvents batch (`POST /v1/events`) and the Kafka events
 one by one through an `EventSink` (the bridge's producer) without the `aifinops-counted-in` header,
-so the bridge counts them: both counting paths of DESIGN.md are live.
+so the bridge counts them: both counting paths of docs/architecture.md are live.
 
 `runaway(team, model, 10)` is an agent of `team` stuck in a loop on `model`: from the next tick on,
 that workload calls as much more often as it takes for the team's whole LLM spend to be ten times
@@ -40,7 +40,7 @@ from aifinops.exporters.sink import EventSink
 log = logging.getLogger(__name__)
 
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
-# The token exporter accepts at most this many events per batch by default (DESIGN.md).
+# The token exporter accepts at most this many events per batch by default (docs/architecture.md).
 MAX_BATCH_EVENTS = 1000
 HTTP_SOURCE = "//gateway.us-east-1.demo.aifinops.io/llm-proxy"
 KAFKA_SOURCE = "//gateway.eu-west-1.demo.aifinops.io/llm-proxy"

@@ -95,7 +95,7 @@ _DAY_MS = 24 * 3600 * 1000
 
 @dataclass(frozen=True)
 class TopicsConfig:
-    """The topics of DESIGN.md with their defaults."""
+    """The topics of docs/architecture.md with their defaults."""
 
     usage: TopicConfig = TopicConfig("ai-api-costs", 10, _DAY_MS)
     gpu: TopicConfig = TopicConfig("gpu-utilization-events", 10, _DAY_MS)

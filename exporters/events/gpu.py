@@ -6,7 +6,7 @@ One sample says what one GPU did over one interval and who held it. A GPU shared
 their number: each sample then carries `1/holders` of the GPU's cost for the interval, so the
 samples of one interval add up to exactly `hourly_cost_usd * interval_seconds / 3600`.
 
-`data` fields (DESIGN.md, plus the optional `holders`):
+`data` fields (docs/architecture.md, plus the optional `holders`):
 
 | field | type | |
 |---|---|---|

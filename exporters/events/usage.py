@@ -198,7 +198,7 @@ class UsageEvent(NamedTuple):
 
     @property
     def key(self) -> str:
-        """The Kafka message key of DESIGN.md for `ai-api-costs`: `team/app`."""
+        """The Kafka message key of docs/architecture.md for `ai-api-costs`: `team/app`."""
         return f"{self.usage.team}/{self.usage.app}"
 
     def with_team(self, team: str) -> UsageEvent:

@@ -4,7 +4,7 @@
   raises `EventError`), `apply(priced, source) -> bool` (dedupe + count), `reject(source, n)`,
   `collectors(config.llm.budgets)`.
 - `LLMAggregator`: totals per label tuple under a lock, labels bounded by a `LabelLimiter`.
-- `LLMCollector`: every LLM family of DESIGN.md from the aggregator's snapshot, plus budgets.
+- `LLMCollector`: every LLM family of docs/architecture.md from the aggregator's snapshot, plus budgets.
 - `DedupeWindow`: the bounded `(source, id)` window.
 """
 

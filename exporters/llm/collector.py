@@ -1,4 +1,4 @@
-"""Exposes the LLM aggregator's snapshot and the configured budgets as the LLM metric families of DESIGN.md."""
+"""Exposes the LLM aggregator's snapshot and the configured budgets as the LLM metric families of docs/architecture.md."""
 
 from __future__ import annotations
 

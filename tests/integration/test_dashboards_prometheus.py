@@ -1,4 +1,4 @@
-"""Every dashboard query runs on a real Prometheus 2.42, and against the raw metric families of DESIGN.md every panel has data; the "No data" checker the end-to-end test uses names the panels that have none."""
+"""Every dashboard query runs on a real Prometheus 2.42, and against the raw metric families of docs/architecture.md every panel has data; the "No data" checker the end-to-end test uses names the panels that have none."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ JOB = "aifinops-bridge"  # a job every selector of the mixin's config matches
 
 
 class AifinopsFamilies:
-    """A collector exposing every aifinops family of DESIGN.md with small, plausible values:
+    """A collector exposing every aifinops family of docs/architecture.md with small, plausible values:
     counters grow with time since start (so rates are positive), gauges are constant.
     `omit` leaves out groups of families ("gpu", "llm", "bridge") to make panels go blank."""
 
@@ -229,7 +229,7 @@ def test_every_panel_annotation_and_variable_query_is_valid_promql(prometheus_fa
 
 
 def test_every_panel_has_data_against_the_raw_metric_families(scraped):
-    """With every DESIGN.md family exposed (no recording rules, no alert rules loaded), no
+    """With every docs/architecture.md family exposed (no recording rules, no alert rules loaded), no
     panel of the four dashboards is blank."""
     prometheus = scraped()
     assert panels_without_data(prometheus, DASHBOARDS.values()) == []

@@ -34,7 +34,7 @@ JOBS = ("aifinops-token-exporter", "aifinops-gpu-exporter", "aifinops-bridge")
 
 
 class Families(Collector):
-    """Every metric family the rules read (DESIGN.md "Metrics"), counters growing with time."""
+    """Every metric family the rules read (docs/architecture.md "Metrics"), counters growing with time."""
 
     def __init__(self) -> None:
         self.start = time.monotonic()

@@ -183,7 +183,7 @@ def test_rendered_config_loads_with_the_daemons_schema(rendered, scenario, tmp_p
 
 
 def test_default_topics_are_design_md_topics(rendered, tmp_path):
-    """Names, partitions and retention equal the config schema's defaults (DESIGN.md's table);
+    """Names, partitions and retention equal the config schema's defaults (docs/architecture.md's table);
     only the replication differs (3 brokers in a production cluster)."""
     path = tmp_path / "config.yaml"
     path.write_text(_config_text(rendered["default"]), encoding="utf-8")

@@ -30,7 +30,7 @@ UIDS = {
 GENERATED_NOTICE = "Generated from jsonnet/ by make generate; do not edit."
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
-# DESIGN.md "Metrics": every family and its labels. A query may only use these (plus what
+# docs/architecture.md "Metrics": every family and its labels. A query may only use these (plus what
 # Prometheus itself records), so a misspelt metric or label fails here, not on a blank panel.
 DESIGN_METRICS: dict[str, set[str]] = {
     "aifinops_llm_requests_total": {"provider", "model", "team", "app", "status"},
@@ -230,11 +230,11 @@ def test_queries_use_design_metric_names_and_labels(name: str, dashboard: dict[s
         for metric, matchers in re.findall(r"\b([a-zA-Z_:][\w:]*)\{([^}]*)\}", expr):
             if metric in PROMETHEUS_SERIES:
                 continue
-            assert metric in DESIGN_METRICS, f"{metric} is not a DESIGN.md metric: {expr}"
+            assert metric in DESIGN_METRICS, f"{metric} is not an architecture.md metric: {expr}"
             for label in re.findall(r"(\w+)\s*[=!]~?", matchers):
                 assert label in DESIGN_METRICS[metric] | TARGET_LABELS, f"{metric} has no {label}"
         for metric in re.findall(r"\baifinops_\w+", expr):
-            assert metric in DESIGN_METRICS, f"{metric} is not a DESIGN.md metric: {expr}"
+            assert metric in DESIGN_METRICS, f"{metric} is not an architecture.md metric: {expr}"
 
 
 @pytest.mark.parametrize(("name", "dashboard"), all_dashboards(), ids=ids(all_dashboards()))

@@ -1,5 +1,5 @@
 """The rule pack: promtool lint and unit tests, amtool on the Alertmanager routes, and the alert
-contract of DESIGN.md (every alert in its tier's group, with its labels, annotations and links)."""
+contract of docs/architecture.md (every alert in its tier's group, with its labels, annotations and links)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ RUNBOOKS = REPO / "docs" / "runbooks.md"
 RULE_FILES = sorted(RULES.glob("aifinops-*.yaml"))
 TEST_FILES = sorted(RULE_TESTS.glob("*.test.yaml"))
 
-# DESIGN.md "Rules and alerts": tier -> (group interval, alerts).
+# docs/architecture.md "Rules and alerts": tier -> (group interval, alerts).
 TIERS = {
     "fast": ("5s", {"AIFinOpsLLMSpendSpike", "AIFinOpsLLMTokenRunaway", "AIFinOpsGPUSpendJump"}),
     "burn": (
