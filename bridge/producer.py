@@ -7,6 +7,12 @@ for their acknowledgements. When the memory queue is full, or a send fails becau
 away, the queue moves to the spool and later events follow it there until the spool has been
 replayed, oldest first, with exponential backoff between attempts. The spool survives the process:
 a restarted exporter replays what an earlier run (even one killed with SIGKILL) spooled.
+
+Every message held in memory or in flight keeps its room in the spool (`spool_max_bytes` bounds
+the lot), so a failed send or a full queue can always move it there. `reserve()` sets room aside
+for a request's events before they are counted and refuses the whole request when there is none
+(counted in `aifinops_bridge_refused_messages_total{topic}`; the token exporter answers 503):
+what a caller counted after a reservation is never dropped for lack of room.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,7 +35,7 @@ from aifinops.exporters.config import Config, KafkaConfig, ProducerConfig
 from aifinops.exporters.events import encode
 
 from .records import OutboundMessage
-from .spool import Spool
+from .spool import Spool, framed_size
 from .transport import BrokerUnavailableError, ProducerClient, SendResult, TransportError
 
 log = logging.getLogger(__name__)
@@ -60,6 +66,7 @@ class ProducerStats:
         self._produced: dict[str, int] = collections.defaultdict(int)
         self._errors: dict[str, int] = collections.defaultdict(int)
         self._dropped: dict[tuple[str, str], int] = collections.defaultdict(int)
+        self._refused: dict[str, int] = collections.defaultdict(int)
 
     def produced(self, topic: str, n: int = 1) -> None:
         """`n` messages acknowledged by Kafka."""
@@ -76,10 +83,20 @@ class ProducerStats:
         with self._lock:
             self._dropped[(topic, reason)] += n
 
+    def refused(self, topic: str, n: int) -> None:
+        """`n` messages refused before they were counted anywhere (no room to keep them)."""
+        with self._lock:
+            self._refused[topic] += n
+
+    def refused_total(self) -> dict[str, int]:
+        """A copy of the refused counts per topic."""
+        with self._lock:
+            return dict(self._refused)
+
     def snapshot(
         self,
     ) -> tuple[dict[str, int], dict[str, int], dict[tuple[str, str], int]]:
-        """Copies of the three tables."""
+        """Copies of the produced, failed and dropped tables."""
         with self._lock:
             return dict(self._produced), dict(self._errors), dict(self._dropped)
 
@@ -124,6 +141,15 @@ class ProducerCollector(Collector):
         )
         for (topic, reason), n in sorted(dropped.items()):
             dropped_f.add_metric([topic, reason], n)
+        refused = self._stats.refused_total()
+        refused_f = CounterMetricFamily(
+            "aifinops_bridge_refused_messages_total",
+            "Messages refused before anything of them was counted, because neither the memory "
+            "queue nor the spool had room to keep them (the request was answered 503).",
+            labels=["topic"],
+        )
+        for topic in sorted({*self._topics, *refused}):
+            refused_f.add_metric([topic], refused.get(topic, 0))
         spooled = GaugeMetricFamily(
             "aifinops_bridge_spooled_messages",
             "Messages waiting in the disk spool for Kafka.",
@@ -132,6 +158,7 @@ class ProducerCollector(Collector):
         yield produced_f
         yield errors_f
         yield dropped_f
+        yield refused_f
         yield spooled
 
 
@@ -171,6 +198,11 @@ class KafkaEventSink:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._memory: collections.deque[OutboundMessage] = collections.deque()
+        # Spool bytes (framed) of what memory and the batch in flight hold, and of what
+        # reservations set aside: room the spool keeps for them.
+        self._memory_bytes = 0
+        self._inflight_bytes = 0
+        self._reserved_bytes = 0
         # While true every new message goes to the spool, behind those already there (order).
         self._spooling = False
         self._sender_idle = False
@@ -180,7 +212,9 @@ class KafkaEventSink:
         self._thread: threading.Thread | None = None
         self._client: SendingClient | None = None
         self._failing_since: float | None = None
-        self._last_drop_log = 0.0
+        self._last_drop_log = -10.0
+        self._unlogged_drops = 0
+        self._last_refuse_log = -10.0
 
     @classmethod
     def from_config(cls, config: Config, program: str | None = None) -> KafkaEventSink:
@@ -209,7 +243,69 @@ class KafkaEventSink:
     ) -> None:
         """`publish` for many `(key, event, headers)` of one topic, in order: encoded, then queued
         under one lock (while spooling, written to the spool in one append)."""
-        messages = []
+        messages = [m for m in self._encode(topic, events) if m is not None]
+        try:
+            self.enqueue_many(messages)
+        except Exception:  # never let a bug here reach the exporter's request path
+            self.stats.dropped(topic, "internal", len(messages))
+            log.exception("producer: queueing messages failed")
+
+    def reserve(
+        self,
+        topic: str,
+        events: Sequence[tuple[str, Mapping[str, Any], Mapping[str, bytes]]],
+    ) -> ProducerReservation | None:
+        """Encode `events` and set aside the spool room they need, all or none: None (and the
+        events counted as refused) when the spool, less what memory, the batch in flight and
+        other reservations hold, cannot take them all. Never raises."""
+        messages = self._encode(topic, events)
+        size = sum(framed_size(m) for m in messages if m is not None)
+        with self._lock:
+            used = (
+                self.spool.size_bytes
+                + self._memory_bytes
+                + self._inflight_bytes
+                + self._reserved_bytes
+            )
+            if self._closed or used + size > self.spool.max_bytes:
+                self.stats.refused(topic, len(messages))
+                now = time.monotonic()
+                if now - self._last_refuse_log >= 10:
+                    self._last_refuse_log = now
+                    log.error(
+                        "producer: no room to keep %d events for %s (the spool %s, with what "
+                        "memory and reservations hold, uses %d of %d bytes; they need %d): "
+                        "refused; %d events refused for %s since start",
+                        len(messages),
+                        topic,
+                        self.spool.directory,
+                        used,
+                        self.spool.max_bytes,
+                        size,
+                        self.stats.refused_total().get(topic, 0),
+                        topic,
+                    )
+                return None
+            self._reserved_bytes += size
+        return ProducerReservation(self, messages, size)
+
+    def _commit(self, messages: Sequence[OutboundMessage], size: int) -> None:
+        """Queue reserved messages and release their reservation, under one lock."""
+        with self._lock:
+            self._reserved_bytes -= size
+            self._enqueue_locked(messages)
+
+    def _cancel(self, size: int) -> None:
+        with self._lock:
+            self._reserved_bytes -= size
+
+    def _encode(
+        self,
+        topic: str,
+        events: Iterable[tuple[str, Mapping[str, Any], Mapping[str, bytes]]],
+    ) -> list[OutboundMessage | None]:
+        """One message per event, None where it cannot be encoded (dropped and counted)."""
+        messages: list[OutboundMessage | None] = []
         for key, event, headers in events:
             try:
                 messages.append(
@@ -221,13 +317,10 @@ class KafkaEventSink:
                     )
                 )
             except Exception as exc:
+                messages.append(None)
                 self.stats.dropped(str(topic), "unencodable")
                 self._log_drop(f"event for {topic} cannot be encoded: {exc}")
-        try:
-            self.enqueue_many(messages)
-        except Exception:  # never let a bug here reach the exporter's request path
-            self.stats.dropped(topic, "internal", len(messages))
-            log.exception("producer: queueing messages failed")
+        return messages
 
     def enqueue(self, message: OutboundMessage) -> None:
         """Queue an already encoded message (the path `publish` takes after encoding)."""
@@ -238,30 +331,37 @@ class KafkaEventSink:
         if not messages:
             return
         with self._lock:
-            if self._closed:
-                for message in messages:
-                    self.stats.dropped(message.topic, "stopped")
-                self._log_drop(f"message for {messages[0].topic} published after stop")
+            self._enqueue_locked(messages)
+
+    def _enqueue_locked(self, messages: Sequence[OutboundMessage]) -> None:
+        """`enqueue_many` (caller holds the lock)."""
+        if not messages:
+            return
+        if self._closed:
+            for message in messages:
+                self.stats.dropped(message.topic, "stopped")
+            self._log_drop(f"message for {messages[0].topic} published after stop", len(messages))
+            return
+        if not self._spooling:
+            if len(self._memory) + len(messages) <= self._settings.queue_size:
+                self._memory.extend(messages)
+                self._memory_bytes += sum(map(framed_size, messages))
+                if self._sender_idle:
+                    self._wake.notify()
                 return
-            if not self._spooling:
-                if len(self._memory) + len(messages) <= self._settings.queue_size:
-                    self._memory.extend(messages)
-                    if self._sender_idle:
-                        self._wake.notify()
-                    return
-                log.warning(
-                    "producer: memory queue full (%d messages); spooling to %s until Kafka "
-                    "catches up",
-                    len(self._memory),
-                    self.spool.directory,
-                )
-                # In order: what the queue holds, then these (as if they came one by one).
-                self._to_spool([*self._memory, *messages], prepend=False)
-                self._memory.clear()
-                self._spooling = True
-                self._wake.notify()
-                return
-            self._to_spool(messages, prepend=False)
+            log.warning(
+                "producer: memory queue full (%d messages); spooling to %s until Kafka catches up",
+                len(self._memory),
+                self.spool.directory,
+            )
+            # In order: what the queue holds, then these (as if they came one by one).
+            self._to_spool([*self._memory, *messages], prepend=False)
+            self._memory.clear()
+            self._memory_bytes = 0
+            self._spooling = True
+            self._wake.notify()
+            return
+        self._to_spool(messages, prepend=False)
 
     def _to_spool(self, messages: Sequence[OutboundMessage], *, prepend: bool) -> None:
         """Write to the spool (caller holds the lock); what does not fit is dropped and counted."""
@@ -274,14 +374,23 @@ class KafkaEventSink:
                 self.stats.dropped(message.topic, "spool_full")
             self._log_drop(
                 f"spool {self.spool.directory} is full ({self._settings.spool_max_bytes} bytes): "
-                f"dropped {len(lost)} messages"
+                f"dropped {len(lost)} messages",
+                len(lost),
             )
 
-    def _log_drop(self, text: str) -> None:
+    def _log_drop(self, text: str, dropped: int = 1) -> None:
+        """Log at most every 10 s, with the exact number of messages dropped since the last
+        line (the lines in between are not written, their messages are counted)."""
+        self._unlogged_drops += dropped
         now = time.monotonic()
         if now - self._last_drop_log >= 10:
             self._last_drop_log = now
-            log.error("producer: %s", text)
+            log.error(
+                "producer: %s (%d messages dropped since the last report)",
+                text,
+                self._unlogged_drops,
+            )
+            self._unlogged_drops = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -308,6 +417,7 @@ class KafkaEventSink:
             self._closed = True
             leftover = list(self._memory)
             self._memory.clear()
+            self._memory_bytes = 0
             self._to_spool(leftover, prepend=False)
         if self._client is not None:
             self._client.close()
@@ -364,6 +474,9 @@ class KafkaEventSink:
             size += len(message.value)
             batch.append(message)
         self._inflight = len(batch)
+        framed = sum(map(framed_size, batch))
+        self._memory_bytes -= framed
+        self._inflight_bytes = framed
         return batch
 
     def _send_next(self) -> bool:
@@ -440,10 +553,12 @@ class KafkaEventSink:
         retry = [m for m, r in zip(batch, results, strict=True) if not r.ok and not r.permanent]
         with self._lock:
             self._inflight = 0
+            self._inflight_bytes = 0
             if retry:
                 # Older than anything queued or spooled: they go first, the queue behind them.
                 self._to_spool([*retry, *self._memory], prepend=True)
                 self._memory.clear()
+                self._memory_bytes = 0
                 self._spooling = True
                 return True
         self._note_success()
@@ -502,6 +617,37 @@ class KafkaEventSink:
             if self._memory:
                 self._to_spool(list(self._memory), prepend=False)
                 self._memory.clear()
+                self._memory_bytes = 0
                 self._spooling = True
             self._inflight = 0
+            self._inflight_bytes = 0
         self._close_client()
+
+
+class ProducerReservation:
+    """Spool room `KafkaEventSink.reserve` set aside for a request's events (a `Reservation`)."""
+
+    def __init__(
+        self, sink: KafkaEventSink, messages: Sequence[OutboundMessage | None], size: int
+    ) -> None:
+        self._sink = sink
+        self._messages = messages
+        self._size = size
+        self._done = False
+
+    def commit(self, keep: Collection[int]) -> None:
+        """Queue the messages at the indices in `keep`, in order, and release the room."""
+        if self._done:
+            return
+        self._done = True
+        chosen = [m for i, m in enumerate(self._messages) if m is not None and i in keep]
+        try:
+            self._sink._commit(chosen, self._size)
+        except Exception:  # never let a bug here reach the exporter's request path
+            log.exception("producer: queueing %d reserved messages failed", len(chosen))
+
+    def cancel(self) -> None:
+        """Release the room; nothing is queued."""
+        if not self._done:
+            self._done = True
+            self._sink._cancel(self._size)

@@ -109,6 +109,21 @@ def frame(message: OutboundMessage) -> bytes:
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
+def framed_size(message: OutboundMessage) -> int:
+    """The bytes `frame(message)` takes in a segment, computed without building it."""
+    key = message.key
+    size = (
+        _FRAME.size
+        + _FIXED.size
+        + len(message.topic.encode())
+        + (0 if key is None else len(key))
+        + len(message.value)
+    )
+    for name, value in message.headers:
+        size += _HEADER.size + len(name.encode()) + len(value)
+    return size
+
+
 class Position(tuple[int, int]):
     """`(segment, byte offset)` inside the spool; ordered like the records."""
 
@@ -279,8 +294,10 @@ class Spool:
 
     @property
     def size_bytes(self) -> int:
-        """Bytes the segments hold, acknowledged records of the head segment included."""
-        return sum(self._sizes.values())
+        """Bytes the segments hold, acknowledged records of the head segment included: what
+        `max_bytes` limits."""
+        with self._lock:
+            return sum(self._sizes.values())
 
     def empty(self) -> bool:
         """True when nothing waits."""

@@ -3,9 +3,14 @@
 Each alert of a notification becomes one CloudEvent on `cost-anomalies`, keyed by its fingerprint
 (so one alert's state changes stay in order on one partition). The answer is 200 only once Kafka
 acknowledged every event of the notification, and 503 otherwise, so Alertmanager retries what is
-not stored yet; a malformed payload gets 400 (Alertmanager does not retry those). The event id is
-derived from the alert's fingerprint, status and start, so a retried notification produces the same
-`(source, id)` and consumers count it once.
+not stored yet. What no retry can fix is answered 4xx, which Alertmanager does not retry: 400 for a
+payload that is not a strict-JSON version 4 notification (malformed, nested too deeply for the
+parser, an integer beyond Python's digit limit, `NaN`/`Infinity`, a lone surrogate: each named)
+and 413 for an alert whose event is larger than Kafka takes. Events are written as strict JSON.
+Notifications are handled concurrently: with the broker away each waits once, for its own send
+(one delivery timeout), and one attempt to connect serves every request that waited on it. The
+event id is derived from the alert's fingerprint, status and start, so a retried notification
+produces the same `(source, id)` and consumers count it once.
 """
 
 from __future__ import annotations
@@ -21,12 +26,12 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from aifinops.exporters.events import ANOMALY_TYPE, encode, make_event
+from aifinops.exporters.events import ANOMALY_TYPE, lone_surrogate_field, make_event
 from aifinops.exporters.runtime.http import Request, Response
 
 from .producer import SendingClient
 from .records import OutboundMessage
-from .transport import TransportError
+from .transport import SendResult, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +88,37 @@ class PayloadError(ValueError):
         super().__init__("; ".join(f"{p['field']}: {p['reason']}" for p in problems))
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def loads_strict(body: bytes) -> Any:
+    """Decode a webhook body as strict JSON; raises `PayloadError` (a 400) for anything no
+    retry can fix: not UTF-8 JSON, nested too deeply to parse, NaN or Infinity, an integer
+    beyond Python's digit limit, a string or key holding a lone surrogate (named by field)."""
+    try:
+        payload = json.loads(body, parse_constant=_no_constant)
+        field = lone_surrogate_field(payload)
+    except RecursionError as exc:
+        raise PayloadError([{"field": "", "reason": "nested too deeply"}]) from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, the integer digit limit
+        raise PayloadError([{"field": "", "reason": f"not valid JSON: {exc}"}]) from exc
+    if field is not None:
+        raise PayloadError(
+            [{"field": field, "reason": "holds a lone UTF-16 surrogate, not encodable as UTF-8"}]
+        )
+    return payload
+
+
+def encode_strict(event: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON that any strict parser reads (no NaN, no lone surrogate: raises
+    `ValueError` instead of writing them)."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
 def parse_payload(body: bytes) -> list[Mapping[str, Any]]:
     """The alerts of a version 4 notification; raises `PayloadError` listing every problem."""
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError([{"field": "", "reason": f"not valid JSON: {exc}"}]) from exc
+    payload = loads_strict(body)
     if not isinstance(payload, Mapping):
         raise PayloadError([{"field": "", "reason": "must be a JSON object"}])
     problems: list[dict[str, Any]] = []
@@ -154,17 +184,21 @@ class AlertForwarder:
         self._source = source
         self.stats = stats or AlertStats()
         self._clock = clock
-        # Notifications are few; one at a time keeps a failing client from being closed under
-        # another request's feet.
+        # Guards the shared client and its creation; sends run outside it, concurrently.
         self._lock = threading.Lock()
         self._client: SendingClient | None = None
+        # Connection attempts so far and the last one's error: a request that waited while
+        # another attempt ran takes its outcome instead of waiting for an attempt of its own.
+        self._attempts = 0
+        self._last_error = ""
 
     def collector(self) -> Collector:
         """`aifinops_bridge_alerts_forwarded_total{status}`."""
         return AlertCollector(self.stats)
 
     def handle(self, request: Request) -> Response:
-        """Forward the notification; 200, 400 (malformed) or 503 (Kafka did not acknowledge)."""
+        """Forward the notification; 200, 400 (malformed), 413 (an alert too large for Kafka)
+        or 503 (Kafka did not acknowledge: Alertmanager retries)."""
         try:
             alerts = parse_payload(request.body)
         except PayloadError as exc:
@@ -175,11 +209,36 @@ class AlertForwarder:
             OutboundMessage(
                 self._topic,
                 str(alert["fingerprint"]).encode(),
-                encode(alert_event(alert, self._source, received)),
+                encode_strict(alert_event(alert, self._source, received)),
             )
             for alert in alerts
         ]
-        failed = self._send(messages)
+        results = self._send(messages)
+        refused = [i for i, r in enumerate(results) if r.permanent]
+        if refused:
+            # Retrying cannot change Kafka's answer: 413 for a size, 400 for anything else.
+            status = 413 if all("TooLarge" in results[i].error for i in refused) else 400
+            self.stats.add("failed", len(alerts))
+            log.error(
+                "webhook: Kafka refused %d of %d alerts for good (%s); answering %d",
+                len(refused),
+                len(alerts),
+                results[refused[0]].error,
+                status,
+            )
+            return Response.json(
+                status,
+                {
+                    "errors": [
+                        {
+                            "field": f"alerts[{i}]",
+                            "reason": f"cannot be written to Kafka: {results[i].error}",
+                        }
+                        for i in refused
+                    ]
+                },
+            )
+        failed = [r.error for r in results if not r.ok]
         if failed:
             self.stats.add("failed", len(alerts))
             log.error(
@@ -195,22 +254,40 @@ class AlertForwarder:
             self.stats.add(str(alert["status"]))
         return Response.json(200, {"forwarded": len(alerts)})
 
-    def _send(self, messages: Sequence[OutboundMessage]) -> list[str]:
-        """Send and wait; the errors of the messages that failed (empty when all were stored)."""
+    def _send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        """Send and wait (one delivery timeout at most); one result per message."""
         if not messages:
             return []
+        try:
+            client = self._shared_client()
+        except TransportError as exc:
+            return [SendResult(False, str(exc))] * len(messages)
+        results = client.send_batch(messages)
+        if any(not r.ok and not r.permanent for r in results):
+            # A new client next time (it also clears a producer id a restarted broker forgot);
+            # requests still sending on this one get their own errors and answer 503.
+            with self._lock:
+                if self._client is client:
+                    self._client = None
+            client.close(timeout=1.0)
+        return results
+
+    def _shared_client(self) -> SendingClient:
+        """The client, connecting once for every request waiting on it; raises `TransportError`
+        with the outcome of the attempt that ran while this request waited."""
+        seen = self._attempts
         with self._lock:
-            if self._client is None:
-                try:
-                    self._client = self._client_factory()
-                except TransportError as exc:
-                    return [str(exc)] * len(messages)
-            results = self._client.send_batch(messages)
-            errors = [r.error for r in results if not r.ok]
-            if errors:
-                self._client.close(timeout=1.0)
-                self._client = None
-            return errors
+            if self._client is not None:
+                return self._client
+            if self._attempts != seen:
+                raise TransportError(self._last_error)
+            self._attempts += 1
+            try:
+                self._client = self._client_factory()
+            except TransportError as exc:
+                self._last_error = str(exc)
+                raise
+            return self._client
 
     def start(self) -> None:
         """Nothing to start: the client connects on the first notification."""

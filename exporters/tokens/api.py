@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +26,8 @@ from ..events.envelope import (
 )
 from ..llm.ingest import PricedEvent, UsageIngest
 from ..runtime.http import Request, Response, Route
-from ..sink import COUNTED_IN_HEADER, EventSink, NullSink
+from ..sink import COUNTED_IN_HEADER, EventSink, NullSink, Reservation
+from .ratelimit import RateLimiter, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ BATCH = "application/cloudevents-batch+json"
 SOURCE = "http"
 # CloudEvents HTTP binary mode: attributes travel as ce-* headers, the body is `data`.
 _BINARY_ATTRIBUTES = ("specversion", "id", "source", "type", "time", "subject")
+# What a 503 for a full Kafka spool asks the gateway to wait before retrying.
+RETRY_AFTER_SECONDS = 5
 _SURROGATE_REASON = (
     "holds a lone UTF-16 surrogate (\\ud800-\\udfff escape without its pair), which cannot be "
     "encoded as UTF-8"
@@ -83,6 +86,7 @@ class EventsAPI:
         auth: AuthConfig,
         max_batch_events: int,
         max_body_bytes: int,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._ingest = ingest
         self._sink = sink
@@ -93,10 +97,16 @@ class EventsAPI:
         self._auth = TokenAuth(auth)
         self._max_batch_events = max_batch_events
         self._max_body_bytes = max_body_bytes
+        self._limiter = limiter
 
     def route(self) -> Route:
-        """The route to register with `runtime.http.HTTPServer`."""
-        return Route("POST", PATH, self.handle, self._max_body_bytes)
+        """The route to register with `runtime.http.HTTPServer`; tokens are checked before the
+        body is read, so an unauthenticated client cannot make the exporter read or buffer it."""
+        authorize = self._authorize if self._auth.enabled else None
+        return Route("POST", PATH, self.handle, self._max_body_bytes, authorize)
+
+    def _authorize(self, headers: Mapping[str, str]) -> Response | None:
+        return _unauthorized() if self._auth.authenticate(headers) is None else None
 
     def handle(self, request: Request) -> Response:
         """Authenticate, decode, validate and price every event, then count and publish them."""
@@ -104,11 +114,7 @@ class EventsAPI:
         if self._auth.enabled:
             credential = self._auth.authenticate(request.headers)
             if credential is None:
-                return Response.json(
-                    401,
-                    {"error": "a valid bearer token is required (Authorization: Bearer <token>)"},
-                    {"WWW-Authenticate": 'Bearer realm="aifinops"'},
-                )
+                return _unauthorized()
         media_type, params = _content_type(request.headers.get("content-type", ""))
         charset = params.get("charset", "utf-8").lower()
         if (media_type not in SINGLE and media_type != BATCH) or charset not in ("utf-8", "utf8"):
@@ -124,6 +130,14 @@ class EventsAPI:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             self._ingest.reject(SOURCE)
             return _bad([(None, Problem("", f"body is not valid JSON: {exc}"))])
+        except ValueError as exc:
+            # Python refuses to convert integers of more than 4,300 digits (CVE-2020-10735).
+            self._ingest.reject(SOURCE)
+            field = _long_integer_field(request.body)
+            index, _, rest = field.removeprefix("[").partition("]")
+            if field.startswith("[") and index.isdigit():
+                return _bad([(int(index), Problem(rest.lstrip("."), str(exc)))])
+            return _bad([(None, Problem(field, str(exc)))])
         if media_type == BATCH:
             if not isinstance(body, list):
                 self._ingest.reject(SOURCE)
@@ -154,6 +168,18 @@ class EventsAPI:
             if unencodable:
                 self._ingest.reject(SOURCE, len(events))
                 return _bad(unencodable)
+        if self._limiter is not None:
+            wait = self._limiter.take(
+                request.headers.get("authorization", "") if credential else request.client,
+                len(events),
+                credential.team if credential else "",
+            )
+            if wait:
+                return Response.json(
+                    429,
+                    {"error": "rate limit of this credential exceeded (tokens.rate_limit)"},
+                    {"Retry-After": retry_after(wait)},
+                )
         return self._accept(events, credential)
 
     def _accept(self, events: list[Any], credential: Credential | None) -> Response:
@@ -172,12 +198,41 @@ class EventsAPI:
             return _bad(problems)
         if credential is not None and not credential.gateway:
             prepared = [priced.with_team(credential.team) for priced in prepared]
+        reservation = None
+        reserve = getattr(self._sink, "reserve", None) if self._publishing else None
+        if reserve is not None:
+            # Room first: an event counted here but lost on the way to Kafka would hide spend
+            # from the central bridge, so without room nothing is counted and the gateway retries.
+            reservation = self._reserve(reserve, prepared)
+            if reservation is None:
+                return Response.json(
+                    503,
+                    {"error": "the Kafka spool has no room for these events; retry later"},
+                    {"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
         counted = self._ingest.apply_all(prepared, SOURCE)
-        if self._publishing and counted:
+        if reservation is not None:
+            if len(counted) == len(prepared):
+                reservation.commit(range(len(prepared)))
+            else:
+                fresh = {id(p) for p in counted}
+                reservation.commit({i for i, p in enumerate(prepared) if id(p) in fresh})
+        elif self._publishing and counted:
             self._publish(counted)
         return Response.json(
             202, {"accepted": len(counted), "duplicates": len(prepared) - len(counted)}
         )
+
+    def _reserve(
+        self, reserve: Callable[..., Reservation | None], prepared: list[PricedEvent]
+    ) -> Reservation | None:
+        headers = self._headers
+        items = [(p.event.key, p.event.to_cloudevent(), headers) for p in prepared]
+        try:
+            return reserve(self._topic, items)
+        except Exception:
+            log.exception("reserving room for %d events on %s failed", len(items), self._topic)
+            return None
 
     def _publish(self, counted: list[PricedEvent]) -> None:
         headers = self._headers
@@ -215,6 +270,45 @@ def _from_binary(headers: Mapping[str, str], data: Any) -> dict[str, Any]:
         if value is not None:
             event[name] = value
     return event
+
+
+def _unauthorized() -> Response:
+    return Response.json(
+        401,
+        {"error": "a valid bearer token is required (Authorization: Bearer <token>)"},
+        {"WWW-Authenticate": 'Bearer realm="aifinops"'},
+    )
+
+
+def _long_integer_field(raw: bytes) -> str:
+    """The dotted path of the first integer too long to convert (`data.input_tokens`), or ""."""
+
+    class _Long(str):
+        pass
+
+    def parse_int(text: str) -> Any:
+        return _Long(text) if len(text.lstrip("-")) > 4300 else 0
+
+    def find(value: Any, path: str) -> str | None:
+        if isinstance(value, _Long):
+            return path
+        if isinstance(value, dict):
+            items: Any = ((f"{path}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+        else:
+            return None
+        for sub, item in items:
+            if (found := find(item, sub)) is not None:
+                return found
+        return None
+
+    try:
+        found = find(json.loads(raw, parse_int=parse_int), "")
+    except (ValueError, RecursionError):
+        return ""
+    # Within a batch the path starts at the event: [3].data.input_tokens
+    return (found or "").lstrip(".")
 
 
 def _bad(problems: list[tuple[int | None, Problem]]) -> Response:

@@ -3,14 +3,17 @@ label mixes beyond the series budget (issue 19), against the real daemon and a r
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from aifinops.cli.stack import KafkaBroker, wait_until
 from aifinops.exporters.events import USAGE_TYPE, make_event
-from support.token_daemon import TokenDaemon
+from support.kafka_helpers import consume
+from support.token_daemon import BATCH, TokenDaemon
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +63,66 @@ def test_a_lone_surrogate_anywhere_is_refused_naming_the_field(plain_daemon: Tok
     status, body = plain_daemon.post([usage("s-3", note="\U0001f600")])
     assert status == 202, body
     assert plain_daemon.sample("aifinops_llm_requests_total") == 1
+
+
+def _post_raw(daemon: TokenDaemon, events: list[dict]) -> tuple[int, dict[str, str], object]:
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
+    try:
+        conn.request("POST", "/v1/events", body=json.dumps(events), headers={"Content-Type": BATCH})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), json.loads(resp.read() or b"null")
+    finally:
+        conn.close()
+
+
+def test_a_full_spool_refuses_the_request_and_loses_nothing_it_counted(
+    kafka_broker: KafkaBroker, topic_name, tmp_path: Path
+) -> None:
+    topic = topic_name("ai-api-costs")
+    config = f"""
+cluster: it-cluster
+kafka:
+  bootstrap_servers: [{kafka_broker.bootstrap}]
+  topics:
+    usage: {{name: {topic}}}
+producer:
+  spool_dir: {tmp_path / "spool"}
+  spool_max_bytes: 1048576
+  queue_size: 50
+  delivery_timeout_ms: 1500
+  retry_backoff_max_ms: 500
+"""
+    daemon = TokenDaemon(tmp_path / "exporter", config)
+    daemon.start()
+    try:
+        kafka_broker.stop()
+        accepted: list[str] = []
+        refused: tuple[int, dict[str, str], object] | None = None
+        for n in range(200):
+            batch = [usage(f"full-{n}-{i}", app=f"app-{i % 7}") for i in range(100)]
+            status, headers, body = _post_raw(daemon, batch)
+            if status == 503:
+                refused = (status, headers, body)
+                break
+            assert status == 202, body
+            accepted += [e["id"] for e in batch]
+        assert refused is not None, "a 1 MiB spool never filled"
+        _, headers, _ = refused
+        assert int(headers["Retry-After"]) > 0
+        # Nothing of the refused request was counted; exactly its 100 events count as refused.
+        assert daemon.sample("aifinops_llm_requests_total") == len(accepted)
+        assert daemon.sample("aifinops_ingest_events_total", outcome="accepted") == len(accepted)
+        assert daemon.sample("aifinops_bridge_refused_messages_total", topic=topic) == 100
+        kafka_broker.start()
+        wait_until(
+            lambda: daemon.sample("aifinops_bridge_spooled_messages") == 0, 60, "the spool to drain"
+        )
+        records = consume(kafka_broker.bootstrap, topic, len(accepted), timeout=60)
+        assert daemon.sample("aifinops_bridge_dropped_messages_total") is None
+        # Room again: the gateway's retry is accepted.
+        status, _, body = _post_raw(daemon, [usage("after-1")])
+        assert status == 202, body
+    finally:
+        daemon.stop()
+    # Every counted event reached Kafka; none was dropped.
+    assert sorted(json.loads(r.value)["id"] for r in records) == sorted(accepted)

@@ -1,0 +1,111 @@
+"""The bridge under inputs and faults no retry can fix (issue 19): the Alertmanager webhook's 4xx
+answers and concurrency, consumer lag while it is unknown, and a checkpoint from another broker,
+against the real daemon and a real broker."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from aifinops.cli.stack import KafkaBroker
+from support.bridge_daemon import BridgeDaemon, bridge_config
+from support.kafka_helpers import consume, create_topics
+
+pytestmark = pytest.mark.integration
+
+
+def post(bridge: BridgeDaemon, body: bytes) -> tuple[int, object]:
+    request = urllib.request.Request(
+        f"{bridge.url}/v1/alertmanager",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def notification(fingerprint: str = "abc", **annotations: object) -> dict:
+    return {
+        "version": "4",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "AIFinOpsLLMSpendSpike", "team": "ml"},
+                "annotations": {"summary": "spike", **annotations},
+                "fingerprint": fingerprint,
+                "startsAt": "2024-01-01T00:00:00Z",
+            }
+        ],
+    }
+
+
+def test_the_webhook_answers_4xx_to_what_no_retry_can_fix_and_writes_strict_json(
+    kafka_session_logs: KafkaBroker, topic_name, tmp_path: Path
+) -> None:
+    bootstrap = kafka_session_logs.bootstrap
+    topics = {"usage": topic_name("u"), "gpu": topic_name("g"), "anomalies": topic_name("a")}
+    create_topics(bootstrap, {topics["anomalies"]: 1})
+    bridge = BridgeDaemon(tmp_path / "bridge", bridge_config(bootstrap, topics, tmp_path))
+    bridge.start(joined=False)
+    try:
+        # 2 MB: under the 4 MiB body limit, over the 1 MiB Kafka message limit.
+        status, body = post(bridge, json.dumps(notification(description="x" * (2 << 20))).encode())
+        assert status == 413, body
+        assert body["errors"][0]["field"] == "alerts[0]"
+        status, body = post(bridge, b"[" * 100_000 + b"]" * 100_000)
+        assert status == 400, body
+        status, body = post(bridge, b'{"version": "4", "alerts": [], "n": ' + b"7" * 5000 + b"}")
+        assert status == 400, body
+        status, body = post(bridge, json.dumps(notification(description="\ud800")).encode())
+        assert (status, body["errors"][0]["field"]) == (400, "alerts[0].annotations.description")
+        nan = json.dumps(notification(value=float("nan"))).encode()
+        assert b"NaN" in nan
+        status, body = post(bridge, nan)
+        assert status == 400 and "NaN" in body["errors"][0]["reason"], body
+        status, body = post(bridge, json.dumps(notification("good", value=1.5)).encode())
+        assert status == 200, body
+        records = consume(bootstrap, topics["anomalies"], 2, timeout=10)
+    finally:
+        bridge.stop()
+    # Only the good notification reached the topic, as strict JSON.
+    assert len(records) == 1
+    event = json.loads(records[0].value, parse_constant=lambda c: pytest.fail(c))
+    assert event["data"]["fingerprint"] == "good"
+
+
+def test_concurrent_notifications_with_the_broker_down_each_wait_once(
+    kafka_broker: KafkaBroker, topic_name, tmp_path: Path
+) -> None:
+    topics = {"usage": topic_name("u"), "gpu": topic_name("g"), "anomalies": topic_name("a")}
+    create_topics(kafka_broker.bootstrap, {topics["anomalies"]: 1})
+    config = bridge_config(kafka_broker.bootstrap, topics, tmp_path)
+    bridge = BridgeDaemon(tmp_path / "bridge", config)
+    bridge.start(joined=False)
+    try:
+        assert post(bridge, json.dumps(notification("warm")).encode())[0] == 200
+        kafka_broker.stop()
+
+        def one(i: int) -> tuple[int, float]:
+            start = time.monotonic()
+            status, _ = post(bridge, json.dumps(notification(f"down-{i}")).encode())
+            return status, time.monotonic() - start
+
+        with ThreadPoolExecutor(5) as pool:
+            answers = list(pool.map(one, range(5)))
+    finally:
+        bridge.stop()
+    assert [status for status, _ in answers] == [503] * 5
+    # One delivery timeout (3 s here) each, side by side; one at a time they took 3, 6 ... 15 s.
+    timeout = config["producer"]["delivery_timeout_ms"] / 1000
+    assert max(seconds for _, seconds in answers) < 2.5 * timeout, answers
