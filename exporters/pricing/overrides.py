@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -36,7 +37,7 @@ class PriceOverride:
 
     provider: str
     model: str = "*"
-    prices: dict[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
+    prices: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
     discount_percent: Decimal | None = None
     # A YAML date or timestamp (or ISO 8601 text); naive values are UTC.
     effective_from: Any = None

@@ -11,7 +11,7 @@ encoders, `registry.get_sample_value` and tests still see ordinary samples.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -55,7 +55,7 @@ class RowsMetricFamily(Metric):
         """The name its samples carry (`_total` added for counters)."""
         return self.name + "_total" if self.type == "counter" else self.name
 
-    @property  # type: ignore[override]
+    @property
     def samples(self) -> list[Sample]:
         """Ordinary samples, built on first use (the fast encoders never need them)."""
         if self._samples is None:
@@ -82,7 +82,9 @@ def render_metrics(registry: CollectorRegistry, accept: str) -> tuple[bytes, str
 
 
 # Go's float formatting, as every Prometheus client writes values ("1.0", "1e+06").
-_value = floatToGoString
+# (Typed here: prometheus_client ships the function without annotations.)
+_value: Callable[[float], str] = floatToGoString
+_openmetrics_latest: Callable[[Any], bytes] = openmetrics.generate_latest
 
 
 class _Escaper:
@@ -213,7 +215,7 @@ def encode_openmetrics(registry: Any) -> bytes:
     out: list[str] = []
     for metric in registry.collect():
         if not isinstance(metric, RowsMetricFamily):
-            text = openmetrics.generate_latest(_One(metric)).decode()
+            text = _openmetrics_latest(_One(metric)).decode()
             out.append(text[: -len("# EOF\n")])
             continue
         out.append(f"# HELP {metric.name} {_om_help(metric.documentation)}\n")

@@ -6,7 +6,7 @@ import logging
 import signal
 import threading
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def run_until_stopped(components: Sequence[Component], stop: threading.Event | N
     stop them through `stop`). Components that started are stopped even when a later one fails.
     """
     stop = stop or threading.Event()
-    previous: dict[int, object] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
 
@@ -53,4 +53,4 @@ def run_until_stopped(components: Sequence[Component], stop: threading.Event | N
             except Exception:
                 log.exception("stopping %s failed", type(component).__name__)
         for sig, handler in previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+            signal.signal(sig, handler)
