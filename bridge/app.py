@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client.registry import Collector
 
@@ -16,12 +17,15 @@ from aifinops.exporters.llm import DedupeWindow, LLMCollector, UsageIngest
 from aifinops.exporters.runtime.http import Route
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth
 from aifinops.exporters.runtime.service import Component
+from aifinops.exporters.tripwire import AlertmanagerNotifier
 
 from .checkpoint import CheckpointStore, Continuation
 from .consumer import BridgeConsumer, ScrapeCheckpoint
 from .metrics import BridgeCollector, BridgeStats
 from .pipeline import MessageProcessor
+from .producer import KafkaEventSink, default_spool_dir
 from .transport import ConsumerClient, ConsumerSettings, ProducerClient
+from .tripwires import anomaly_publisher
 from .webhook import PATH, AlertForwarder
 
 
@@ -36,11 +40,13 @@ class Bridge:
     collectors: Sequence[Collector]
     routes: list[Route]
     store: CheckpointStore | None
+    # The tripwires' sender and the producer of their cost-anomalies events (tripwires on).
+    tripwires: Sequence[Component] = ()
 
     @property
     def components(self) -> list[Component]:
         """Started in order, stopped in reverse."""
-        return [self.consumer, self.forwarder]
+        return [*self.tripwires, self.consumer, self.forwarder]
 
     def ready(self) -> bool:
         """Always ready while serving: readiness must not hide the metrics that say Kafka is
@@ -121,4 +127,27 @@ def build_bridge(config: Config, health: CollectorHealth) -> Bridge:
         forwarder.collector(),
     ]
     routes = [Route("POST", PATH, forwarder.handle, settings.webhook_max_body_bytes)]
-    return Bridge(consumer, forwarder, usage, gpu, collectors, routes, store)
+    tripwires = _tripwires(config, usage)
+    if tripwires:
+        collectors.append(tripwires[-1].collector())
+    return Bridge(consumer, forwarder, usage, gpu, collectors, routes, store, tripwires)
+
+
+def _tripwires(config: Config, usage: UsageIngest) -> list[Any]:
+    """The tripwires on every event this bridge counts: events an exporter of this cluster
+    counted (header `aifinops-counted-in`) are skipped before they reach `usage`, so a limit
+    trips once per cluster. Onsets and resolutions also go to `cost-anomalies` through a
+    producer of their own (spool: `producer.spool_dir`, else data/spool/aifinops-bridge)."""
+    if not config.tripwires.enabled:
+        return []
+    anomalies = config.kafka.topics.anomalies.name
+    sink = KafkaEventSink(
+        config.kafka,
+        config.producer,
+        config.producer.spool_dir or default_spool_dir("aifinops-bridge"),
+        topics=(anomalies,),
+    )
+    publish = anomaly_publisher(sink, anomalies, f"aifinops-bridge/{config.cluster}")
+    notifier = AlertmanagerNotifier.from_config(config.tripwires, config.cluster, publish)
+    usage.on_counted = notifier.observe
+    return [sink, notifier]

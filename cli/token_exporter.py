@@ -20,8 +20,10 @@ from aifinops.exporters.runtime.config import ConfigError
 from aifinops.exporters.runtime.poll import Poller
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth
 from aifinops.exporters.runtime.service import Component
+from aifinops.exporters.sink import EventSink
 from aifinops.exporters.tokens import EventsAPI
 from aifinops.exporters.tokens.ratelimit import RateLimiter
+from aifinops.exporters.tripwire import AlertmanagerNotifier
 
 from .common import DaemonSpec, listen_address, start_daemon
 from .daemon import new_registry, serve
@@ -104,6 +106,25 @@ def _fx_rates(config: Config, health: CollectorHealth) -> Poller[FxSnapshot]:
             currency.reload_interval_seconds,
         )
     return Poller(COLLECTOR, FxRateSource(currency), currency.reload_interval_seconds, health)
+
+
+def _tripwires(config: Config, ingest: UsageIngest, sink: EventSink) -> AlertmanagerNotifier | None:
+    """The tripwires on every counted event (docs/tripwires.md), with their onsets and resolutions
+    also written to `cost-anomalies` when Kafka is on."""
+    if not config.tripwires.enabled:
+        return None
+    publish = None
+    if config.kafka.bootstrap_servers:
+        from aifinops.bridge.tripwires import anomaly_publisher
+
+        publish = anomaly_publisher(
+            sink, config.kafka.topics.anomalies.name, f"aifinops-token-exporter/{config.cluster}"
+        )
+    notifier = AlertmanagerNotifier.from_config(config.tripwires, config.cluster, publish)
+    ingest.on_counted = notifier.observe
+    if not config.tripwires.alertmanager_urls:
+        log.info("tripwires: checked and counted; no tripwires.alertmanager_urls to send them to")
+    return notifier
 
 
 def _price_updates(config: Config, health: CollectorHealth) -> list[Component]:

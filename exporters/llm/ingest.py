@@ -10,7 +10,7 @@ HTTP ingest (`source="http"`) and the Kafka bridge (`source="kafka"`) both do
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -55,6 +55,8 @@ class UsageIngest:
         self.aggregator = aggregator
         self.dedupe = dedupe
         self.max_future = max_future
+        # Called with every batch of events just counted (the tripwires' hook); must not block.
+        self.on_counted: Callable[[Sequence[PricedEvent]], None] | None = None
 
     @classmethod
     def from_config(cls, config: LLMConfig, sources: Sequence[str] = INGEST_SOURCES) -> UsageIngest:
@@ -98,6 +100,8 @@ class UsageIngest:
             return False
         self.aggregator.apply(event.usage, priced.cost)
         self.aggregator.count_ingest(source, "accepted")
+        if self.on_counted is not None:
+            self.on_counted((priced,))
         return True
 
     def apply_all(self, prepared: Sequence[PricedEvent], source: str) -> list[PricedEvent]:
@@ -110,6 +114,8 @@ class UsageIngest:
         self.aggregator.apply_all((p.event.usage, p.cost) for p in counted)
         self.aggregator.count_ingest(source, "accepted", len(counted))
         self.aggregator.count_ingest(source, "duplicate", len(prepared) - len(counted))
+        if self.on_counted is not None and counted:
+            self.on_counted(counted)
         return counted
 
     def reject(self, source: str, n: int = 1) -> None:
