@@ -251,15 +251,22 @@ class TeamBudget:
 
 @dataclass(frozen=True)
 class CardinalityConfig:
-    """How many distinct values each label of each LLM metric keeps before folding into __other__."""
+    """How many distinct values each label of each LLM metric, and how many series each LLM metric
+    family, keeps before folding into __other__."""
 
     max_values: int = 500
     # Per label name, e.g. {model: 200, app: 1000}; labels not listed use max_values.
     per_label: dict[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    # Series per family (tokens, cost, requests...): new label sets beyond it fold into __other__.
+    # 40,000 keeps a daemon near 150 MB resident and a scrape near 0.1 s (docs/token-exporter.md).
+    max_series: int = 40_000
 
     def validate(self) -> list[tuple[str, str]]:
-        """Every limit at least 1."""
-        return check(self.max_values >= 1, "max_values", "must be at least 1") + [
+        """Every limit at least 1; a budget that holds one label set of each family."""
+        return (
+            check(self.max_values >= 1, "max_values", "must be at least 1")
+            + check(self.max_series >= 8, "max_series", "must be at least 8")
+        ) + [
             (f"per_label.{name}", "must be at least 1")
             for name, limit in self.per_label.items()
             if limit < 1
@@ -296,7 +303,7 @@ class LLMConfig:
         )
 
 
-GPUPattern = Literal["busy", "bursty", "idle", "unallocated", "crashed", "steady"]
+GPUPattern = Literal["busy", "bursty", "idle", "unallocated", "crashed", "steady", "allocated"]
 
 
 @dataclass(frozen=True)
@@ -354,6 +361,9 @@ class GPUSimulatorConfig:
     utilization: float = 0.5
     seed: int = 0
     schedule: tuple[GPUSimulatorChange, ...] = ()
+    # Serve the fleet's allocation as the kubelet's PodResources API on gpu.pod_resources_socket
+    # (a kubelet simulator) and take the holders from it, as on a Kubernetes node.
+    serve_pod_resources: bool = False
 
     def validate(self) -> list[tuple[str, str]]:
         """A fleet of at least one GPU, with models and patterns to give out."""
@@ -394,6 +404,9 @@ class GPUConfig:
     insecure_skip_verify: bool = False
     # Where the host's /proc is mounted (GPU process ids are host pids).
     proc_root: str = "/proc"
+    # The kubelet's PodResources socket: who holds each GPU, used or not (nvml source; "" turns
+    # it off: holders from GPU processes only).
+    pod_resources_socket: str = "/var/lib/kubelet/pod-resources/kubelet.sock"
     # Seconds for each dcgm-exporter, kubelet or API request.
     timeout_seconds: float = 2.0
     team_label: str = "team"

@@ -229,7 +229,7 @@ class AllocatedSource:
     def _attribute(self, snapshot: GPUSnapshot, allocation: Allocation) -> tuple[GPUReading, ...]:
         index = DeviceIndex(snapshot.gpus)
         # GPU uuid -> MIG uuid (None: whole GPU) -> holding containers in order
-        holdings: dict[str, dict[str | None, dict[PodRef, None]]] = {}
+        holdings: dict[str, dict[str | None, dict[tuple[str, str, str], PodRef]]] = {}
         refs: dict[tuple[str, str, str], PodRef] = {}
         unresolved = {"device_plugin": 0, "dra": 0}
         for grant in allocation.grants:
@@ -244,13 +244,13 @@ class AllocatedSource:
                 labels = self._pod_labels(grant.namespace, grant.pod)
                 ref = refs[key] = PodRef(grant.namespace, grant.pod, grant.container, labels)
             mig = None if target.mig is None else target.mig.uuid
-            holdings.setdefault(target.reading.uuid, {}).setdefault(mig, {})[ref] = None
+            holdings.setdefault(target.reading.uuid, {}).setdefault(mig, {})[key] = ref
         self._unresolved = unresolved
         out = []
         for g in snapshot.gpus:
-            held = holdings.get(g.uuid, {})
+            held = {mig: list(c.values()) for mig, c in holdings.get(g.uuid, {}).items()}
             shares = split(g, held)
-            holders = tuple(dict.fromkeys(s.holder for s in shares if s.holder is not None))
+            holders = tuple(s.holder for s in shares if s.holder is not None)
             out.append(replace(g, holders=holders, shares=shares))
         return tuple(out)
 

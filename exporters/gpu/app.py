@@ -1,5 +1,11 @@
 """Builds the GPU exporter from the configuration: source, attribution, prices, aggregator, sampler
-poller, collectors and HTTP routes, ready for a daemon to start."""
+poller, collectors and HTTP routes, ready for a daemon to start.
+
+Which holders win: the kubelet's PodResources allocation (`gpu.pod_resources_socket`) for the nvml
+source, and for the simulator when it serves its fleet through a kubelet simulator
+(`gpu.simulator.serve_pod_resources`); process attribution where there is no allocation (the
+socket set to "", or the nvml source outside a pod with no socket). The dcgm source keeps
+dcgm-exporter's pod labels: dcgm-exporter reads the same API itself. The start log says which."""
 
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from ..runtime.poll import Poller
 from ..runtime.selfmetrics import CollectorHealth
 from ..sink import EventSink
 from .aggregate import GPUAggregator, GPUCollector
+from .allocation import AllocatedSource, UnresolvedCollector
 from .attribution import ProcessAttributor
 from .dcgm import DCGMSource
 from .kube import (
@@ -34,6 +41,8 @@ from .kube import (
 )
 from .model import GPUSource
 from .nvml import NVMLSource
+from .podresources.client import PodResourcesClient
+from .podresources.simulator import KubeletSimulator
 from .prices import GPUPricer, load_price_table
 from .sampler import GPUSampler
 from .simulated import ScheduledChange, SimulatedSource, SimulatorError
@@ -54,11 +63,13 @@ class GPUExporter:
     poller: Poller[Any]
     collectors: list[Collector] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
+    # The simulator's kubelet (gpu.simulator.serve_pod_resources), started before the poller.
+    kubelet: KubeletSimulator | None = None
 
     @property
-    def components(self) -> list[Poller[Any]]:
+    def components(self) -> list[Any]:
         """The parts with a lifecycle (the poller; its first fetch happens in `start()`)."""
-        return [self.poller]
+        return [self.kubelet, self.poller] if self.kubelet is not None else [self.poller]
 
 
 def build_gpu_exporter(
@@ -84,7 +95,8 @@ def build_gpu_exporter(
         api_url=api_url if gpu.node_labels_from_api else None,
         client=client,
     )
-    source = _source(config, health, client, clock, environ)
+    inner, pods = _source(config, health, client, clock, environ)
+    source, kubelet = _with_allocation(config, health, inner, pods, clock, environ)
     aggregator = GPUAggregator(
         # A GPU missing from three reads in a row is gone (or its source is failing).
         gpu_ttl_seconds=3 * gpu.interval_seconds + gpu.timeout_seconds,
@@ -115,10 +127,61 @@ def build_gpu_exporter(
         sampler,
         poller,
         collectors=[GPUCollector(aggregator), OverflowCollector([cast(LabelLimiter, aggregator)])],
+        kubelet=kubelet,
     )
-    if isinstance(source, SimulatedSource):
-        exporter.routes.append(Route("POST", SIMULATOR_PATH, _simulator_handler(source), 4096))
+    if isinstance(source, AllocatedSource):
+        exporter.collectors.append(UnresolvedCollector(source))
+    if isinstance(inner, SimulatedSource):
+        exporter.routes.append(Route("POST", SIMULATOR_PATH, _simulator_handler(inner), 4096))
     return exporter
+
+
+def _with_allocation(
+    config: Config,
+    health: CollectorHealth,
+    inner: GPUSource,
+    pods: PodDirectory | None,
+    clock: Callable[[], float],
+    environ: Mapping[str, str],
+) -> tuple[GPUSource, KubeletSimulator | None]:
+    """The source whose holders come from the kubelet's allocation where that applies, and the
+    kubelet simulator to start when the simulator serves its own fleet."""
+    gpu = config.gpu
+    socket_path = gpu.pod_resources_socket
+    kubelet = None
+    if isinstance(inner, SimulatedSource):
+        if not gpu.simulator.serve_pod_resources or not socket_path:
+            log.info("GPU holders: the simulator's processes (no PodResources served)")
+            return inner, None
+        kubelet = KubeletSimulator(socket_path, inner.allocation)
+        labels = inner.pod_labels
+    elif isinstance(inner, NVMLSource):
+        if not socket_path:
+            log.info("GPU holders: processes on each GPU (gpu.pod_resources_socket is empty)")
+            return inner, None
+        if not os.path.exists(socket_path) and not in_cluster_api_url(environ):
+            log.info("GPU holders: processes on each GPU (outside Kubernetes, no %s)", socket_path)
+            return inner, None
+        labels = pods.labels if pods is not None else None
+    else:
+        log.info("GPU holders: dcgm-exporter's pod labels (it reads the kubelet's allocation)")
+        return inner, None
+    log.info(
+        "GPU holders: the kubelet's PodResources allocation on %s (%s's own holders while "
+        "it does not answer)",
+        socket_path,
+        inner.name,
+    )
+    client = PodResourcesClient(socket_path, gpu.timeout_seconds)
+    source = AllocatedSource(
+        inner,
+        client,
+        health,
+        pod_labels=labels,
+        stale_seconds=gpu.max_gap_seconds,
+        clock=clock,
+    )
+    return source, kubelet
 
 
 def _source(
@@ -127,11 +190,11 @@ def _source(
     client: KubeClient | None,
     clock: Callable[[], float],
     environ: Mapping[str, str],
-) -> GPUSource:
+) -> tuple[GPUSource, PodDirectory | None]:
     gpu = config.gpu
     if gpu.source == "simulated":
         sim = gpu.simulator
-        return SimulatedSource(
+        simulated = SimulatedSource(
             nodes=sim.nodes,
             gpus_per_node=sim.gpus_per_node,
             models=sim.models,
@@ -145,15 +208,17 @@ def _source(
             ],
             clock=clock,
         )
+        return simulated, None
     default_node = socket.gethostname()
     if gpu.source == "dcgm":
         assert gpu.dcgm_url is not None  # config validation requires it
-        return DCGMSource(
+        dcgm = DCGMSource(
             gpu.dcgm_url,
             node=gpu.node_name or environ.get("NODE_NAME") or None,
             default_node=default_node,
             timeout_seconds=gpu.timeout_seconds,
         )
+        return dcgm, None
     node = gpu.node_name or environ.get("NODE_NAME") or default_node
     pods = None
     pods_url = pod_list_url(config, environ, node)
@@ -162,7 +227,7 @@ def _source(
         pods = PodDirectory(pods_url, client, health, clock=clock)
     else:
         log.info("no kubelet or API server known: GPU processes are not attributed to pods")
-    return NVMLSource(node, ProcessAttributor(pods, gpu.proc_root))
+    return NVMLSource(node, ProcessAttributor(pods, gpu.proc_root)), pods
 
 
 def pod_list_url(config: Config, environ: Mapping[str, str], node: str) -> str | None:

@@ -163,24 +163,36 @@ class PodDirectory:
         self._clock = clock
         self._lock = threading.Lock()
         self._pods = PodList(MappingProxyType({}))
+        self._by_name: dict[tuple[str, str], PodInfo] = {}
         self._read_at: float | None = None
         self._failing = False
 
     def pod(self, uid: str) -> PodInfo | None:
         """The pod with `uid`, reading the kubelet again if it is unknown or the list is old."""
         with self._lock:
-            now = self._clock()
-            age = None if self._read_at is None else now - self._read_at
-            unknown = uid not in self._pods.pods
-            if age is None or age >= self._refresh or (unknown and age >= self._min_refresh):
-                self._read(now)
+            self._refresh_if(uid not in self._pods.pods)
             return self._pods.pods.get(uid)
+
+    def labels(self, namespace: str, name: str) -> Mapping[str, str]:
+        """The labels of pod `namespace/name` (the PodResources API names pods, not UIDs); empty
+        when the pod is not (yet) listed."""
+        with self._lock:
+            self._refresh_if((namespace, name) not in self._by_name)
+            info = self._by_name.get((namespace, name))
+            return info.labels if info is not None else MappingProxyType({})
+
+    def _refresh_if(self, unknown: bool) -> None:
+        now = self._clock()
+        age = None if self._read_at is None else now - self._read_at
+        if age is None or age >= self._refresh or (unknown and age >= self._min_refresh):
+            self._read(now)
 
     def _read(self, now: float) -> None:
         self._read_at = now
         start = time.perf_counter()
         try:
             self._pods = parse_pod_list(self._client.get_json(self._url))
+            self._by_name = {(p.namespace, p.name): p for p in self._pods.pods.values()}
         except KubeError as exc:
             if not self._failing:
                 log.error(

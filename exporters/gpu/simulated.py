@@ -8,7 +8,15 @@
 - `unallocated`: no pod, 0 %, nothing in memory;
 - `crashed`: busy until `crash_after_seconds` after the pattern started, then 0 % with its memory
   still held and the pod still holding it (a hung job);
-- `steady`: a constant utilisation (`utilization`), for exact figures in tests.
+- `steady`: a constant utilisation (`utilization`), for exact figures in tests;
+- `allocated`: a pod was given the GPU and never started a process on it (a notebook that never
+  imported torch): 0 %, nothing in memory, no process. Only the kubelet's allocation knows who
+  holds it; process attribution sees no holder.
+
+A reading's `holders` are the pods with a process on the GPU (what process attribution finds).
+`allocation()` is the kubelet's view, every pod a GPU is allocated to, as a PodResources `List`
+answer; with `gpu.simulator.serve_pod_resources` the exporter serves it through a kubelet
+simulator on `gpu.pod_resources_socket` and reads the holders back through its real client.
 
 Every value is a pure function of the seed, the GPU and the time since start, so two runs with the
 same clock give the same numbers. The demo changes the fleet while it runs through a schedule in the
@@ -28,8 +36,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from .model import GPUReading, GPUSnapshot, PodRef
+from .podresources import api_pb2
+from .podresources.simulator import container, list_response, pod
 
-PATTERNS = ("busy", "bursty", "idle", "unallocated", "crashed", "steady")
+PATTERNS = ("busy", "bursty", "idle", "unallocated", "crashed", "steady", "allocated")
 DEFAULT_PATTERNS = ("busy", "bursty", "idle", "unallocated", "crashed")
 DEFAULT_MODELS = ("NVIDIA H100 80GB HBM3",)
 GIB = 1 << 30
@@ -161,6 +171,9 @@ class SimulatedSource:
                     salt=_hash(seed, node, index),
                 )
                 n += 1
+        self._labels = {
+            (g.holder.namespace, g.holder.pod): g.holder.labels for g in self._gpus.values()
+        }
         for change in self._schedule:
             if (change.node, change.gpu) not in self._gpus:
                 raise SimulatorError(f"schedule: no simulated GPU {change.gpu} on {change.node}")
@@ -192,11 +205,34 @@ class SimulatedSource:
     def fetch(self) -> GPUSnapshot:
         """Every simulated GPU at the clock's current time."""
         with self._lock:
-            t = self._clock() - self._start
-            while self._schedule and self._schedule[0].at_seconds <= t:
-                c = self._schedule.pop(0)
-                self._apply(self._gpus[(c.node, c.gpu)], c.pattern, c.utilization, c.at_seconds)
+            t = self._advance()
             return GPUSnapshot(tuple(self._reading(g, t) for g in self._gpus.values()))
+
+    def allocation(self) -> api_pb2.ListPodResourcesResponse:
+        """The kubelet's view of the fleet now: every pod a GPU is allocated to (all patterns but
+        `unallocated`), holding `nvidia.com/gpu` with the GPU's UUID."""
+        with self._lock:
+            self._advance()
+            return list_response(
+                pod(
+                    g.holder.namespace,
+                    g.holder.pod,
+                    container(g.holder.container, {"nvidia.com/gpu": [g.uuid]}),
+                )
+                for g in self._gpus.values()
+                if g.pattern != "unallocated"
+            )
+
+    def pod_labels(self, namespace: str, name: str) -> Mapping[str, str]:
+        """The labels of a simulated pod (what the kubelet's pod list would say)."""
+        return self._labels.get((namespace, name), MappingProxyType({}))
+
+    def _advance(self) -> float:
+        t = self._clock() - self._start
+        while self._schedule and self._schedule[0].at_seconds <= t:
+            c = self._schedule.pop(0)
+            self._apply(self._gpus[(c.node, c.gpu)], c.pattern, c.utilization, c.at_seconds)
+        return t
 
     def _reading(self, g: _SimGPU, t: float) -> GPUReading:
         step = int(t)
@@ -204,7 +240,8 @@ class SimulatedSource:
         pattern = g.pattern
         if pattern == "crashed" and t - g.since < self._crash_after:
             pattern = "busy"
-        held = pattern != "unallocated"
+        # Process attribution finds a holder only where a process runs.
+        held = pattern not in ("unallocated", "allocated")
         if pattern == "busy":
             util, mem = 0.85 + 0.14 * noise, 0.70 + 0.2 * noise
         elif pattern == "bursty":
@@ -217,6 +254,8 @@ class SimulatedSource:
             util, mem = 0.0, 0.75
         elif pattern == "steady":
             util, mem = g.utilization, 0.50
+        elif pattern == "allocated":
+            util, mem = 0.0, 0.0
         else:
             util, mem = 0.0, 0.0
         util = round(util, 2)  # NVML and dcgm-exporter report whole percents
