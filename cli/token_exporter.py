@@ -60,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     fx = _fx_rates(config, health)
     registry.register(FxRateCollector(lambda: fx.latest))
     components: list[Component] = [*bundle.components, *_price_updates(config, health), fx]
+    notifier = _tripwires(config, ingest, bundle.sink)
+    if notifier is not None:
+        components.append(notifier)
+        registry.register(notifier.collector())
     rate = config.tokens.rate_limit
     limiter = None
     if rate.events_per_second > 0:
