@@ -2,8 +2,11 @@
 
 The token exporter (HTTP ingest) and the bridge (Kafka) apply validated, priced events here; the
 collector turns `snapshot()` into metric families. Label values pass through a `LabelLimiter`, so
-each family has a bounded number of series: values beyond the limit fold into `__other__` and count
-in `aifinops_series_overflow_total{metric}`. Costs are summed exactly (no float drift): as integers
+each family has a bounded number of series: values beyond a label's limit, and label sets beyond
+the family's series budget, fold into `__other__` and count in
+`aifinops_series_overflow_total{metric}`. The token and cost families decide a label set's fate
+together (their budgets fill at the same rate), and the requests family follows them, so a set
+keeps its own series in all three or in none. Costs are summed exactly (no float drift): as integers
 of 1e-24 USD, plus a `Decimal` part for the costs that have more digits than those hold.
 """
 
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Context, Decimal
 from types import MappingProxyType
 
-from ..cardinality import LabelLimiter
+from ..cardinality import OTHER, LabelLimiter
 from ..events.usage import UsageRecord
 from ..pricing.pricer import Cost
 from ..pricing.ratecard import UNITS_PER_USD, units_to_usd
@@ -32,6 +35,7 @@ MODEL_LABELS = ("provider", "model")
 INGEST_SOURCES = ("http", "kafka")
 INGEST_OUTCOMES = ("accepted", "rejected", "duplicate")
 TOKEN_TYPES = ("input", "cache_read", "cache_write", "output")
+_ALL_OTHER = (OTHER,) * len(ATTRIBUTION)
 
 # Enough digits that summing per-event costs never rounds: a sum stays exact to the last digit
 # the per-event costs carry.
@@ -172,10 +176,16 @@ class LLMAggregator:
             extra[key] = amount if previous is None else _SUM.add(previous, amount)
 
     def _fold(self, values: tuple[str, ...]) -> _Keys:
-        fold = self.limiter.fold
-        req = fold(REQUESTS, ATTRIBUTION, values)
-        tok = fold(TOKENS, ATTRIBUTION, values)
-        usd = fold(COST, ATTRIBUTION, values)
+        limiter = self.limiter
+        types = len(TOKEN_TYPES)
+        tok = limiter.fold(TOKENS, ATTRIBUTION, values, types)
+        if tok == _ALL_OTHER and values != _ALL_OTHER:
+            # Over the series budget: the set folds whole in every family.
+            req = limiter.fold_all(REQUESTS, len(ATTRIBUTION), 2)
+            usd = limiter.fold_all(COST, len(ATTRIBUTION), types)
+        else:
+            req = limiter.fold(REQUESTS, ATTRIBUTION, values, 2)
+            usd = limiter.fold(COST, ATTRIBUTION, values, types)
         keys = (
             (*req, "ok"),
             (*req, "error"),
@@ -193,7 +203,8 @@ class LLMAggregator:
         cached = cache.get(values)
         if cached is not None:
             return cached
-        folded = self.limiter.fold(metric, MODEL_LABELS, values)
+        series = len(TOKEN_TYPES) if metric == PRICE else 1
+        folded = self.limiter.fold(metric, MODEL_LABELS, values, series)
         if folded == values and len(cache) < _KEY_CACHE_LIMIT:
             cache[values] = folded
         return folded

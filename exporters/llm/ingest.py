@@ -65,7 +65,10 @@ class UsageIngest:
         overrides = (
             load_overrides(config.pricing.overrides_file) if config.pricing.overrides_file else ()
         )
-        limiter = LabelLimiter(config.cardinality.max_values, config.cardinality.per_label)
+        cardinality = config.cardinality
+        limiter = LabelLimiter(
+            cardinality.max_values, cardinality.per_label, cardinality.max_series
+        )
         return cls(
             Pricer(overrides),
             LLMAggregator(limiter, tuple(sources)),

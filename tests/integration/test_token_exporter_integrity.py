@@ -9,8 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from aifinops.cli.stack import KafkaBroker, wait_until
+from aifinops.exporters.cardinality import OTHER
+from aifinops.exporters.config import CardinalityConfig
 from aifinops.exporters.events import USAGE_TYPE, make_event
 from support.kafka_helpers import consume
 from support.token_daemon import BATCH, TokenDaemon
@@ -126,3 +129,31 @@ producer:
         daemon.stop()
     # Every counted event reached Kafka; none was dropped.
     assert sorted(json.loads(r.value)["id"] for r in records) == sorted(accepted)
+
+
+def test_500_teams_by_400_apps_stay_within_the_series_budget(plain_daemon: TokenDaemon) -> None:
+    budget = CardinalityConfig().max_series
+    for team in range(500):
+        batch = [
+            usage(f"b-{team}-{app}", team=f"team-{team}", app=f"app-{app}", output_tokens=1)
+            for app in range(400)
+        ]
+        status, body = plain_daemon.post(batch)
+        assert status == 202, body
+    families = {
+        family.name: family.samples
+        for family in text_string_to_metric_families(plain_daemon.metrics_text())
+    }
+    tokens = families["aifinops_llm_tokens"]
+    for name in ("aifinops_llm_tokens", "aifinops_llm_cost_usd", "aifinops_llm_requests"):
+        # The one all-__other__ label set may come on top of the budget.
+        assert len(families[name]) <= budget + 4, name
+    admitted = budget // 4
+    folded = 200_000 - admitted
+    output = {s.labels["team"]: s.value for s in tokens if s.labels["token_type"] == "output"}
+    assert output[OTHER] == folded
+    # Nothing is lost: every event's tokens are counted, the folded ones under __other__.
+    assert sum(s.value for s in tokens if s.labels["token_type"] == "output") == 200_000
+    overflow = {s.labels["metric"]: s.value for s in families["aifinops_series_overflow"]}
+    assert overflow["aifinops_llm_tokens_total"] == folded
+    assert overflow["aifinops_llm_requests_total"] == folded
