@@ -11,14 +11,17 @@ GPU here under each mechanism."""
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 from types import SimpleNamespace
 
 import grpc
 import pynvml
 import pytest
+import yaml
 
 from aifinops.exporters.config import GPUPriceOverride
 from aifinops.exporters.gpu.aggregate import GPUAggregator
@@ -40,6 +43,7 @@ from aifinops.exporters.gpu.teams import TeamResolver
 from aifinops.exporters.runtime.poll import Poller
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth
 
+REPO = Path(__file__).resolve().parents[2]
 PRICE = Decimal("2.10")  # per GPU-hour, every GPU
 STEP = 10  # seconds between reads
 UUID = [f"GPU-0000000{i}-1111-2222-3333-444444444444" for i in range(5)]
@@ -397,3 +401,34 @@ def test_container_shares_within_a_pod_and_replicas_add_up():
         ("main", Fraction(1, 2)),
     ]
     assert sum(Fraction(s.parts, s.of) for s in shares) == 1
+
+
+def _series_labels(text: str) -> tuple[str, dict[str, str]]:
+    name, _, rest = text.partition("{")
+    return name, dict(re.findall(r'(\w+)="([^"]*)"', rest))
+
+
+def test_the_promtool_test_feeds_the_series_this_exporter_produces(kubelet, sock):
+    """tests/rules/podresources.test.yaml's GPUs 1 and 2 are this node's: its held series are
+    exactly the exporter's (plus the scrape's job), so AIFinOpsGPUIdle fires on real output."""
+    from aifinops.exporters.gpu.aggregate import GPUCollector
+
+    rig = Rig(sock)
+    rig.poll()
+    rig.poll()
+    produced = {
+        (s.name, tuple(sorted(s.labels.items())))
+        for family in GPUCollector(rig.aggregator).collect()
+        for s in family.samples
+    }
+    doc = yaml.safe_load((REPO / "tests" / "rules" / "podresources.test.yaml").read_text())
+    fed = []
+    for test in doc["tests"]:
+        for series in test["input_series"]:
+            name, labels = _series_labels(series["series"])
+            labels.pop("job")
+            if labels["gpu"] in ("1", "2"):
+                fed.append((name, tuple(sorted(labels.items()))))
+    assert len(fed) == 11
+    missing = [f for f in fed if f not in produced]
+    assert missing == []
