@@ -168,19 +168,32 @@ class EventsAPI:
             if unencodable:
                 self._ingest.reject(SOURCE, len(events))
                 return _bad(unencodable)
-        if self._limiter is not None:
-            wait = self._limiter.take(
-                request.headers.get("authorization", "") if credential else request.client,
-                len(events),
-                credential.team if credential else "",
-            )
-            if wait:
-                return Response.json(
-                    429,
-                    {"error": "rate limit of this credential exceeded (tokens.rate_limit)"},
-                    {"Retry-After": retry_after(wait)},
-                )
+        refusal = self.throttle(request, credential, len(events))
+        if refusal is not None:
+            return refusal
         return self._accept(events, credential)
+
+    def credential(self, request: Request) -> Credential | None:
+        """The credential of a request's bearer token (None with auth off or no valid token);
+        the route's `authorize` hook has already refused a request without one."""
+        return self._auth.authenticate(request.headers) if self._auth.enabled else None
+
+    def throttle(self, request: Request, credential: Credential | None, n: int) -> Response | None:
+        """The 429 (with `Retry-After`) when `n` events exceed the credential's rate limit."""
+        if self._limiter is None:
+            return None
+        wait = self._limiter.take(
+            request.headers.get("authorization", "") if credential else request.client,
+            n,
+            credential.team if credential else "",
+        )
+        if not wait:
+            return None
+        return Response.json(
+            429,
+            {"error": "rate limit of this credential exceeded (tokens.rate_limit)"},
+            {"Retry-After": retry_after(wait)},
+        )
 
     def _accept(self, events: list[Any], credential: Credential | None) -> Response:
         now = datetime.now(UTC)
@@ -196,6 +209,19 @@ class EventsAPI:
             # All or nothing: nothing of a batch with a bad event is counted or published.
             self._ingest.reject(SOURCE, len(events))
             return _bad(problems)
+        counted = self.commit(prepared, credential, SOURCE)
+        if counted is None:
+            return spool_full()
+        return Response.json(
+            202, {"accepted": len(counted), "duplicates": len(prepared) - len(counted)}
+        )
+
+    def commit(
+        self, prepared: list[PricedEvent], credential: Credential | None, source: str
+    ) -> list[PricedEvent] | None:
+        """Count validated, priced events of one request as `source` and publish them: the
+        credential's team wins, duplicates are dropped, Kafka spool room is reserved first.
+        Returns those counted, or None when the spool has no room (nothing counted)."""
         if credential is not None and not credential.gateway:
             prepared = [priced.with_team(credential.team) for priced in prepared]
         reservation = None
@@ -205,12 +231,8 @@ class EventsAPI:
             # from the central bridge, so without room nothing is counted and the gateway retries.
             reservation = self._reserve(reserve, prepared)
             if reservation is None:
-                return Response.json(
-                    503,
-                    {"error": "the Kafka spool has no room for these events; retry later"},
-                    {"Retry-After": str(RETRY_AFTER_SECONDS)},
-                )
-        counted = self._ingest.apply_all(prepared, SOURCE)
+                return None
+        counted = self._ingest.apply_all(prepared, source)
         if reservation is not None:
             if len(counted) == len(prepared):
                 reservation.commit(range(len(prepared)))
@@ -219,9 +241,7 @@ class EventsAPI:
                 reservation.commit({i for i, p in enumerate(prepared) if id(p) in fresh})
         elif self._publishing and counted:
             self._publish(counted)
-        return Response.json(
-            202, {"accepted": len(counted), "duplicates": len(prepared) - len(counted)}
-        )
+        return counted
 
     def _reserve(
         self, reserve: Callable[..., Reservation | None], prepared: list[PricedEvent]
@@ -270,6 +290,15 @@ def _from_binary(headers: Mapping[str, str], data: Any) -> dict[str, Any]:
         if value is not None:
             event[name] = value
     return event
+
+
+def spool_full() -> Response:
+    """The 503 asking the client to retry when the Kafka spool has no room."""
+    return Response.json(
+        503,
+        {"error": "the Kafka spool has no room for these events; retry later"},
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def _unauthorized() -> Response:
