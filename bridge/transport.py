@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from kafka.structs import OffsetAndMetadata
 
 from aifinops.exporters.config import KafkaConfig, ProducerConfig
 
-from .records import OutboundMessage, TopicPartition
+from .records import InboundRecord, OutboundMessage, TopicPartition
 
 log = logging.getLogger(__name__)
 # kafka-python's IO loop warns whenever one of its tasks waited over 100 ms, which happens every few
@@ -493,3 +494,91 @@ class ConsumerClient:
             self._consumer.close(autocommit=False)
         except Exception as exc:
             log.debug("closing the Kafka consumer: %s", exc)
+
+
+def read_since(
+    kafka: KafkaConfig,
+    topic: str,
+    since_ms: int,
+    *,
+    idle_timeout: float = 30.0,
+    max_poll_records: int = 5000,
+) -> Iterator[InboundRecord]:
+    """Every message of `topic` from the first one with a timestamp at or after `since_ms` (Kafka's
+    ListOffsets by time) up to the end offsets as they were when reading began, partition by
+    partition in offset order; no consumer group, nothing committed.
+
+    Raises `TransportError` when the topic does not exist, the broker cannot be reached, or no
+    message arrives for `idle_timeout` seconds while some are still due.
+    """
+    try:
+        consumer = KafkaConsumer(
+            **client_settings(kafka),
+            group_id=None,
+            enable_auto_commit=False,
+            max_poll_records=max_poll_records,
+            bootstrap_timeout_ms=5000,
+            max_partition_fetch_bytes=8 << 20,
+            fetch_max_bytes=64 << 20,
+            metrics_enabled=False,
+        )
+    except kerrors.KafkaTimeoutError as exc:
+        raise BrokerUnavailableError(_describe(exc)) from exc
+    except kerrors.KafkaError as exc:
+        raise TransportError(_describe(exc)) from exc
+    try:
+        yield from _read_since(consumer, topic, since_ms, idle_timeout, max_poll_records)
+    except kerrors.KafkaError as exc:
+        raise TransportError(f"reading {topic}: {_describe(exc)}") from exc
+    finally:
+        consumer.close(autocommit=False)
+
+
+def _read_since(
+    consumer: Any, topic: str, since_ms: int, idle_timeout: float, max_records: int
+) -> Iterator[InboundRecord]:
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        raise TransportError(f"topic {topic} does not exist (or has no partitions)")
+    tps = [KafkaTopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    ends = consumer.end_offsets(tps)
+    starts = consumer.offsets_for_times({tp: since_ms for tp in tps})
+    due: dict[Any, int] = {}
+    for tp in tps:
+        found = starts.get(tp)
+        # None: no message at or after the time in this partition.
+        start = ends[tp] if found is None else found.offset
+        if start < ends[tp]:
+            consumer.seek(tp, start)
+            due[tp] = ends[tp]
+    settled: set[Any] = set()
+    deadline = time.monotonic() + idle_timeout
+    while due:
+        batches = consumer.poll(timeout_ms=500, max_records=max_records)
+        if batches:
+            deadline = time.monotonic() + idle_timeout
+        for tp in due.keys() - settled:
+            # The high watermark of the first fetch is the end as it was when reading began:
+            # some brokers (Tansu) answer ListOffsets(latest) with the last batch's base + 1.
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                due[tp] = max(due[tp], highwater)
+                settled.add(tp)
+        for tp, records in batches.items():
+            end = due.get(tp)
+            if end is None:
+                continue
+            for r in records:
+                if r.offset >= end:
+                    break
+                yield InboundRecord(
+                    r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ())
+                )
+        for tp in list(due):
+            # Positions skip transaction markers and compacted gaps, so compare, not count.
+            if consumer.position(tp) >= due[tp]:
+                del due[tp]
+        if due and time.monotonic() > deadline:
+            left = ", ".join(f"{tp.topic}/{tp.partition}" for tp in due)
+            raise TransportError(f"no message for {idle_timeout:g}s while reading {left}")

@@ -17,6 +17,7 @@ VERBS = {
         "run the whole pipeline here with traffic, a runaway and an idle GPU, and watch it",
         "demo",
     ),
+    "focus": ("export LLM and GPU spend from Kafka as FOCUS 1.2 files for chargeback", "focus"),
     "generate": ("render rules, dashboards and chart copies from jsonnet/", "generate"),
     "price": ("the price of one LLM call, broken down by token type", "price"),
     "topics": (

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from aifinops.exporters.config import Config, CurrencyConfig
-from aifinops.exporters.currency import NoRateError, RatesFileError, RateSchedule, parse_rates
+from aifinops.exporters.currency import NoRateError, RateSchedule, RatesFileError, parse_rates
 from aifinops.exporters.currency.source import FxRateCollector, FxRateSource, load_schedule
 from aifinops.exporters.runtime.config import ConfigError, load_config
 from aifinops.exporters.runtime.poll import Poller
@@ -59,7 +59,7 @@ def test_rate_in_force_is_the_latest_started_one_exactly(tmp_path):
 
 def test_no_rate_before_the_first_is_an_error_never_one(tmp_path):
     schedule = load(tmp_path, GBP_YAML).currency.schedule()
-    with pytest.raises(NoRateError, match="USD->GBP.*first rate starts 2026-11-01"):
+    with pytest.raises(NoRateError, match=r"USD->GBP.*first rate starts 2026-11-01"):
         schedule.rate_at(at("2026-10-31T23:59:59Z"))
 
 

@@ -1,0 +1,387 @@
+"""FOCUS 1.2 rows from counted events: hourly charge periods of LLM tokens and GPU time, in the billing
+currency at the rate in force per charge period.
+
+Pure: events come in already validated, priced (`UsageIngest.prepare`, the bridge's code) and
+deduplicated; `FocusAccumulator` sums them exactly (fractions of a dollar, never floats) per row key,
+and `rows()` converts each row at the rate in force at its ChargePeriodStart. One LLM row is one
+hour x team x app x provider x model x token type (x unit price, so that a tier or a price change
+within the hour starts a row of its own); one GPU row is one hour x GPU x holder (x hourly price).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, NamedTuple
+
+from ..currency.rates import RateSchedule
+from ..events.gpu import GPUEvent
+from ..events.usage import TOKEN_TYPES
+from ..llm.ingest import PricedEvent
+from ..pricing import Pricer, PricingError
+from .columns import COLUMN_NAMES, SCALE
+
+_HOUR = timedelta(hours=1)
+_MILLION = 1_000_000
+_SECONDS_PER_HOUR = 3600
+_ZERO = Fraction(0)
+
+SERVICE_CATEGORY = "AI and Machine Learning"
+LLM_SUBCATEGORY = "Generative AI"
+GPU_SUBCATEGORY = "Machine Learning"
+TOKENS_UNIT = "Tokens"
+TOKENS_PRICING_UNIT = "1000000 Tokens"
+GPU_UNIT = "GPU-Hours"
+_METERS = {
+    "input": "Input Tokens",
+    "cache_read": "Cache Read Tokens",
+    "cache_write": "Cache Write Tokens",
+    "output": "Output Tokens",
+}
+
+
+@dataclass(frozen=True)
+class ExportContext:
+    """What the events do not say: who the charges are billed to, and who provides the GPUs."""
+
+    billing_account_id: str
+    billing_account_name: str
+    # ProviderName, PublisherName and InvoiceIssuerName of GPU rows (the cloud or the owner of
+    # the cluster); LLM rows carry the LLM provider.
+    gpu_provider: str
+
+
+class _LLMKey(NamedTuple):
+    start: datetime
+    team: str
+    app: str
+    provider: str
+    model: str
+    model_id: str | None
+    token_type: str
+    source: str
+    rate: Decimal | None  # USD per million tokens applied (None: reported or unpriced)
+    list_rate: Decimal | None  # the catalogue's, where it differs (override, reported)
+
+
+class _GPUKey(NamedTuple):
+    start: datetime
+    node: str
+    gpu: int
+    uuid: str
+    model: str
+    namespace: str
+    pod: str
+    container: str
+    team: str
+    hourly_usd: Decimal | None
+
+
+@dataclass
+class _Totals:
+    quantity: Fraction = _ZERO  # tokens, or GPU-hours
+    cost: Fraction = _ZERO  # USD
+    list_cost: Fraction = _ZERO  # USD
+    idle: Fraction = _ZERO  # USD
+    events: int = 0
+
+
+def hour_of(instant: datetime) -> datetime:
+    """The start of the UTC hour holding `instant`: its charge period."""
+    return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class FocusAccumulator:
+    """Exact per-row sums of counted events. `list_pricer` (a `Pricer` without overrides) gives
+    the catalogue's list price of calls priced from an override or reported by the caller."""
+
+    list_pricer: Pricer | None = None
+    llm: dict[_LLMKey, _Totals] = field(default_factory=dict)
+    gpu: dict[_GPUKey, _Totals] = field(default_factory=dict)
+    # Every counted event's cost in USD, summed exactly (the export's control total).
+    total_usd: Fraction = _ZERO
+
+    def add_usage(self, priced: PricedEvent) -> None:
+        """Count one LLM call: one contribution per token type with tokens or cost."""
+        event, cost = priced.event, priced.cost
+        usage = event.usage
+        start = hour_of(event.time)
+        by_type = cost.by_type
+        rates = cost.rates
+        list_by_type, list_rates = self._list_prices(priced)
+        counted = False
+        for i, token_type in enumerate(TOKEN_TYPES):
+            tokens = usage.token_split[i]
+            amount = Fraction(by_type[i])
+            if tokens == 0 and amount == 0:
+                continue
+            key = _LLMKey(
+                start,
+                usage.team,
+                usage.app,
+                usage.provider,
+                usage.model,
+                cost.model_id,
+                token_type,
+                cost.source,
+                None if rates is None else rates[i],
+                None if list_rates is None else list_rates[i],
+            )
+            totals = self.llm.get(key)
+            if totals is None:
+                totals = self.llm[key] = _Totals()
+            totals.quantity += tokens
+            totals.cost += amount
+            totals.list_cost += amount if list_by_type is None else Fraction(list_by_type[i])
+            totals.events += 1
+            counted = True
+        if counted:
+            self.total_usd += Fraction(cost.total)
+
+    def _list_prices(
+        self, priced: PricedEvent
+    ) -> tuple[tuple[Decimal, ...] | None, tuple[Decimal, ...] | None]:
+        """The catalogue's cost and rates of a call priced otherwise; (None, rates) when the price
+        applied is the catalogue's (or none is known, so list equals billed)."""
+        cost = priced.cost
+        if cost.source == "catalogue" or cost.source == "unpriced" or self.list_pricer is None:
+            return None, cost.rates
+        usage = priced.event.usage._replace(cost_usd=None)
+        try:
+            catalogue = self.list_pricer.price(usage, priced.event.time)
+        except PricingError:
+            return None, cost.rates
+        if not catalogue.priced or catalogue.source != "catalogue":
+            return None, cost.rates
+        return catalogue.by_type, catalogue.rates
+
+    def add_gpu(self, event: GPUEvent) -> None:
+        """Count one GPU sample: its share of the GPU over its interval, charged to the hour of
+        the sample's time (as the exporters count it), split equally among `holders`."""
+        sample = event.sample
+        hours = Fraction(sample.interval_seconds) / (_SECONDS_PER_HOUR * sample.holders)
+        key = _GPUKey(
+            hour_of(event.envelope.time),
+            sample.node,
+            sample.gpu,
+            sample.uuid,
+            sample.model,
+            sample.namespace,
+            sample.pod,
+            sample.container,
+            sample.team,
+            sample.hourly_cost_usd,
+        )
+        totals = self.gpu.get(key)
+        if totals is None:
+            totals = self.gpu[key] = _Totals()
+        totals.quantity += hours
+        totals.events += 1
+        if sample.hourly_cost_usd is not None:
+            cost = hours * Fraction(sample.hourly_cost_usd)
+            # repr(): a utilisation written as 0.07 counts as exactly 7/100.
+            busy = Fraction(repr(sample.utilization_ratio))
+            totals.cost += cost
+            totals.list_cost += cost
+            totals.idle += cost * (1 - busy)
+            self.total_usd += cost
+
+    def rows(self, schedule: RateSchedule, context: ExportContext) -> list[dict[str, Any]]:
+        """Every row as `{column: value}` (all `COLUMN_NAMES`), sorted by charge period, then LLM
+        before GPU, then key. Raises `NoRateError` when no rate covers a charge period."""
+        out: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        rates: dict[datetime, Decimal] = {}
+
+        def rate_at(start: datetime) -> Decimal:
+            rate = rates.get(start)
+            if rate is None:
+                rate = rates[start] = schedule.rate_at(start).rate
+            return rate
+
+        for key, totals in self.llm.items():
+            row = _llm_row(key, totals, schedule.code, rate_at(key.start), context)
+            out.append(((key.start, 0, *map(_sortable, key[1:])), row))
+        for key, totals in self.gpu.items():
+            row = _gpu_row(key, totals, schedule.code, rate_at(key.start), context)
+            out.append(((key.start, 1, *map(_sortable, key[1:])), row))
+        out.sort(key=lambda pair: pair[0])
+        return [row for _key, row in out]
+
+
+def _sortable(value: Any) -> tuple[int, Any]:
+    return (0, "") if value is None else (1, str(value) if isinstance(value, Decimal) else value)
+
+
+def money(value: Fraction | Decimal) -> Decimal:
+    """A figure as written: exact to `SCALE` decimal places, rounded half-even beyond them."""
+    return Decimal(round(Fraction(value) * 10**SCALE)).scaleb(-SCALE)
+
+
+def _billing_period(start: datetime) -> tuple[datetime, datetime]:
+    first = start.replace(day=1, hour=0)
+    following = (
+        first.replace(year=first.year + 1, month=1)
+        if first.month == 12
+        else first.replace(month=first.month + 1)
+    )
+    return first, following
+
+
+def _none_if_empty(value: str) -> str | None:
+    return value if value.strip() else None
+
+
+def _tags(pairs: Mapping[str, str]) -> str | None:
+    tags = {k: v for k, v in pairs.items() if v}
+    return json.dumps(tags, sort_keys=True, separators=(",", ":")) if tags else None
+
+
+def _common(start: datetime, currency: str, fx: Decimal, context: ExportContext) -> dict[str, Any]:
+    period_start, period_end = _billing_period(start)
+    row = dict.fromkeys(COLUMN_NAMES)
+    row.update(
+        BillingAccountId=context.billing_account_id,
+        BillingAccountName=context.billing_account_name,
+        BillingCurrency=currency,
+        BillingPeriodStart=period_start,
+        BillingPeriodEnd=period_end,
+        ChargeCategory="Usage",
+        ChargeFrequency="Usage-Based",
+        ChargePeriodStart=start,
+        ChargePeriodEnd=start + _HOUR,
+        PricingCurrency="USD",
+        ServiceCategory=SERVICE_CATEGORY,
+        x_ExchangeRate=fx,
+    )
+    return row
+
+
+def _costs(row: dict[str, Any], totals: _Totals, fx: Decimal) -> None:
+    billed = money(totals.cost * Fraction(fx))
+    row.update(
+        BilledCost=billed,
+        EffectiveCost=billed,
+        ContractedCost=billed,
+        ListCost=money(totals.list_cost * Fraction(fx)),
+        PricingCurrencyEffectiveCost=money(totals.cost),
+        x_EventCount=totals.events,
+    )
+
+
+def _llm_row(
+    key: _LLMKey, totals: _Totals, currency: str, fx: Decimal, context: ExportContext
+) -> dict[str, Any]:
+    row = _common(key.start, currency, fx, context)
+    _costs(row, totals, fx)
+    tokens = totals.quantity
+    per_unit = tokens / _MILLION  # PricingQuantity: millions of tokens
+    model_id = key.model_id or key.model
+    sku = f"{key.provider}/{model_id}/{key.token_type}"
+    contracted_usd: Fraction | None
+    list_usd: Fraction | None
+    if key.rate is not None:
+        contracted_usd = Fraction(key.rate)
+    elif key.source == "reported" and per_unit:
+        # The provider's figure: its unit price is what it comes to per million tokens.
+        contracted_usd = totals.cost / per_unit
+    else:
+        contracted_usd = None
+    if key.list_rate is not None:
+        list_usd = Fraction(key.list_rate)
+    elif key.source == "reported":
+        list_usd = contracted_usd
+    else:
+        list_usd = None
+    price_tag = (
+        "unpriced"
+        if key.source == "unpriced"
+        else ("reported" if key.rate is None else f"{key.rate.normalize():f}")
+    )
+    row.update(
+        ChargeDescription=f"{key.model} {key.token_type} tokens ({key.provider})",
+        ConsumedQuantity=money(tokens),
+        ConsumedUnit=TOKENS_UNIT,
+        PricingQuantity=money(per_unit),
+        PricingUnit=TOKENS_PRICING_UNIT,
+        ContractedUnitPrice=_unit(contracted_usd, fx),
+        ListUnitPrice=_unit(list_usd, fx),
+        PricingCurrencyContractedUnitPrice=_unit(contracted_usd, Decimal(1)),
+        PricingCurrencyListUnitPrice=_unit(list_usd, Decimal(1)),
+        PricingCategory="Other" if key.source == "unpriced" else "Standard",
+        ProviderName=key.provider,
+        PublisherName=key.provider,
+        InvoiceIssuerName=key.provider,
+        ServiceName=f"{key.provider} LLM API",
+        ServiceSubcategory=LLM_SUBCATEGORY,
+        SkuId=sku,
+        SkuMeter=_METERS[key.token_type],
+        SkuPriceId=f"{sku}:{price_tag}",
+        SkuPriceDetails=json.dumps(
+            {"x_ModelId": model_id, "x_TokenDirection": key.token_type},
+            separators=(",", ":"),
+        ),
+        Tags=_tags({"team": key.team, "app": key.app}),
+        x_ChargeSource="llm",
+        x_Team=_none_if_empty(key.team),
+        x_App=_none_if_empty(key.app),
+        x_Model=key.model,
+        x_ModelId=key.model_id,
+        x_TokenType=key.token_type,
+        x_CostSource=key.source,
+    )
+    return row
+
+
+def _gpu_row(
+    key: _GPUKey, totals: _Totals, currency: str, fx: Decimal, context: ExportContext
+) -> dict[str, Any]:
+    row = _common(key.start, currency, fx, context)
+    _costs(row, totals, fx)
+    hourly = None if key.hourly_usd is None else Fraction(key.hourly_usd)
+    sku = f"gpu/{key.model}"
+    row.update(
+        ChargeDescription=f"{key.model} GPU time on {key.node} (GPU {key.gpu})",
+        ConsumedQuantity=money(totals.quantity),
+        ConsumedUnit=GPU_UNIT,
+        PricingQuantity=money(totals.quantity),
+        PricingUnit=GPU_UNIT,
+        ContractedUnitPrice=_unit(hourly, fx),
+        ListUnitPrice=_unit(hourly, fx),
+        PricingCurrencyContractedUnitPrice=_unit(hourly, Decimal(1)),
+        PricingCurrencyListUnitPrice=_unit(hourly, Decimal(1)),
+        PricingCategory="Other" if hourly is None else "Standard",
+        ProviderName=context.gpu_provider,
+        PublisherName=context.gpu_provider,
+        InvoiceIssuerName=context.gpu_provider,
+        ResourceId=key.uuid,
+        ResourceName=f"{key.node}/gpu{key.gpu}",
+        ResourceType="GPU",
+        ServiceName="GPU compute",
+        ServiceSubcategory=GPU_SUBCATEGORY,
+        SkuId=sku,
+        SkuMeter="GPU Time",
+        SkuPriceId=f"{sku}:{'unpriced' if key.hourly_usd is None else key.hourly_usd}",
+        SkuPriceDetails=json.dumps({"GpuCount": 1, "x_GpuModel": key.model}, separators=(",", ":")),
+        Tags=_tags({"team": key.team, "namespace": key.namespace, "pod": key.pod}),
+        x_ChargeSource="gpu",
+        x_Team=_none_if_empty(key.team),
+        x_Namespace=_none_if_empty(key.namespace),
+        x_Pod=_none_if_empty(key.pod),
+        x_Container=_none_if_empty(key.container),
+        # The hourly price the samples carried (the GPU exporter's price table or overrides).
+        x_CostSource="unpriced" if hourly is None else "sample",
+        x_Node=key.node,
+        x_GpuIndex=key.gpu,
+        x_GpuModel=key.model,
+        x_IdleCost=money(totals.idle * Fraction(fx)),
+    )
+    return row
+
+
+def _unit(usd: Fraction | None, fx: Decimal) -> Decimal | None:
+    return None if usd is None else money(usd * Fraction(fx))
