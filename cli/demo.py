@@ -27,7 +27,7 @@ from types import FrameType
 from typing import Any
 
 from .alertwatch import InjectedAnomaly, Notification
-from .demostack import DemoStack
+from .demostack import ALLOCATED_GPU, DemoStack
 from .liveview import LiveView
 from .stack import StackError
 from .traffic import RUNAWAY_FACTOR, RUNAWAY_MODEL, RUNAWAY_TEAM, Injection, TrafficGenerator
@@ -168,6 +168,34 @@ def inject_idle_gpu(stack: DemoStack, node: str, gpu: int) -> InjectedAnomaly:
     )
 
 
+def allocated_gpu_anomaly(
+    stack: DemoStack, node: str, gpu: int, onset: float, onset_wall: float
+) -> InjectedAnomaly | None:
+    """The fleet's GPU allocated to a pod that never runs a process, as the exporter reports it
+    from the simulated kubelet's allocation (None until Prometheus has scraped it): the pod, its
+    team and the idle cost it is charged."""
+    if stack.prometheus is None:
+        return None
+    where = f'node="{node}", gpu="{gpu}"'
+    held = stack.prometheus.query(f"aifinops_gpu_allocated{{{where}}}")
+    price = stack.prometheus.query(f"max(aifinops_gpu_hourly_cost_usd{{{where}}})")
+    if not held or not price:
+        return None
+    labels = held[0]["metric"]
+    team = labels.get("team", "")
+    usd = float(price[0]["value"][1])
+    return InjectedAnomaly(
+        "gpu",
+        team,
+        f"GPU allocated, never used: {node} GPU {gpu} is allocated by the kubelet to pod "
+        f"{labels.get('namespace')}/{labels.get('pod')} (team {team or '?'}), which runs no "
+        f"process on it: its ${usd:,.2f}/h is all that pod's idle cost; AIFinOpsGPUIdle fires "
+        "for it after 15 min",
+        onset=onset,
+        onset_wall=onset_wall,
+    )
+
+
 def runaway_anomaly(injection: Injection) -> InjectedAnomaly:
     """The view's record of a runaway injection (its onset is filled in once it has begun)."""
     return InjectedAnomaly(
@@ -276,6 +304,9 @@ class Demo:
             runaway_at = None
         if self.stack.gpu_source != "simulated":
             idle_at = None
+        # The simulated fleet's allocated-but-unused GPU: shown once the exporter reports it.
+        allocated_pending = self.stack.gpu_source == "simulated"
+        started_wall = time.time() - (time.monotonic() - self.started)
         view = LiveView(
             self.stack.prometheus,  # type: ignore[arg-type]
             lambda: [
@@ -307,6 +338,13 @@ class Demo:
             if idle_at is not None and elapsed >= idle_at:
                 idle_at = None
                 self.anomalies.append(inject_idle_gpu(self.stack, *IDLE_GPU))
+            if allocated_pending:
+                note = allocated_gpu_anomaly(
+                    self.stack, *ALLOCATED_GPU, onset=self.started, onset_wall=started_wall
+                )
+                if note is not None:
+                    allocated_pending = False
+                    self.anomalies.append(note)
             for injection, outcome in self.runaways:
                 if outcome.anomaly.onset is None and injection.started.is_set():
                     outcome.anomaly.onset = injection.onset_monotonic

@@ -17,6 +17,7 @@ import io
 import logging
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -77,12 +78,18 @@ BUDGETS = {
     "sales": {"daily": 150, "monthly": 4000},
     "nlp": {"daily": 600, "monthly": 15000},
 }
-# The simulated fleet: pods in `research` carry no team label, the namespace decides.
+# The simulated fleet: pods in `research` carry no team label, the namespace decides. Its
+# allocation is served through a kubelet simulator (the PodResources gRPC API) that the exporter
+# reads like a node's, and one GPU (ALLOCATED_GPU) is allocated to a pod that never runs a process.
 SIMULATOR = {
     "nodes": 2,
     "gpus_per_node": 4,
     "models": ["NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB"],
+    "patterns": ["busy", "bursty", "idle", "unallocated", "crashed", "allocated"],
+    "serve_pod_resources": True,
 }
+# The sixth GPU in pattern order gets `allocated`: held by research/notebook-1-1, no process.
+ALLOCATED_GPU = ("sim-node-1", 1)
 NAMESPACE_TEAMS = {"research": "research"}
 
 
@@ -103,13 +110,14 @@ class Endpoint:
 
 def nvml_gpu_count() -> int:
     """How many GPUs NVML sees on this machine (0 without the library, a driver or a GPU)."""
-    try:
-        from aifinops.exporters.gpu.attribution import ProcessAttributor
-        from aifinops.exporters.gpu.nvml import NVMLSource
+    from aifinops.exporters.gpu.attribution import ProcessAttributor
+    from aifinops.exporters.gpu.model import SourceError
+    from aifinops.exporters.gpu.nvml import NVMLSource
 
-        return len(NVMLSource("probe", ProcessAttributor(None, "/proc")).fetch().readings)
-    except Exception:
-        return 0
+    try:
+        return len(NVMLSource("probe", ProcessAttributor(None, "/proc")).fetch().gpus)
+    except SourceError:
+        return 0  # no library, driver or GPU
 
 
 def daemon_command(script: str, module: str) -> list[str]:
@@ -196,6 +204,12 @@ class DemoStack:
         self.bridge = Endpoint("aifinops-bridge", "bridge", JOBS["bridge"], free_port())
         self.receiver = AlertReceiver()
         self.config_path = self.workdir / "aifinops.yaml"
+        # The simulated kubelet's PodResources socket (a unix socket path has at most 107 bytes).
+        self.kubelet_socket = self.workdir / "kubelet.sock"
+        if len(str(self.kubelet_socket)) > 100:
+            self.kubelet_socket = (
+                Path(tempfile.mkdtemp(prefix="aifinops-kubelet-")) / "kubelet.sock"
+            )
         self.config: Config | None = None
         self.prometheus: Prometheus | None = None
         self.alertmanager: Alertmanager | None = None
@@ -265,6 +279,7 @@ class DemoStack:
                 "source": self.gpu_source,
                 "namespace_teams": NAMESPACE_TEAMS,
                 "simulator": SIMULATOR,
+                "pod_resources_socket": str(self.kubelet_socket),
             },
         }
         self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))

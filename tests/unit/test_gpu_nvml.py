@@ -211,3 +211,13 @@ def test_real_gpus_are_priced_and_counted_through_the_whole_exporter(tmp_path):
         print(
             f"{g.model}: ${g.hourly_cost_usd}/h, 10 s cost ${float(cost):.6f}, idle ${float(idle):.6f}"
         )
+
+
+def test_the_demo_counts_nvml_gpus_so_auto_picks_nvml_where_there_is_one(monkeypatch):
+    from aifinops.cli import demostack
+    from aifinops.exporters.gpu import nvml as nvml_module
+
+    monkeypatch.setattr(nvml_module, "_load_pynvml", StandInNVML)
+    assert demostack.nvml_gpu_count() == 2
+    monkeypatch.setattr(nvml_module, "_load_pynvml", NoLibrary)
+    assert demostack.nvml_gpu_count() == 0
