@@ -189,11 +189,58 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True)
+class OTLPConfig:
+    """OTLP/HTTP ingest of OpenTelemetry GenAI spans and metrics (docs/otlp.md)."""
+
+    # POST /v1/traces: one usage event per span with GenAI usage.
+    traces: bool = True
+    # POST /v1/metrics: token metrics priced at base rates; off, since spans count exactly.
+    metrics: bool = False
+    # Span, else resource, attributes naming the team and the app (first one set wins).
+    team_attributes: tuple[str, ...] = ("aifinops.team", "team")
+    app_attributes: tuple[str, ...] = ("service.name",)
+    # No team attribute: map the resource's k8s.namespace.name through gpu.namespace_teams.
+    namespace_teams: bool = True
+    # Instrumentation scope names (prefixes) or telemetry.sdk.name values whose
+    # gen_ai.usage.input_tokens leave cached tokens out, in addition to the built-in table.
+    input_excludes_cache: tuple[str, ...] = ()
+    # Request bodies, compressed and decompressed alike.
+    max_body_bytes: int = 4 << 20
+    # Cumulative metric streams (and span-sending resources) remembered at once.
+    max_streams: int = 10_000
+    # A resource that sent GenAI spans within this long is ignored on the metrics path.
+    span_resource_ttl_seconds: float = 3600.0
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Attribute lists name something; limits are positive."""
+        return (
+            check(
+                bool(self.team_attributes) and all(self.team_attributes),
+                "team_attributes",
+                "at least one non-empty attribute name",
+            )
+            + check(
+                bool(self.app_attributes) and all(self.app_attributes),
+                "app_attributes",
+                "at least one non-empty attribute name",
+            )
+            + check(self.max_body_bytes >= 1024, "max_body_bytes", "must be at least 1024")
+            + check(self.max_streams >= 1, "max_streams", "must be at least 1")
+            + check(
+                self.span_resource_ttl_seconds >= 0,
+                "span_resource_ttl_seconds",
+                "must be 0 or more",
+            )
+        )
+
+
+@dataclass(frozen=True)
 class TokensConfig:
     """The token-cost exporter."""
 
     auth: AuthConfig = AuthConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()
+    otlp: OTLPConfig = OTLPConfig()
     max_batch_events: int = 1000
     max_body_bytes: int = 1 << 20
 
