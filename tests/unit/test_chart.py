@@ -24,6 +24,7 @@ KPS_VALUES = REPO / "charts" / "kube-prometheus-stack-values.yaml"
 RELEASE, NAMESPACE = "aifinops", "finops"
 
 _TOKEN = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"  # sha256("test")
+_BCRYPT = "$2b$12$" + "a" * 53  # the shape of a bcrypt hash
 
 SCENARIOS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -80,6 +81,19 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "webhookFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
         },
         "config": {"tokens": {"max_batch_events": 500}},
+    },
+    # HTTPS with client certificates and basic auth on every daemon (--web.config.file).
+    "web_tls": {
+        "web": {
+            "tls": {
+                "enabled": True,
+                "secretName": "aifinops-web-tls",
+                "minVersion": "TLS13",
+                "clientAuthType": "RequireAndVerifyClientCert",
+            },
+            "basicAuthUsers": {"prometheus": _BCRYPT},
+        },
+        "serviceMonitor": {"basicAuthSecret": "aifinops-scrape-auth"},
     },
 }
 
@@ -516,7 +530,9 @@ def test_alertmanager_config_carries_the_rule_packs_inhibitions(rendered):
     assert spec["inhibitRules"] == expected
     # The outage inhibition silences the fast tier: a spike faked by a backlog must not page.
     outage = next(r for r in spec["inhibitRules"] if "AIFinOpsExporterDown" in str(r))
-    assert _matches({"matchers": outage["targetMatch"]}, {"aifinops_tier": "fast"})
+    assert _matches(
+        {"matchers": outage["targetMatch"]}, {"aifinops_tier": "fast", "aifinops_source": "gpu"}
+    )
 
 
 def test_kube_prometheus_stack_values_select_the_charts_resources(rendered):
@@ -654,3 +670,56 @@ def test_vendored_crds_are_the_shared_ones():
         pytest.skip("no ../shared/crds next to this clone")
     for path in CRD_DIR.glob("*.yaml"):
         assert path.read_bytes() == (shared / path.name).read_bytes(), path.name
+
+
+# --- TLS and basic auth (web config) ------------------------------------------------------------
+
+
+def test_web_tls_and_basic_auth_reach_every_daemon_and_its_service_monitor(rendered, tmp_path):
+    docs = rendered["web_tls"]
+    secret = one(docs, "Secret", f"{RELEASE}-web-config")
+    web = yaml.safe_load(secret["stringData"]["web-config.yaml"])
+    assert web == {
+        "tls_server_config": {
+            "cert_file": "/etc/aifinops/web-tls/tls.crt",
+            "key_file": "/etc/aifinops/web-tls/tls.key",
+            "client_ca_file": "/etc/aifinops/web-tls/ca.crt",
+            "client_auth_type": "RequireAndVerifyClientCert",
+            "min_version": "TLS13",
+        },
+        "basic_auth_users": {"prometheus": _BCRYPT},
+    }
+    pods = by_kind(docs, "Deployment") + by_kind(docs, "DaemonSet")
+    assert len(pods) == 3
+    for workload in pods:
+        pod = workload["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert "--web.config.file=/etc/aifinops/web/web-config.yaml" in container["args"]
+        assert _mounted(pod, "/etc/aifinops/web-tls")["secret"]["secretName"] == "aifinops-web-tls"
+        assert _mounted(pod, "/etc/aifinops/web")["secret"]["secretName"] == f"{RELEASE}-web-config"
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+    for monitor in by_kind(docs, "ServiceMonitor"):
+        endpoint = monitor["spec"]["endpoints"][0]
+        component = monitor["metadata"]["name"].removeprefix(f"{RELEASE}-")
+        assert endpoint["scheme"] == "https"
+        assert endpoint["tlsConfig"] == {
+            "ca": {"secret": {"name": "aifinops-web-tls", "key": "ca.crt"}},
+            "serverName": f"{RELEASE}-{component}.{NAMESPACE}.svc",
+        }
+        assert endpoint["basicAuth"]["password"] == {
+            "name": "aifinops-scrape-auth",
+            "key": "password",
+        }
+    # Without web settings nothing of it is rendered.
+    default = rendered["default"]
+    assert not [
+        d for d in by_kind(default, "Secret") if d["metadata"]["name"].endswith("web-config")
+    ]
+    for monitor in by_kind(default, "ServiceMonitor"):
+        assert "scheme" not in monitor["spec"]["endpoints"][0]
+
+
+def test_web_tls_without_a_secret_fails_the_render():
+    with pytest.raises(helm.HelmError, match=r"web\.tls\.secretName"):
+        render({"web": {"tls": {"enabled": True}}})

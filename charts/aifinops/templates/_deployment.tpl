@@ -66,7 +66,7 @@ spec:
             - name: http
               containerPort: {{ $c.port }}
               protocol: TCP
-          {{- include "aifinops.probes" (dict "port" "http") | nindent 10 }}
+          {{- include "aifinops.probes" (dict "port" "http" "root" $root) | nindent 10 }}
           resources:
             {{- toYaml $c.resources | nindent 12 }}
           securityContext:

@@ -89,6 +89,30 @@ aifinops.io/job: aifinops-{{ .component }}
 {{- define "aifinops.kafkaClientDir" -}}/etc/aifinops/kafka/client{{- end }}
 {{- define "aifinops.configDir" -}}/etc/aifinops/config{{- end }}
 {{- define "aifinops.pricesDir" -}}/etc/aifinops/prices{{- end }}
+{{- define "aifinops.webConfigDir" -}}/etc/aifinops/web{{- end }}
+{{- define "aifinops.webTlsDir" -}}/etc/aifinops/web-tls{{- end }}
+
+{{/* Non-empty when the daemons take a --web.config.file (TLS or basic auth). */}}
+{{- define "aifinops.hasWebConfig" -}}
+{{- if or .Values.web.tls.enabled .Values.web.basicAuthUsers }}true{{- end }}
+{{- end }}
+
+{{/* The exporter-toolkit web config every daemon reads (Secret <fullname>-web-config). */}}
+{{- define "aifinops.webConfig" -}}
+{{- $web := .Values.web -}}
+{{- $out := dict -}}
+{{- if $web.tls.enabled }}
+{{- $tls := dict "cert_file" (printf "%s/tls.crt" (include "aifinops.webTlsDir" .)) "key_file" (printf "%s/tls.key" (include "aifinops.webTlsDir" .)) "min_version" $web.tls.minVersion "client_auth_type" $web.tls.clientAuthType }}
+{{- if ne $web.tls.clientAuthType "NoClientCert" }}
+{{- $_ := set $tls "client_ca_file" (printf "%s/ca.crt" (include "aifinops.webTlsDir" .)) }}
+{{- end }}
+{{- $_ := set $out "tls_server_config" $tls }}
+{{- end }}
+{{- with $web.basicAuthUsers }}
+{{- $_ := set $out "basic_auth_users" . }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
 {{/*
 The only writable path besides /tmp (the root file system is read-only): the producer's spool and the
 bridge's checkpoint, and the working directory, so relative default paths land here too.
@@ -198,6 +222,9 @@ One file serves all three daemons; `config` values are merged over it last.
 {{- define "aifinops.commonArgs" -}}
 - --config.file={{ include "aifinops.configDir" .root }}/config.yaml
 - --web.listen-address=:{{ .port }}
+{{- if include "aifinops.hasWebConfig" .root }}
+- --web.config.file={{ include "aifinops.webConfigDir" .root }}/web-config.yaml
+{{- end }}
 {{- end }}
 
 {{/* Volumes every daemon mounts: config (ConfigMap or Secret), prices, Kafka credentials, /tmp. */}}
@@ -213,6 +240,16 @@ One file serves all three daemons; `config` values are merged over it last.
 {{- else }}
   configMap:
     name: {{ include "aifinops.fullname" $root }}-config
+{{- end }}
+{{- if include "aifinops.hasWebConfig" $root }}
+- name: web-config
+  secret:
+    secretName: {{ include "aifinops.fullname" $root }}-web-config
+{{- end }}
+{{- if $root.Values.web.tls.enabled }}
+- name: web-tls
+  secret:
+    secretName: {{ $root.Values.web.tls.secretName }}
 {{- end }}
 {{- if include "aifinops.hasPrices" $root }}
 - name: prices
@@ -261,6 +298,16 @@ One file serves all three daemons; `config` values are merged over it last.
 - name: config
   mountPath: {{ include "aifinops.configDir" $root }}
   readOnly: true
+{{- if include "aifinops.hasWebConfig" $root }}
+- name: web-config
+  mountPath: {{ include "aifinops.webConfigDir" $root }}
+  readOnly: true
+{{- end }}
+{{- if $root.Values.web.tls.enabled }}
+- name: web-tls
+  mountPath: {{ include "aifinops.webTlsDir" $root }}
+  readOnly: true
+{{- end }}
 {{- if include "aifinops.hasPrices" $root }}
 - name: prices
   mountPath: {{ include "aifinops.pricesDir" $root }}
@@ -290,12 +337,14 @@ One file serves all three daemons; `config` values are merged over it last.
   mountPath: {{ include "aifinops.dataDir" $root }}
 {{- end }}
 
-{{/* Probes on the built-in health endpoints: (dict "port" "http"). */}}
+{{/* Probes on the built-in health endpoints (no credentials needed): (dict "port" "http" "root" $). */}}
 {{- define "aifinops.probes" -}}
+{{- $scheme := ternary "HTTPS" "HTTP" (and .root .root.Values.web.tls.enabled) }}
 livenessProbe:
   httpGet:
     path: /-/healthy
     port: {{ .port }}
+    scheme: {{ $scheme }}
   periodSeconds: 10
   timeoutSeconds: 3
   failureThreshold: 3
@@ -303,6 +352,7 @@ readinessProbe:
   httpGet:
     path: /-/ready
     port: {{ .port }}
+    scheme: {{ $scheme }}
   periodSeconds: 5
   timeoutSeconds: 3
   failureThreshold: 2
