@@ -6,7 +6,9 @@ import argparse
 import logging
 import sys
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from aifinops.bridge.focus import DEFAULT_LOOKBACK, ExportStats, collect
 from aifinops.bridge.transport import TransportError
@@ -175,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(
     stats: ExportStats,
-    rows: list[dict[str, object]],
+    rows: list[dict[str, Any]],
     accumulator: FocusAccumulator,
     currency: str,
     written: list[Path],
@@ -187,7 +189,9 @@ def _report(
         )
         for reason in s.reasons:
             print(f"  invalid {topic} {reason}", file=sys.stderr)
-    billed = sum((r["BilledCost"] for r in rows), money(0))  # type: ignore[misc]
+    billed = Decimal(0)
+    for row in rows:
+        billed += row["BilledCost"]
     print(
         f"{len(rows)} rows; events cost {money(accumulator.total_usd).normalize():f} USD; "
         f"billed {billed.normalize():f} {currency}"

@@ -206,9 +206,9 @@ class FocusAccumulator:
         for key, totals in self.llm.items():
             row = _llm_row(key, totals, schedule.code, rate_at(key.start), context)
             out.append(((key.start, 0, *map(_sortable, key[1:])), row))
-        for key, totals in self.gpu.items():
-            row = _gpu_row(key, totals, schedule.code, rate_at(key.start), context)
-            out.append(((key.start, 1, *map(_sortable, key[1:])), row))
+        for gkey, gtotals in self.gpu.items():
+            row = _gpu_row(gkey, gtotals, schedule.code, rate_at(gkey.start), context)
+            out.append(((gkey.start, 1, *map(_sortable, gkey[1:])), row))
         out.sort(key=lambda pair: pair[0])
         return [row for _key, row in out]
 
