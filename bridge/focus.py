@@ -84,14 +84,17 @@ def collect(
             try:
                 if record.value is None:
                     raise EventError([Problem("value", "empty (a tombstone)")])
-                obj = loads(record.value)
+                try:
+                    obj = loads(record.value)
+                except (UnicodeDecodeError, ValueError) as exc:
+                    raise EventError([Problem("value", f"not valid JSON: {exc}")]) from exc
                 if topic == usage_topic:
                     priced = ingest.prepare(obj, now=now)
                     identity, time = priced.event.identity, priced.event.time
                 else:
                     gpu = parse_gpu_event(obj, now=now, max_future=ingest.max_future)
                     identity, time = gpu.envelope.identity, gpu.envelope.time
-            except (EventError, UnicodeDecodeError, ValueError) as exc:
+            except EventError as exc:
                 topic_stats.invalid += 1
                 if len(topic_stats.reasons) < _MAX_REASONS:
                     topic_stats.reasons.append(f"{record.partition}/{record.offset}: {exc}")
