@@ -15,6 +15,8 @@ from aifinops.exporters.currency.source import (
     FxSnapshot,
 )
 from aifinops.exporters.llm import UsageIngest
+from aifinops.exporters.otlp import OTLPAPI
+from aifinops.exporters.otlp.api import SOURCES as OTLP_SOURCES
 from aifinops.exporters.pricing import PriceUpdater
 from aifinops.exporters.runtime.config import ConfigError
 from aifinops.exporters.runtime.poll import Poller
@@ -42,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(config, int):
         return config
     try:
-        ingest = UsageIngest.from_config(config.llm, sources=("http",))
+        ingest = UsageIngest.from_config(config.llm, sources=("http", *OTLP_SOURCES))
     except ConfigError as exc:
         print(f"{SPEC.prog}: price overrides: {exc}", file=sys.stderr)
         return 2
@@ -51,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for collector in ingest.collectors(config.llm.budgets):
         registry.register(collector)
     try:
-        bundle = build_sink(config)
+        bundle = build_sink(config, health)
     except Exception as exc:
         print(f"{SPEC.prog}: cannot set up publishing to Kafka: {exc}", file=sys.stderr)
         return 1
@@ -79,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_body_bytes=config.tokens.max_body_bytes,
         limiter=limiter,
     )
+    # OTLP/HTTP GenAI spans and metrics (docs/otlp.md), counted through the same pipeline.
+    otlp = OTLPAPI(api, ingest, config.tokens.otlp, config.gpu.namespace_teams)
     if not config.tokens.auth.enabled:
         log.warning(
             "authentication of POST /v1/events is off: anyone who can reach this port can post "
@@ -95,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         listen_address(config, SPEC),
         registry,
         components,
-        routes=[api.route()],
+        routes=[api.route(), *otlp.routes()],
         web=config.web,
     )
 

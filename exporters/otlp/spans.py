@@ -1,0 +1,259 @@
+"""Turns OTLP GenAI spans into `io.aifinops.llm.usage.v1` CloudEvents: the attribute mapping and the cached-token table.
+
+Each span that carries GenAI usage (`gen_ai.usage.input_tokens` or `gen_ai.usage.output_tokens`,
+or the older `prompt_tokens`/`completion_tokens`) becomes one decoded CloudEvent, which the caller
+validates, prices, dedupes and counts through `UsageIngest` like any event of `POST /v1/events`.
+Everything else is ignored (and counted by the caller). Nothing is validated here: a wrong value
+travels into the event as it is, and the one definition of a valid event words the problem;
+`SpanEvent.fields` maps the event's fields back to the span attributes they came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from ..events.envelope import MAX_ID_LENGTH, SPECVERSION, USAGE_TYPE
+
+# Attribute names, newest convention first; the older names are what instrumentations written
+# before the GenAI conventions settled still send.
+PROVIDER = ("gen_ai.provider.name", "gen_ai.system")
+MODEL = ("gen_ai.response.model", "gen_ai.request.model")
+RESPONSE_ID = "gen_ai.response.id"
+TOKENS: Mapping[str, tuple[str, ...]] = {
+    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
+    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
+    "cache_read_tokens": (
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_read_input_tokens",
+    ),
+    "cache_write_tokens": (
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
+    ),
+    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
+}
+USAGE_ATTRIBUTES = frozenset((*TOKENS["input_tokens"], *TOKENS["output_tokens"]))
+NAMESPACE = "k8s.namespace.name"
+SDK_NAME = "telemetry.sdk.name"
+STATUS_CODE_ERROR = 2
+
+# The GenAI conventions say `gen_ai.usage.input_tokens` counts ALL input tokens, cached ones
+# included, as OpenAI's `prompt_tokens` do. Instrumentations that copy Anthropic's (or Bedrock's)
+# own `input_tokens`, which exclude cache reads and writes, break that rule: for them the cache
+# tokens are added back. Keys: an instrumentation scope name prefix or a `telemetry.sdk.name`;
+# values: the providers (OpenTelemetry names) whose spans they report that way. docs/otlp.md
+# says which instrumentations were checked and how.
+INPUT_EXCLUDES_CACHE: Mapping[str, frozenset[str]] = {
+    # OpenLIT's Anthropic instrumentation sets input_tokens from the response's input_tokens.
+    "openlit": frozenset(("anthropic",)),
+}
+ANY_PROVIDER = frozenset(("*",))
+
+SOURCE_RESPONSE = "otlp/gen_ai.response.id"
+SOURCE_SPAN = "otlp/span"
+
+
+@dataclass(frozen=True)
+class SpanSettings:
+    """Where team and app come from (`tokens.otlp`), and the namespace-to-team mapping."""
+
+    team_attributes: tuple[str, ...] = ("aifinops.team", "team")
+    app_attributes: tuple[str, ...] = ("service.name",)
+    namespace_teams: Mapping[str, str] = field(default_factory=dict)
+    # Scope names or SDK names whose input tokens exclude cached ones for every provider.
+    input_excludes_cache: tuple[str, ...] = ()
+
+    def wanted(self) -> frozenset[str]:
+        """Every span attribute name the mapping reads."""
+        return frozenset(
+            (
+                *PROVIDER,
+                *MODEL,
+                RESPONSE_ID,
+                *(name for names in TOKENS.values() for name in names),
+                *self.team_attributes,
+                *self.app_attributes,
+                NAMESPACE,
+            )
+        )
+
+
+class SpanEvent(NamedTuple):
+    """One span's usage event and where it came from."""
+
+    # `trace <hex>/span <hex>`: how a problem names the span.
+    ref: str
+    event: dict[str, Any]
+    # Event field (`data.input_tokens`) -> the span attribute it was read from.
+    fields: Mapping[str, str]
+
+
+class SpanBatch(NamedTuple):
+    """The usage events of a request, how many spans had no GenAI usage, and the resources
+    (`resource_key`) that sent usage."""
+
+    events: list[SpanEvent]
+    ignored: int
+    resources: set[tuple[str, str, str]]
+
+
+def any_value(value: AnyValue) -> Any:
+    """The Python value of an OTLP `AnyValue` (arrays and maps as lists and dicts)."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+    return getattr(value, kind)
+
+
+def attributes(pairs: Iterable[KeyValue], wanted: frozenset[str] | None = None) -> dict[str, Any]:
+    """The attributes whose names are `wanted` (all when None) as a dict."""
+    return {kv.key: any_value(kv.value) for kv in pairs if wanted is None or kv.key in wanted}
+
+
+def resource_key(resource: Mapping[str, Any]) -> tuple[str, str, str]:
+    """What identifies one instrumented process: service namespace, name and instance id."""
+    return (
+        str(resource.get("service.namespace", "")),
+        str(resource.get("service.name", "")),
+        str(resource.get("service.instance.id", "")),
+    )
+
+
+def spans_to_events(request: ExportTraceServiceRequest, settings: SpanSettings) -> SpanBatch:
+    """One usage event per span with GenAI usage, in request order."""
+    wanted = settings.wanted()
+    events: list[SpanEvent] = []
+    ignored = 0
+    resources: set[tuple[str, str, str]] = set()
+    for resource_spans in request.resource_spans:
+        resource = attributes(resource_spans.resource.attributes)
+        sdk = str(resource.get(SDK_NAME, ""))
+        sent = False
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope.name
+            excludes = _excludes_cache(settings, scope, sdk)
+            for span in scope_spans.spans:
+                attrs = attributes(span.attributes, wanted)
+                if not USAGE_ATTRIBUTES & attrs.keys():
+                    ignored += 1
+                    continue
+                sent = True
+                events.append(_event(span, attrs, resource, excludes, settings))
+        if sent:
+            resources.add(resource_key(resource))
+    return SpanBatch(events, ignored, resources)
+
+
+def _excludes_cache(settings: SpanSettings, scope: str, sdk: str) -> frozenset[str]:
+    for name in settings.input_excludes_cache:
+        if scope.startswith(name) or sdk == name:
+            return ANY_PROVIDER
+    for name, providers in INPUT_EXCLUDES_CACHE.items():
+        if scope.startswith(name) or sdk == name:
+            return providers
+    return frozenset()
+
+
+def _first(attrs: Mapping[str, Any], names: Iterable[str]) -> tuple[str, Any] | None:
+    for name in names:
+        if name in attrs:
+            return name, attrs[name]
+    return None
+
+
+def _event(
+    span: Any,
+    attrs: Mapping[str, Any],
+    resource: Mapping[str, Any],
+    excludes: frozenset[str],
+    settings: SpanSettings,
+) -> SpanEvent:
+    trace_id = span.trace_id.hex()
+    span_id = span.span_id.hex()
+    ref = f"trace {trace_id or '-'}/span {span_id or '-'}"
+    fields: dict[str, str] = {}
+    data: dict[str, Any] = {}
+    for key, names in (("provider", PROVIDER), ("model", MODEL)):
+        found = _first(attrs, names)
+        if found is not None:
+            fields[f"data.{key}"], data[key] = found
+        else:
+            fields[f"data.{key}"] = names[0]
+    for key, names in TOKENS.items():
+        found = _first(attrs, names)
+        if found is not None:
+            fields[f"data.{key}"], data[key] = found
+        else:
+            fields[f"data.{key}"] = names[0]
+    provider = data.get("provider")
+    if isinstance(provider, str) and (
+        excludes is ANY_PROVIDER or provider.strip().lower() in excludes
+    ):
+        cached = [data.get(k, 0) for k in ("cache_read_tokens", "cache_write_tokens")]
+        if isinstance(data.get("input_tokens"), int) and all(type(c) is int for c in cached):
+            data["input_tokens"] += sum(cached)
+    team = _attribution(attrs, resource, settings.team_attributes)
+    if team is None and settings.namespace_teams:
+        namespace = attrs.get(NAMESPACE, resource.get(NAMESPACE))
+        if isinstance(namespace, str) and namespace in settings.namespace_teams:
+            team = (NAMESPACE, settings.namespace_teams[namespace])
+    if team is not None:
+        fields["data.team"], data["team"] = team
+    app = _attribution(attrs, resource, settings.app_attributes)
+    if app is not None:
+        fields["data.app"], data["app"] = app
+    if span.status.code == STATUS_CODE_ERROR:
+        data["status"] = "error"
+    response_id = attrs.get(RESPONSE_ID)
+    if isinstance(response_id, str) and 0 < len(response_id) <= MAX_ID_LENGTH:
+        source, event_id = SOURCE_RESPONSE, response_id
+        fields["id"] = RESPONSE_ID
+    else:
+        source, event_id = SOURCE_SPAN, f"{trace_id}/{span_id}"
+        fields["id"] = "traceId/spanId"
+    event: dict[str, Any] = {
+        "specversion": SPECVERSION,
+        "id": event_id,
+        "source": source,
+        "type": USAGE_TYPE,
+        "data": data,
+    }
+    if not trace_id or not span_id:
+        # An id without both halves would make distinct spans one; the envelope check refuses it.
+        event["id"] = "" if fields["id"] != RESPONSE_ID else event_id
+    nanos = span.end_time_unix_nano or span.start_time_unix_nano
+    if nanos:
+        event["time"] = rfc3339(nanos)
+        fields["time"] = "endTimeUnixNano"
+    return SpanEvent(ref, event, fields)
+
+
+def _attribution(
+    attrs: Mapping[str, Any], resource: Mapping[str, Any], names: tuple[str, ...]
+) -> tuple[str, Any] | None:
+    """The first of `names` set on the span, else on the resource."""
+    for scope in (attrs, resource):
+        found = _first(scope, names)
+        if found is not None:
+            return found
+    return None
+
+
+def rfc3339(nanos: int) -> str:
+    """Unix nanoseconds as an RFC 3339 UTC timestamp (microseconds)."""
+    seconds, rest = divmod(nanos, 1_000_000_000)
+    try:
+        moment = datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"unix nanoseconds {nanos} out of range"
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{rest // 1000:06d}Z"
