@@ -8,6 +8,13 @@ value plus what it counts from then on, and resumes each partition at the checkp
 Prometheus sees each series continue where it was, never a reset, and every event is in exactly one
 of the two parts: the events up to the offset are in the checkpointed values, the events after it
 are read again and counted once.
+
+A checkpoint is bound to what its offsets describe: the cluster id and the id of each topic (where
+the broker gives them). The consumer compares them with the broker it joins, and checks that each
+restored offset lies within its partition's log; a checkpoint that does not match (another
+cluster, a recreated topic, offsets beyond the log's end) is never trusted: it is set aside as
+`checkpoint.json.set-aside-<time>`, with an error in the log and
+`aifinops_bridge_checkpoint_set_aside_total{reason}`, and the counters start from zero.
 """
 
 from __future__ import annotations
@@ -57,6 +64,22 @@ class Checkpoint:
     positions: Mapping[TopicPartition, int]
     counters: Mapping[str, CounterFamily] = field(default_factory=dict)
     saved_at: float = 0.0
+    # What the offsets belong to: None / absent topics where the broker gave none.
+    cluster_id: str | None = None
+    topic_ids: Mapping[str, str] = field(default_factory=dict)
+
+    def mismatch(self, cluster_id: str | None, topic_ids: Mapping[str, str]) -> str | None:
+        """Why this checkpoint does not describe the cluster and topics given (`cluster_id` or
+        `topic_id`, with what differs), or None when nothing known differs."""
+        if self.cluster_id and cluster_id and self.cluster_id != cluster_id:
+            return (
+                f"cluster_id: checkpoint of cluster {self.cluster_id!r}, broker is {cluster_id!r}"
+            )
+        for topic, old in sorted(self.topic_ids.items()):
+            new = topic_ids.get(topic)
+            if new is not None and new != old:
+                return f"topic_id: topic {topic} was {old}, is now {new} (recreated)"
+        return None
 
 
 class CheckpointStore:
@@ -97,6 +120,8 @@ class CheckpointStore:
         payload = {
             "version": VERSION,
             "saved_at": checkpoint.saved_at,
+            "cluster_id": checkpoint.cluster_id,
+            "topic_ids": dict(sorted(checkpoint.topic_ids.items())),
             "positions": [
                 [tp.topic, tp.partition, offset]
                 for tp, offset in sorted(checkpoint.positions.items())
@@ -119,6 +144,19 @@ class CheckpointStore:
                 f.write(data)
             os.replace(tmp, self.path)
 
+    def set_aside(self, reason: str) -> Path | None:
+        """Move the checkpoint out of the way (`checkpoint.json.set-aside-<UTC time>`), kept for
+        whoever investigates; returns its new path (None when there was none)."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.path.with_name(f"{FILENAME}.set-aside-{stamp}")
+        with self._write_lock:
+            try:
+                os.replace(self.path, target)
+            except FileNotFoundError:
+                return None
+        log.error("bridge checkpoint %s set aside as %s: %s", self.path, target.name, reason)
+        return target
+
     def close(self) -> None:
         """Release the directory."""
         self._dirlock.release()
@@ -138,7 +176,15 @@ def _parse(payload: Any) -> Checkpoint:
         if any(len(values) != len(labelnames) for values in rows):
             raise ValueError(f"{entry['name']}: rows do not match the label names")
         counters[entry["name"]] = CounterFamily(entry["name"], entry["help"], labelnames, rows)
-    return Checkpoint(positions, counters, float(payload.get("saved_at", 0.0)))
+    cluster_id = payload.get("cluster_id")
+    topic_ids = {str(k): str(v) for k, v in (payload.get("topic_ids") or {}).items()}
+    return Checkpoint(
+        positions,
+        counters,
+        float(payload.get("saved_at", 0.0)),
+        str(cluster_id) if cluster_id else None,
+        topic_ids,
+    )
 
 
 def _counter_rows(family: Metric) -> tuple[tuple[str, ...], list[tuple[tuple[str, ...], float]]]:
@@ -168,6 +214,10 @@ class Continuation:
         self._retention = retention_seconds
         self._clock = clock
         self._started = clock()
+
+    def discard(self) -> None:
+        """Forget the checkpointed values (a checkpoint set aside): counters start from zero."""
+        self._base = {}
 
     def continue_families(self, families: Iterable[Metric]) -> list[Metric]:
         """Live families with every counter raised by its checkpointed value; checkpointed

@@ -15,6 +15,13 @@ checkpoint holds, and a checkpoint is what a scrape is served:
 - On a rebalance the revoked partitions are checkpointed and committed at the position reached
   (this member keeps serving what it counted). On SIGTERM the batch in hand is finished, the offsets
   of the last checkpoint are committed, and the member leaves the group.
+- A restored checkpoint is trusted only for the cluster and topics it was written for: once the
+  member joins, their ids are compared with the checkpoint's, and on a mismatch it is set aside
+  (counters from zero, offsets from the group or `auto_offset_reset`) before anything is counted. A
+  restored partition whose offset lies beyond its log's end is read again from the log's start.
+
+Lag is reported only while it is known: a partition without a fetched end offset, or whose
+position lies beyond that end (a log recreated under the member), has no lag sample rather than 0.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from prometheus_client.core import Metric
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth
@@ -41,6 +48,8 @@ log = logging.getLogger(__name__)
 
 HEALTH_NAME = "kafka_consumer"
 POLL_SECONDS = 0.2
+# Why a restored checkpoint was not trusted (aifinops_bridge_checkpoint_set_aside_total{reason}).
+SET_ASIDE_REASONS = ("cluster_id", "topic_id", "offset_beyond_end")
 
 
 class GroupConsumer(Protocol):
@@ -72,6 +81,14 @@ class GroupConsumer(Protocol):
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions held now."""
+        ...
+
+    def identity(self, topics: Sequence[str]) -> tuple[str | None, dict[str, str]]:
+        """Cluster id and topic ids, where the broker gives them."""
+        ...
+
+    def beginning(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """First offset still stored per partition."""
         ...
 
     def close(self) -> None:
@@ -124,6 +141,15 @@ class BridgeConsumer:
         self.lock = threading.Lock()
         self._positions: dict[TopicPartition, int] = dict(restored.positions) if restored else {}
         self._restore: dict[TopicPartition, int] = dict(self._positions)
+        self._restored = restored
+        # What the checkpoints written now belong to: the restored one's until the broker says.
+        self._cluster_id = restored.cluster_id if restored else None
+        self._topic_ids: dict[str, str] = dict(restored.topic_ids) if restored else {}
+        self._bound = False
+        # Restored partitions whose offset is not yet known to lie within the log.
+        self._unchecked: set[TopicPartition] = set()
+        self._set_aside_lock = threading.Lock()
+        self.set_aside_counts: dict[str, int] = dict.fromkeys(SET_ASIDE_REASONS, 0)
         self._replay_until: dict[tuple[str, int], int] = {}
         self._assigned: set[TopicPartition] = set()
         self._newly_assigned: list[TopicPartition] = []
@@ -138,12 +164,28 @@ class BridgeConsumer:
         self._dlq: SendingClient | None = None
         # Set by ScrapeCheckpoint: writes a checkpoint now (on a rebalance).
         self.checkpoint_now: Callable[[], None] | None = None
+        # Set by ScrapeCheckpoint: sets the restored checkpoint aside (file, counters), and
+        # calls back `drop_restored` under its own serialisation.
+        self.set_aside: Callable[[str], None] | None = None
 
     # -- what the scrape side uses ---------------------------------------------------------------
 
     def positions(self) -> dict[TopicPartition, int]:
         """Next offset per partition included in the counters (call with `lock` held)."""
         return dict(self._positions)
+
+    def binding(self) -> tuple[str | None, dict[str, str]]:
+        """The cluster id and topic ids the current positions belong to."""
+        return self._cluster_id, dict(self._topic_ids)
+
+    def drop_restored(self) -> None:
+        """Forget the restored offsets (call with `lock` held): partitions resume from the
+        group's committed offsets or `auto_offset_reset`."""
+        for tp, offset in (self._restored.positions if self._restored else {}).items():
+            if self._positions.get(tp) == offset:
+                self._positions.pop(tp, None)
+        self._restore.clear()
+        self._restored = None
 
     def request_commit(self, positions: Mapping[TopicPartition, int]) -> None:
         """Commit these offsets (those of a checkpoint just written) from the consumer thread."""
@@ -281,9 +323,12 @@ class BridgeConsumer:
     ) -> list[tuple[Any, list[Any]]]:
         """Resume restored partitions at their checkpointed offsets (with a dedupe replay before
         them); records fetched for them from elsewhere are dropped and fetched again."""
+        if not self._bound and self._joined.is_set():
+            self._bind(client)
         if not self._newly_assigned:
             return batches
         fresh, self._newly_assigned = self._newly_assigned, []
+        self._refresh_binding(client)
         moved: set[TopicPartition] = set()
         for tp in fresh:
             checkpointed = self._restore.pop(tp, None)
@@ -295,6 +340,7 @@ class BridgeConsumer:
             start = max(0, target - self._replay)
             client.seek(tp, start)
             moved.add(tp)
+            self._unchecked.add(tp)
             with self.lock:
                 self._positions[tp] = target
                 if start < target:
@@ -317,6 +363,41 @@ class BridgeConsumer:
                         self._positions.pop(tp, None)
             self._restore = {tp: o for tp, o in self._restore.items() if tp in self._assigned}
         return [(tp, records) for tp, records in batches if TopicPartition(*tp) not in moved]
+
+    def _bind(self, client: GroupConsumer) -> None:
+        """Compare the restored checkpoint's cluster and topic ids with the broker's; set it
+        aside on a mismatch, before anything restored is used."""
+        self._bound = True
+        cluster_id, topic_ids = client.identity(self.processor.topics)
+        restored = self._restored
+        if restored is not None:
+            reason = restored.mismatch(cluster_id, topic_ids)
+            if reason is not None:
+                self._set_checkpoint_aside(reason.partition(":")[0], reason)
+                self._cluster_id, self._topic_ids = None, {}
+        self._cluster_id = cluster_id or self._cluster_id
+        self._topic_ids.update(topic_ids)
+
+    def _refresh_binding(self, client: GroupConsumer) -> None:
+        """Learn the ids of topics created since the member joined (auto-created on produce)."""
+        cluster_id, topic_ids = client.identity(self.processor.topics)
+        self._cluster_id = cluster_id or self._cluster_id
+        self._topic_ids.update(topic_ids)
+
+    def _set_checkpoint_aside(self, reason: str, detail: str) -> None:
+        with self._set_aside_lock:
+            self.set_aside_counts[reason] = self.set_aside_counts.get(reason, 0) + 1
+        log.error(
+            "bridge consumer: the restored checkpoint does not describe this broker (%s); it is "
+            "set aside and NOT trusted: counters start from zero, partitions resume from the "
+            "group's committed offsets or auto_offset_reset",
+            detail,
+        )
+        if self.set_aside is not None:
+            self.set_aside(detail)
+        else:
+            with self.lock:
+                self.drop_restored()
 
     # -- one batch -------------------------------------------------------------------------------
 
@@ -388,18 +469,49 @@ class BridgeConsumer:
             # The group took partitions away without a callback (a broker that lost the group).
             self.stats.drop_lag(self._assigned - held)
             self._assigned &= held
+        unknown = []
         for tp in self._assigned:
             high = client.highwater(tp)
-            if high is None:
-                continue
             position = positions.get(tp)
-            if position is None:
+            if position is None and high is not None:
                 # Nothing read from it yet: where the member stands is where it will start.
                 position = client.position(tp)
-            if position is not None:
-                lag[tp] = max(0, high - position)
+            if high is None or position is None or position > high:
+                # Not fetched yet in this assignment (a rejoin), or a log that ends before the
+                # position (recreated): unknown, which is no sample, never a misleading 0.
+                unknown.append(tp)
+                if high is not None and position is not None and tp in self._unchecked:
+                    self._beyond_end(client, tp, position, high)
+                continue
+            self._unchecked.discard(tp)
+            lag[tp] = high - position
+        if unknown:
+            self.stats.drop_lag(unknown)
         if lag:
             self.stats.set_lag(lag)
+
+    def _beyond_end(
+        self, client: GroupConsumer, tp: TopicPartition, position: int, high: int
+    ) -> None:
+        """A restored offset beyond its log's end: the log is not the one checkpointed (the
+        broker gave no topic id to tell); read the log there is from its start."""
+        self._unchecked.discard(tp)
+        with self._set_aside_lock:
+            self.set_aside_counts["offset_beyond_end"] += 1
+        start = client.beginning([tp]).get(tp, 0)
+        log.error(
+            "bridge consumer: %s[%d]: the checkpoint's offset %d lies beyond the log's end %d "
+            "(topic recreated or another broker); reading it from %d",
+            tp.topic,
+            tp.partition,
+            position,
+            high,
+            start,
+        )
+        client.seek(tp, start)
+        with self.lock:
+            self._positions[tp] = start
+            self._replay_until.pop((tp.topic, tp.partition), None)
 
 
 class ScrapeCheckpoint(Collector):
@@ -425,6 +537,7 @@ class ScrapeCheckpoint(Collector):
         self._store = store
         self._serial = threading.Lock()
         consumer.checkpoint_now = self.checkpoint
+        consumer.set_aside = self.set_aside
 
     def collect(self) -> list[Metric]:  # type: ignore[override]
         """Checkpoint, then serve."""
@@ -436,8 +549,33 @@ class ScrapeCheckpoint(Collector):
             with self._consumer.lock:
                 live = [family for c in self._collectors for family in c.collect()]
                 positions = self._consumer.positions()
+                cluster_id, topic_ids = self._consumer.binding()
             families = self._continuation.continue_families(live)
             if self._store is not None:
-                self._store.save(Checkpoint(positions, counters_of(families), time.time()))
+                self._store.save(
+                    Checkpoint(positions, counters_of(families), time.time(), cluster_id, topic_ids)
+                )
             self._consumer.request_commit(positions)
-            return families
+            return [*families, self._set_aside_family()]
+
+    def set_aside(self, reason: str) -> None:
+        """Stop trusting the restored checkpoint: its file moves away, its counter values and
+        offsets are forgotten (between two scrapes, so none serves a mix)."""
+        with self._serial:
+            with self._consumer.lock:
+                self._consumer.drop_restored()
+            self._continuation.discard()
+            if self._store is not None:
+                self._store.set_aside(reason)
+
+    def _set_aside_family(self) -> Metric:
+        family = CounterMetricFamily(
+            "aifinops_bridge_checkpoint_set_aside",
+            "Restored checkpoints (or, offset_beyond_end, partitions of one) not trusted because "
+            "they describe another cluster (cluster_id), a recreated topic (topic_id) or a log "
+            "that ends before their offset (offset_beyond_end).",
+            labels=["reason"],
+        )
+        for reason, n in sorted(self._consumer.set_aside_counts.items()):
+            family.add_metric([reason], n)
+        return family

@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 
 from aifinops.exporters.config import Config, KafkaConfig, ProducerConfig
 from aifinops.exporters.events import encode
+from aifinops.exporters.runtime.selfmetrics import CollectorHealth
 
 from .records import OutboundMessage
 from .spool import Spool, framed_size
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 # attempt re-spools.
 MAX_BATCH_MESSAGES = 2000
 MAX_BATCH_BYTES = 4 << 20
+# `aifinops_collector_success{collector="kafka_producer"}`: 1 when the latest connection or send
+# attempt succeeded, 0 when it failed (events then wait in the spool).
+HEALTH_NAME = "kafka_producer"
 
 
 class SendingClient(Protocol):
@@ -189,8 +193,10 @@ class KafkaEventSink:
         *,
         client_factory: Callable[[], SendingClient] | None = None,
         topics: Iterable[str] = (),
+        health: CollectorHealth | None = None,
     ) -> None:
         self._settings = producer
+        self._health = health or CollectorHealth()
         self._client_factory = client_factory or (lambda: ProducerClient(kafka, producer))
         self.spool = Spool(spool_dir, max_bytes=producer.spool_max_bytes)
         self.stats = ProducerStats()
@@ -217,8 +223,11 @@ class KafkaEventSink:
         self._last_refuse_log = -10.0
 
     @classmethod
-    def from_config(cls, config: Config, program: str | None = None) -> KafkaEventSink:
-        """The sink for a daemon: `kafka` section for the connection, `producer` for the rest."""
+    def from_config(
+        cls, config: Config, program: str | None = None, health: CollectorHealth | None = None
+    ) -> KafkaEventSink:
+        """The sink for a daemon: `kafka` section for the connection, `producer` for the rest;
+        its health goes to `health` as `kafka_producer`."""
         spool_dir = config.producer.spool_dir or default_spool_dir(program)
         topics = config.kafka.topics
         return cls(
@@ -226,6 +235,7 @@ class KafkaEventSink:
             config.producer,
             spool_dir,
             topics=(topics.usage.name, topics.gpu.name),
+            health=health,
         )
 
     # -- EventSink -------------------------------------------------------------------------------
@@ -449,6 +459,8 @@ class KafkaEventSink:
 
     def _run(self) -> None:
         backoff = self._settings.retry_backoff_ms / 1000
+        # Connect at once, so the health says whether Kafka is reachable before the first event.
+        self._client_or_none()
         while not self._stopping.is_set():
             try:
                 failed = self._send_next()
@@ -496,11 +508,14 @@ class KafkaEventSink:
 
     def _client_or_none(self) -> SendingClient | None:
         if self._client is None:
+            started = time.perf_counter()
             try:
                 self._client = self._client_factory()
             except (BrokerUnavailableError, TransportError) as exc:
+                self._health.record(HEALTH_NAME, False, time.perf_counter() - started)
                 self._note_failure(f"cannot connect to Kafka: {exc}")
                 return None
+            self._health.record(HEALTH_NAME, True, time.perf_counter() - started)
         return self._client
 
     def _send(self, batch: Sequence[OutboundMessage]) -> list[SendResult]:
@@ -508,7 +523,10 @@ class KafkaEventSink:
         if client is None:
             results = [SendResult(False, "broker unavailable")] * len(batch)
         else:
+            started = time.perf_counter()
             results = client.send_batch(batch)
+            reached = not any(not r.ok and not r.permanent for r in results)
+            self._health.record(HEALTH_NAME, reached, time.perf_counter() - started)
         first_error = ""
         produced: dict[str, int] = {}
         for message, result in zip(batch, results, strict=True):

@@ -488,6 +488,21 @@ class ConsumerClient:
         """The partitions this member holds now."""
         return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
+    def identity(self, topics: Sequence[str]) -> tuple[str | None, dict[str, str]]:
+        """The cluster id and the id of each of `topics`, from the metadata the member holds
+        (None and absent entries where the broker gives none)."""
+        cluster = getattr(getattr(self._consumer, "_client", None), "cluster", None)
+        if cluster is None:
+            return None, {}
+        topic_id = getattr(cluster, "topic_id", None)
+        ids = {}
+        for topic in topics:
+            found = topic_id(topic) if topic_id is not None else None
+            if found is not None and str(found) != "00000000-0000-0000-0000-000000000000":
+                ids[topic] = str(found)
+        cluster_id = getattr(cluster, "cluster_id", None)
+        return (str(cluster_id) if cluster_id else None), ids
+
     def close(self) -> None:
         """Leave the group and close the connections (nothing is committed here)."""
         try:

@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return config
     health = CollectorHealth()
     registry = new_registry(health)
-    bundle = build_sink(config)
+    bundle = build_sink(config, health)
     try:
         exporter = build_gpu_exporter(config, health, sink=bundle.sink)
     except PriceTableError as exc:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from prometheus_client.registry import Collector
 
 from aifinops.exporters.config import Config
+from aifinops.exporters.runtime.selfmetrics import CollectorHealth
 from aifinops.exporters.runtime.service import Component
 from aifinops.exporters.sink import EventSink, NullSink
 
@@ -21,11 +22,12 @@ class SinkBundle:
     collectors: Sequence[Collector] = ()
 
 
-def build_sink(config: Config) -> SinkBundle:
-    """A Kafka producer when `kafka.bootstrap_servers` is set, else a sink that discards."""
+def build_sink(config: Config, health: CollectorHealth | None = None) -> SinkBundle:
+    """A Kafka producer when `kafka.bootstrap_servers` is set, else a sink that discards; the
+    producer reports `aifinops_collector_success{collector="kafka_producer"}` into `health`."""
     if not config.kafka.bootstrap_servers:
         return SinkBundle(NullSink())
     from aifinops.bridge.producer import KafkaEventSink
 
-    sink = KafkaEventSink.from_config(config)
+    sink = KafkaEventSink.from_config(config, health=health)
     return SinkBundle(sink, (sink,), (sink.collector(),))

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from aifinops.cli.stack import KafkaBroker
+from aifinops.cli.stack import KafkaBroker, wait_until
+from aifinops.exporters.events import USAGE_TYPE, encode, make_event
 from support.bridge_daemon import BridgeDaemon, bridge_config
-from support.kafka_helpers import consume, create_topics
+from support.kafka_helpers import consume, create_topics, produce
 
 pytestmark = pytest.mark.integration
 
@@ -109,3 +110,61 @@ def test_concurrent_notifications_with_the_broker_down_each_wait_once(
     # One delivery timeout (3 s here) each, side by side; one at a time they took 3, 6 ... 15 s.
     timeout = config["producer"]["delivery_timeout_ms"] / 1000
     assert max(seconds for _, seconds in answers) < 2.5 * timeout, answers
+
+
+def usage_message(n: int) -> tuple[bytes, bytes, None]:
+    event = make_event(
+        USAGE_TYPE,
+        "gw",
+        {
+            "provider": "openai",
+            "model": "gpt-4o",
+            "team": "ml",
+            "app": "chat",
+            "input_tokens": 1000,
+            "output_tokens": 100,
+            "cost_usd": 0.001,
+        },
+        event_id=f"m-{n}",
+    )
+    return b"ml/chat", encode(event), None
+
+
+def test_a_checkpoint_from_another_broker_is_set_aside_not_trusted(
+    kafka_broker: KafkaBroker, topic_name, tmp_path: Path
+) -> None:
+    topics = {"usage": topic_name("u"), "gpu": topic_name("g"), "anomalies": topic_name("a")}
+    partitions = {topics["usage"]: 10, topics["gpu"]: 10, topics["usage"] + ".dlq": 1}
+    bootstrap = kafka_broker.bootstrap
+    create_topics(bootstrap, partitions)
+    bridge = BridgeDaemon(tmp_path / "bridge", bridge_config(bootstrap, topics, tmp_path))
+    state = tmp_path / "state"
+    bridge.start()
+    try:
+        produce(bootstrap, topics["usage"], [usage_message(n) for n in range(300)])
+        wait_until(lambda: bridge.consumed(topics["usage"]) >= 300, 60, "the first events")
+        assert bridge.sample("aifinops_llm_requests_total") == 300  # checkpointed
+    finally:
+        bridge.stop()
+    assert (state / "checkpoint.json").exists()
+
+    # A fresh broker (memory storage: a restart keeps nothing) with the same topic names, and
+    # fewer messages than the checkpoint's offsets: the old state directory must not be trusted.
+    kafka_broker.stop()
+    kafka_broker.start()
+    create_topics(bootstrap, partitions)
+    produce(bootstrap, topics["usage"], [usage_message(n) for n in range(1000, 1040)])
+    bridge.start()
+    try:
+        wait_until(
+            lambda: bridge.sample("aifinops_llm_requests_total") == 40, 60, "the new log counted"
+        )
+        assert bridge.sample("aifinops_bridge_checkpoint_set_aside_total", reason="topic_id") == 1
+        log = bridge.process.log_tail(200)
+    finally:
+        bridge.stop()
+    assert "set aside" in log and "NOT trusted" in log
+    assert len(list(state.glob("checkpoint.json.set-aside-*"))) == 1
+    # The old counters are gone for good: the new checkpoint holds the new log's 40 only.
+    saved = json.loads((state / "checkpoint.json").read_text())
+    assert saved["topic_ids"][topics["usage"]]

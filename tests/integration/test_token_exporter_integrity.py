@@ -157,3 +157,33 @@ def test_500_teams_by_400_apps_stay_within_the_series_budget(plain_daemon: Token
     overflow = {s.labels["metric"]: s.value for s in families["aifinops_series_overflow"]}
     assert overflow["aifinops_llm_tokens_total"] == folded
     assert overflow["aifinops_llm_requests_total"] == folded
+
+
+def test_the_kafka_producer_reports_its_health(
+    kafka_broker: KafkaBroker, topic_name, tmp_path: Path
+) -> None:
+    config = f"""
+kafka:
+  bootstrap_servers: [{kafka_broker.bootstrap}]
+  topics:
+    usage: {{name: {topic_name("ai-api-costs")}}}
+producer:
+  spool_dir: {tmp_path / "spool"}
+  delivery_timeout_ms: 1500
+  retry_backoff_max_ms: 500
+"""
+    daemon = TokenDaemon(tmp_path / "exporter", config)
+    daemon.start()
+
+    def health() -> float | None:
+        return daemon.sample("aifinops_collector_success", collector="kafka_producer")
+
+    try:
+        wait_until(lambda: health() == 1, 30, "the producer to report Kafka reachable")
+        kafka_broker.stop()
+        assert daemon.post([usage("h-1")])[0] == 202
+        wait_until(lambda: health() == 0, 30, "the producer to report Kafka unreachable")
+        kafka_broker.start()
+        wait_until(lambda: health() == 1, 60, "the producer to report Kafka back")
+    finally:
+        daemon.stop()

@@ -11,7 +11,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from aifinops.bridge.checkpoint import Checkpoint, CheckpointStore, Continuation, StateError
+from aifinops.bridge.checkpoint import (
+    Checkpoint,
+    CheckpointStore,
+    Continuation,
+    CounterFamily,
+    StateError,
+)
 from aifinops.bridge.consumer import BridgeConsumer, ScrapeCheckpoint
 from aifinops.bridge.metrics import BridgeCollector, BridgeStats
 from aifinops.bridge.pipeline import MessageProcessor
@@ -201,6 +207,8 @@ class Member:
         self.on_revoked = self.on_assigned = None
         self.closed = False
         self.batch = 3
+        self.cluster_id: str | None = "cluster-a"
+        self.topic_ids: dict[str, str] = {}
 
     def factory(self, on_revoked, on_assigned, on_lost):
         self.on_revoked, self.on_assigned = on_revoked, on_assigned
@@ -236,6 +244,12 @@ class Member:
 
     def assignment(self):
         return set(self.records) if self.assigned else set()
+
+    def identity(self, topics):
+        return self.cluster_id, dict(self.topic_ids)
+
+    def beginning(self, partitions):
+        return dict.fromkeys(partitions, 0)
 
     def close(self):
         self.closed = True
@@ -364,3 +378,56 @@ def test_an_unreachable_broker_marks_the_consumer_failing():
     consumer = BridgeConsumer(factory, p, DLQ, BridgeStats(), health=health, retry_seconds=0.01)
     run_until(consumer, lambda: "kafka_consumer" in health.snapshot())
     assert health.snapshot()["kafka_consumer"].success is False
+
+
+def test_a_checkpoint_of_another_cluster_or_topic_is_set_aside_and_not_trusted(tmp_path):
+    tp = TopicPartition(USAGE, 0)
+    member = Member({tp: [Rec(USAGE, 0, i, b"k", usage(i), []) for i in range(6)]})
+    member.topic_ids = {USAGE: "new-id"}
+    store = CheckpointStore(tmp_path)
+    store.open()
+    family = CounterFamily(
+        "aifinops_llm_requests",
+        "calls",
+        ("provider", "model", "team", "app", "status"),
+        {("openai", "gpt-4o", "ml", "chat", "ok"): 1000.0},
+    )
+    old = Checkpoint({tp: 500}, {family.name: family}, 1.0, "cluster-a", {USAGE: "old-id"})
+    store.save(old)
+    store.close()
+    restored = store.open()
+    assert restored is not None and restored.topic_ids == {USAGE: "old-id"}
+    consumer, _p, _stats, collectors = bridge(member, restored)
+    scrape = ScrapeCheckpoint(consumer, collectors, Continuation(restored.counters), store)
+    registry = CollectorRegistry()
+    registry.register(scrape)
+    labels = {"provider": "openai", "model": "gpt-4o", "team": "ml", "app": "chat"}
+    # Before the member joins, the restored values are served.
+    assert (
+        registry.get_sample_value("aifinops_llm_requests_total", {**labels, "status": "ok"}) == 1000
+    )
+    run_until(consumer, lambda: consumer.positions().get(tp) == 6)
+    # Read from the start of the new log, counted from zero: the old 1000 are gone.
+    assert registry.get_sample_value("aifinops_llm_requests_total", {**labels, "status": "ok"}) == 6
+    assert (
+        registry.get_sample_value(
+            "aifinops_bridge_checkpoint_set_aside_total", {"reason": "topic_id"}
+        )
+        == 1
+    )
+    assert len(list(tmp_path.glob("checkpoint.json.set-aside-*"))) == 1
+    # The new checkpoint is bound to the new topic.
+    store.close()
+    assert CheckpointStore(tmp_path).open().topic_ids == {USAGE: "new-id"}
+
+
+def test_lag_is_unknown_not_zero_while_the_position_lies_beyond_the_log():
+    tp = TopicPartition(USAGE, 0)
+    member = Member({tp: [Rec(USAGE, 0, i, b"k", usage(i), []) for i in range(6)]})
+    consumer, _p, stats, _ = bridge(member)
+    run_until(consumer, lambda: consumer.positions().get(tp) == 6)
+    assert stats.snapshot()[1] == {tp: 0}
+    # The log is recreated shorter under the member (a broker restart): no sample, not 0.
+    member.records[tp] = member.records[tp][:2]
+    consumer._update_lag(member)
+    assert stats.snapshot()[1] == {}
