@@ -1,4 +1,4 @@
-"""The `aifinops` command: the user-facing verbs (`demo`, `topics`, `price`, `generate`, `config`)."""
+"""The `aifinops` command: the user-facing verbs (`demo`, `topics`, `price`, `focus`, `generate`, `config`)."""
 
 from __future__ import annotations
 
