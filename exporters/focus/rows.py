@@ -90,6 +90,18 @@ class _Totals:
     events: int = 0
 
 
+def _uniform(
+    rates: tuple[Decimal, ...] | None, i: int, tokens: int, amount: Fraction
+) -> Decimal | None:
+    """The rate of token type `i` when every one of its tokens was priced at it; None when the
+    amount says otherwise (a provider response mixing 5-minute and 1-hour cache writes, audio
+    input...): such a row's unit price is then what its cost comes to per million tokens."""
+    if rates is None:
+        return None
+    rate = rates[i]
+    return rate if amount * _MILLION == tokens * Fraction(rate) else None
+
+
 def hour_of(instant: datetime) -> datetime:
     """The start of the UTC hour holding `instant`: its charge period."""
     return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -120,6 +132,7 @@ class FocusAccumulator:
             amount = Fraction(by_type[i])
             if tokens == 0 and amount == 0:
                 continue
+            list_amount = amount if list_by_type is None else Fraction(list_by_type[i])
             key = _LLMKey(
                 start,
                 usage.team,
@@ -129,15 +142,15 @@ class FocusAccumulator:
                 cost.model_id,
                 token_type,
                 cost.source,
-                None if rates is None else rates[i],
-                None if list_rates is None else list_rates[i],
+                _uniform(rates, i, tokens, amount),
+                _uniform(list_rates, i, tokens, list_amount),
             )
             totals = self.llm.get(key)
             if totals is None:
                 totals = self.llm[key] = _Totals()
             totals.quantity += tokens
             totals.cost += amount
-            totals.list_cost += amount if list_by_type is None else Fraction(list_by_type[i])
+            totals.list_cost += list_amount
             totals.events += 1
             counted = True
         if counted:
@@ -282,26 +295,24 @@ def _llm_row(
     per_unit = tokens / _MILLION  # PricingQuantity: millions of tokens
     model_id = key.model_id or key.model
     sku = f"{key.provider}/{model_id}/{key.token_type}"
-    contracted_usd: Fraction | None
-    list_usd: Fraction | None
+    # A row without one published rate (a reported cost, mixed sub-kinds of tokens) is priced at
+    # what it comes to per million tokens, so that UnitPrice x PricingQuantity = cost.
+    contracted_usd: Fraction | None = None
+    list_usd: Fraction | None = None
     if key.rate is not None:
         contracted_usd = Fraction(key.rate)
-    elif key.source == "reported" and per_unit:
-        # The provider's figure: its unit price is what it comes to per million tokens.
+    elif key.source != "unpriced" and per_unit:
         contracted_usd = totals.cost / per_unit
-    else:
-        contracted_usd = None
     if key.list_rate is not None:
         list_usd = Fraction(key.list_rate)
-    elif key.source == "reported":
-        list_usd = contracted_usd
+    elif key.source != "unpriced" and per_unit:
+        list_usd = totals.list_cost / per_unit
+    if key.source == "unpriced":
+        price_tag = "unpriced"
+    elif key.rate is None:
+        price_tag = key.source if key.source == "reported" else "blended"
     else:
-        list_usd = None
-    price_tag = (
-        "unpriced"
-        if key.source == "unpriced"
-        else ("reported" if key.rate is None else f"{key.rate.normalize():f}")
-    )
+        price_tag = f"{key.rate.normalize():f}"
     row.update(
         ChargeDescription=f"{key.model} {key.token_type} tokens ({key.provider})",
         ConsumedQuantity=money(tokens),

@@ -206,3 +206,34 @@ def test_parquet_has_the_same_rows(tmp_path):
     back = table.to_pylist()
     assert back[0]["BilledCost"] == rows[0]["BilledCost"]
     assert back[0]["ChargePeriodStart"] == rows[0]["ChargePeriodStart"]
+
+
+def test_a_row_mixing_prices_is_priced_at_what_it_comes_to_per_million():
+    # Anthropic response: 1,000 tokens written to the 5-minute cache ($3.75/M) and 2,000 to the
+    # 1-hour cache ($6/M, genai-prices claude-sonnet-4-0): one cache_write row of 3,000 tokens.
+    data = {
+        "provider": "anthropic",
+        "model": "claude-sonnet-4-0",
+        "team": "web",
+        "app": "chat",
+        "response": {
+            "usage": {
+                "input_tokens": 100,
+                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": 3000,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": 1000,
+                    "ephemeral_1h_input_tokens": 2000,
+                },
+                "output_tokens": 10,
+            }
+        },
+    }
+    acc = FocusAccumulator(list_pricer=Pricer(()))
+    acc.add_usage(ingest().prepare(make_event(USAGE_TYPE, "/t", data, event_id="x", time=H0)))
+    write = by(rows_of(acc, RateSchedule("USD")), x_TokenType="cache_write")
+    assert write["ConsumedQuantity"] == 3000
+    assert write["BilledCost"] == Decimal("0.01575")
+    assert write["ContractedUnitPrice"] == write["ListUnitPrice"] == Decimal("5.25")
+    assert write["ContractedUnitPrice"] * write["PricingQuantity"] == write["ContractedCost"]
+    assert write["SkuPriceId"] == "anthropic/claude-sonnet-4-0/cache_write:blended"
