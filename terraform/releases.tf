@@ -162,6 +162,10 @@ resource "helm_release" "aifinops" {
         # EKS accelerated AMIs make the NVIDIA runtime containerd's default: no RuntimeClass.
         runtimeClassName = ""
       }
+      # Tripwires are posted straight to kube-prometheus-stack's Alertmanager.
+      tripwires = {
+        alertmanagerUrls = ["http://${local.kps_release}-alertmanager.${local.monitoring_namespace}.svc:9093"]
+      }
     }),
     yamlencode(var.aifinops_values),
   ]

@@ -723,3 +723,48 @@ def test_web_tls_and_basic_auth_reach_every_daemon_and_its_service_monitor(rende
 def test_web_tls_without_a_secret_fails_the_render():
     with pytest.raises(helm.HelmError, match=r"web\.tls\.secretName"):
         render({"web": {"tls": {"enabled": True}}})
+
+
+def test_tripwires_reach_the_config_and_get_their_own_route(tmp_path):
+    am_url = "http://kube-prometheus-stack-alertmanager.monitoring.svc:9093"
+    docs = render(
+        {
+            "tripwires": {
+                "requestUsd": 2.5,
+                "teamTokensPerMinute": 12000000,
+                "alertmanagerUrls": [am_url],
+                "overrides": {
+                    "research": {"request_usd": 50, "apps": {"batch": {"request_usd": 1}}}
+                },
+            }
+        }
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(_config_text(docs), encoding="utf-8")
+    tripwires = load_config(Config, path, environ={}).tripwires
+    assert tripwires.enabled
+    assert (tripwires.request_usd, tripwires.team_usd_per_minute) == (2.5, 20)
+    assert tripwires.team_tokens_per_minute == 12_000_000
+    assert tripwires.alertmanager_urls == (am_url,)
+    assert tripwires.overrides["research"].apps["batch"].request_usd == 1
+    # The default renders the daemons' defaults, sending nowhere.
+    path.write_text(_config_text(render()), encoding="utf-8")
+    assert load_config(Config, path, environ={}).tripwires == Config().tripwires
+    # The tripwire tier is routed on its own, sent with no group_wait.
+    spec = one(docs, "AlertmanagerConfig", "aifinops")["spec"]
+    labels = {
+        "alertname": "AIFinOpsSpendTripwire",
+        "aifinops_tier": "tripwire",
+        "tripwire": "request_usd",
+        "team": "ml",
+    }
+    route = _route_for(spec, labels)
+    assert route is not None and route is not spec["route"]
+    assert route["groupWait"] == "0s"
+    assert {"team", "tripwire", "app", "model"} <= set(route["groupBy"])
+    # The Terraform stack points the tripwires at kube-prometheus-stack's Alertmanager.
+    tf = (REPO / "terraform" / "releases.tf").read_text()
+    assert 'alertmanagerUrls = ["http://${local.kps_release}-alertmanager.' in tf
+    # The schema refuses a URL the daemons would refuse at start.
+    with pytest.raises(helm.HelmError, match="alertmanagerUrls"):
+        render({"tripwires": {"alertmanagerUrls": ["alertmanager:9093"]}})

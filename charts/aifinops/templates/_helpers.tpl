@@ -184,6 +184,8 @@ One file serves all three daemons; `config` values are merged over it last.
   "bridge" (dict "group_id" .Values.bridge.groupId "state_dir" (printf "%s/bridge" (include "aifinops.dataDir" .)))
   "producer" (dict "spool_dir" (printf "%s/spool" (include "aifinops.dataDir" .)) "spool_max_bytes" (int64 .Values.producer.spoolMaxBytes))
 -}}
+{{- $t := .Values.tripwires }}
+{{- $_ := set $cfg "tripwires" (dict "enabled" $t.enabled "request_usd" (toString $t.requestUsd) "team_usd_per_minute" (toString $t.teamUsdPerMinute) "team_tokens_per_minute" (int64 $t.teamTokensPerMinute) "alertmanager_urls" $t.alertmanagerUrls "overrides" $t.overrides) }}
 {{- with .Values.prices.gpu }}
 {{- $_ := set $cfg.gpu "price_table" (printf "%s/gpu-prices.yaml" (include "aifinops.pricesDir" $)) }}
 {{- end }}
