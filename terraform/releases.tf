@@ -109,10 +109,25 @@ resource "helm_release" "nvidia_device_plugin" {
   namespace        = local.gpu_namespace
   create_namespace = true
 
-  values = [yamlencode(merge(local.gpu_scheduling, {
+  values = concat([yamlencode(merge(local.gpu_scheduling, {
     # The chart's default affinity wants node-feature-discovery labels; the node group's label does.
     affinity = null
-  }))]
+    }))], var.gpu_time_slicing_replicas > 1 ? [yamlencode({
+    # Time-slicing: each GPU advertised as several nvidia.com/gpu replicas (ids GPU-<uuid>::<n>).
+    config = {
+      default = "aifinops"
+      map = {
+        aifinops = yamlencode({
+          version = "v1"
+          sharing = {
+            timeSlicing = {
+              resources = [{ name = "nvidia.com/gpu", replicas = var.gpu_time_slicing_replicas }]
+            }
+          }
+        })
+      }
+    }
+  })] : [])
 
   depends_on = [module.eks]
 }
@@ -161,6 +176,9 @@ resource "helm_release" "aifinops" {
         enabled = var.gpu_node_group_enabled
         # EKS accelerated AMIs make the NVIDIA runtime containerd's default: no RuntimeClass.
         runtimeClassName = ""
+        # Holders from the kubelet's PodResources API (/var/lib/kubelet/pod-resources on the
+        # accelerated AMI): every GPU a pod is allocated, time-sliced replicas included.
+        podResources = { enabled = true }
       }
       # Tripwires are posted straight to kube-prometheus-stack's Alertmanager.
       tripwires = {

@@ -102,6 +102,17 @@ variable "gpu_max_node_count" {
   default     = 2
 }
 
+variable "gpu_time_slicing_replicas" {
+  description = "Time-slice every GPU of the GPU node group into this many nvidia.com/gpu replicas (the device plugin's sharing.timeSlicing); 1 keeps whole GPUs. The aifinops GPU exporter reads the replicas each pod holds from the kubelet's PodResources API and splits each GPU's cost equally among its pods."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.gpu_time_slicing_replicas >= 1 && var.gpu_time_slicing_replicas <= 64 && floor(var.gpu_time_slicing_replicas) == var.gpu_time_slicing_replicas
+    error_message = "gpu_time_slicing_replicas must be a whole number from 1 to 64."
+  }
+}
+
 variable "kafka_version" {
   description = "Apache Kafka version of the Strimzi cluster; must be one the pinned Strimzi operator supports."
   type        = string
