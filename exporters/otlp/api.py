@@ -84,7 +84,7 @@ class SpanResources:
     def __contains__(self, key: object) -> bool:
         with self._lock:
             seen = self._seen.get(key)  # type: ignore[call-overload]
-        return seen is not None and time.monotonic() - seen <= self.ttl
+        return seen is not None and time.monotonic() - seen < self.ttl
 
 
 class OTLPAPI:

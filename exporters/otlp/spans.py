@@ -38,6 +38,12 @@ TOKENS: Mapping[str, tuple[str, ...]] = {
     ),
     "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
 }
+# Event data field -> the attributes it is read from, the first one set winning.
+_MAPPED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("provider", PROVIDER),
+    ("model", MODEL),
+    *TOKENS.items(),
+)
 USAGE_ATTRIBUTES = frozenset((*TOKENS["input_tokens"], *TOKENS["output_tokens"]))
 NAMESPACE = "k8s.namespace.name"
 SDK_NAME = "telemetry.sdk.name"
@@ -183,13 +189,7 @@ def _event(
     ref = f"trace {trace_id or '-'}/span {span_id or '-'}"
     fields: dict[str, str] = {}
     data: dict[str, Any] = {}
-    for key, names in (("provider", PROVIDER), ("model", MODEL)):
-        found = _first(attrs, names)
-        if found is not None:
-            fields[f"data.{key}"], data[key] = found
-        else:
-            fields[f"data.{key}"] = names[0]
-    for key, names in TOKENS.items():
+    for key, names in _MAPPED:
         found = _first(attrs, names)
         if found is not None:
             fields[f"data.{key}"], data[key] = found
