@@ -240,11 +240,14 @@
     produceErrorsWindow: '5m',
     produceErrorsFor: '5m',
     // AIFinOpsCostMetricsAbsent: one of these families has had no sample for
-    // costMetricsAbsentWindow, for costMetricsAbsentFor. Drop a family you do not run (e.g. the
-    // GPU one without a GPU exporter).
+    // costMetricsAbsentWindow, for costMetricsAbsentFor...
     costMetricsFamilies: ['aifinops_llm_cost_usd_total', 'aifinops_gpu_cost_usd_total'],
     costMetricsAbsentWindow: '10m',
     costMetricsAbsentFor: '5m',
+    // ...after it had samples within this window (recorded by the pipeline group, so it
+    // survives the family's own series going stale). A family the installation never ran (the
+    // GPU one without a GPU exporter) never fires, and one gone for longer than this stops.
+    costMetricsSeenWindow: '1w',
 
     // ---------------------------------------------------------------------------------------
     // Alertmanager (rules/alertmanager.yaml).

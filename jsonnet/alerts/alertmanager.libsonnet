@@ -10,6 +10,8 @@ local r = import '../lib/rules.libsonnet';
   local list(xs) = '[' + std.join(', ', ['"%s"' % x for x in xs]) + ']',
   local matchers(ms) = '[' + std.join(', ', ["'%s'" % m for m in ms]) + ']',
   local matcher(m) = matchers([m]),
+  local faking = 'alertname=~"%s"' % std.join('|', $.aifinopsSpendFakingAlerts),
+  local faked = '%s=~"fast|anomaly"' % r.tierLabel,
   local levels = [std.toString(std.round(l.ratio * 100)) for l in c.budgetThresholds],
   // Each threshold level inhibits the lower ones of the same team and period.
   local thresholdInhibitions = std.join('', [
@@ -71,10 +73,19 @@ local r = import '../lib/rules.libsonnet';
     inhibit_rules:
       # A pipeline outage fakes spend changes: missing usage looks like a drop, and the backlog
       # it leaves arrives as a burst that looks like a spike. While one of these fires (they keep
-      # firing %(keepFiringFor)s after recovery) the fast and anomaly alerts of the same cluster
-      # are silenced. Budget alerts are not: the spend they see is real, only late.
-      - source_matchers: %(fakingMatcher)s
-        target_matchers: %(fakedMatcher)s
+      # firing %(keepFiringFor)s after recovery) the fast and anomaly alerts that read what failed,
+      # in the same cluster, are silenced; %(sourceLabel)s says which part each alert reads and
+      # each failure fakes. A GPU-side failure (a GPU node's exporter down, GPU cost absent)
+      # silences the GPU alerts only: GPU figures come back at their true level, so it cannot
+      # push a team's total (the anomaly tier, "all") up. An LLM-side failure silences the LLM
+      # alerts and the total; the bridge feeds both and silences every one. A failure never
+      # silences the other part, budget alerts (the spend they see is real, only late) or
+      # tripwires (counted where the event is seen).
+      - source_matchers: %(gpuFaking)s
+        target_matchers: %(gpuFaked)s
+        equal: %(clusterLabel)s
+      - source_matchers: %(llmFaking)s
+        target_matchers: %(llmFaked)s
         equal: %(clusterLabel)s
       # The fast burn (a page) makes the slow one (a ticket) redundant.
       - source_matchers: ['alertname="AIFinOpsBudgetBurnFast"']
@@ -119,8 +130,11 @@ local r = import '../lib/rules.libsonnet';
     fastGroupInterval: c.alertmanagerFast.groupInterval,
     fastRepeatInterval: c.alertmanagerFast.repeatInterval,
     keepFiringFor: c.pipelineKeepFiringFor,
-    fakingMatcher: matcher('alertname=~"%s"' % std.join('|', $.aifinopsSpendFakingAlerts)),
-    fakedMatcher: matcher('%s=~"fast|anomaly"' % r.tierLabel),
+    sourceLabel: r.sourceLabel,
+    gpuFaking: matchers([faking, '%s=~"gpu|all"' % r.sourceLabel]),
+    gpuFaked: matchers([faked, '%s="gpu"' % r.sourceLabel]),
+    llmFaking: matchers([faking, '%s=~"llm|all"' % r.sourceLabel]),
+    llmFaked: matchers([faked, '%s=~"llm|all"' % r.sourceLabel]),
     clusterLabel: list([c.clusterLabel]),
     thresholdInhibitions: std.join('\n', [
       '  ' + line

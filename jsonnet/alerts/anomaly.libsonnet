@@ -15,6 +15,8 @@ local r = import '../lib/rules.libsonnet';
       r.alert(c, {
         name: 'AIFinOpsSpendAnomaly',
         tier: 'anomaly',
+        // A team's total spend: LLM and GPU.
+        source: 'all',
         severity: 'warning',
         'for': c.anomalyFor,
         dashboard: 'overview',

@@ -27,6 +27,7 @@ local r = import '../lib/rules.libsonnet';
     fast+: [
       r.alert(c, common {
         name: 'AIFinOpsLLMSpendSpike',
+        source: 'llm',
         severity: 'critical',
         dashboard: 'llm',
         expr: |||
@@ -66,6 +67,7 @@ local r = import '../lib/rules.libsonnet';
 
       r.alert(c, common {
         name: 'AIFinOpsLLMTokenRunaway',
+        source: 'llm',
         severity: 'critical',
         dashboard: 'llm',
         expr: |||
@@ -103,6 +105,7 @@ local r = import '../lib/rules.libsonnet';
 
       r.alert(c, common {
         name: 'AIFinOpsGPUSpendJump',
+        source: 'gpu',
         severity: 'warning',
         dashboard: 'gpu',
         expr: |||

@@ -1,6 +1,9 @@
 // Pipeline tier: the parts that feed the spend figures. The alerts that make spend alerts lie
 // keep firing pipelineKeepFiringFor after recovery, so Alertmanager's inhibition covers the burst
-// of delayed usage that follows.
+// of delayed usage that follows. Each of them carries `aifinops_source` (gpu, llm or all): the
+// part of the figures the failed job feeds, so the inhibition silences only the alerts that read
+// that part (a GPU node's exporter down never silences an LLM spike).
+local names = import '../lib/names.libsonnet';
 local p = import '../lib/promql.libsonnet';
 local r = import '../lib/rules.libsonnet';
 
@@ -13,9 +16,47 @@ local r = import '../lib/rules.libsonnet';
     'AIFinOpsCostMetricsAbsent',
   ],
 
+  aifinopsRecordingRules+:: {
+    local c = $._config,
+    local n = names(c),
+
+    pipeline+: [
+      // 1 per scraped aifinops job and instance, labelled with the part of the figures it feeds,
+      // from the family selectors: gpu for a job only gpuSelector matches, llm for one only
+      // llmSelector matches, all for one both match (the bridge) or neither.
+      r.record(n.jobSource, |||
+        max by (job, instance, %(label)s) (
+          label_replace(up{%(gpu)s} unless on (job, instance) up{%(llm)s}, "%(label)s", "gpu", "", "")
+          or on (job, instance)
+          label_replace(up{%(llm)s} unless on (job, instance) up{%(gpu)s}, "%(label)s", "llm", "", "")
+          or on (job, instance)
+          label_replace(up{%(all)s}, "%(label)s", "all", "", "")
+        )
+        * 0 + 1
+      ||| % { label: r.sourceLabel, gpu: c.gpuSelector, llm: c.llmSelector, all: c.aifinopsSelector }),
+      // How many series of each cost family exist now; its history over costMetricsSeenWindow
+      // tells AIFinOpsCostMetricsAbsent which families this installation runs.
+      r.record(n.costFamilySeries, std.join('\nor\n', [
+        'label_replace(count(%s{%s}), "metric", "%s", "", "")' % [family, c.aifinopsSelector, family]
+        for family in c.costMetricsFamilies
+      ]) + '\n'),
+    ],
+  },
+
   aifinopsAlertRules+:: {
     local c = $._config,
+    local n = names(c),
     local t = p.template,
+    local source = r.sourceLabel,
+    // `expr` (a vector with job and instance labels) with aifinops_source set to the part of the
+    // figures its job feeds (recorded above); a job without an `up` series gets `all`.
+    local withSource(expr) = |||
+      %(expr)s
+      * on (job, instance) group_left (%(label)s)
+      %(feeds)s
+      or on (job, instance)
+      label_replace(%(expr)s, "%(label)s", "all", "", "")
+    ||| % { expr: expr, label: source, feeds: n.jobSource },
     local common = { tier: 'pipeline', dashboard: 'pipeline', severity: 'warning' },
     local faking = common { keepFiringFor: c.pipelineKeepFiringFor },
     // $/h of spend a job/instance exposed over the last hour.
@@ -25,7 +66,7 @@ local r = import '../lib/rules.libsonnet';
       r.alert(c, faking {
         name: 'AIFinOpsExporterDown',
         'for': c.exporterDownFor,
-        expr: 'up{%s} == 0' % c.aifinopsSelector,
+        expr: withSource('(up{%s} == 0)' % c.aifinopsSelector),
         summary: 'Prometheus cannot scrape an aifinops exporter; spend alerts are blind to what it serves.',
         description: 'Prometheus has failed to scrape {{ $labels.job }} at {{ $labels.instance }} for %s. Spend it serves is missing from every figure and alert until it is back (it served %s over the last hour).' % [
           c.exporterDownFor,
@@ -36,7 +77,7 @@ local r = import '../lib/rules.libsonnet';
       r.alert(c, faking {
         name: 'AIFinOpsCollectorFailing',
         'for': c.collectorFailingFor,
-        expr: 'aifinops_collector_success{%s} == 0' % c.aifinopsSelector,
+        expr: withSource('(aifinops_collector_success{%s} == 0)' % c.aifinopsSelector),
         summary: 'An aifinops collector keeps failing; the figures it feeds are frozen or missing.',
         description: 'Collector {{ $labels.collector }} of {{ $labels.job }} at {{ $labels.instance }} has failed for %s; its metrics keep their last values or are missing (spend served by that instance over the last hour: %s).' % [
           c.collectorFailingFor,
@@ -47,7 +88,7 @@ local r = import '../lib/rules.libsonnet';
       r.alert(c, faking {
         name: 'AIFinOpsBridgeConsumerLagHigh',
         'for': c.bridgeLagFor,
-        expr: 'sum by (job, instance, topic) (aifinops_bridge_consumer_lag_messages{%s}) > %s' % [c.bridgeSelector, p.num(c.bridgeLagMessages)],
+        expr: withSource('(sum by (job, instance, topic) (aifinops_bridge_consumer_lag_messages{%s}) > %s)' % [c.bridgeSelector, p.num(c.bridgeLagMessages)]),
         summary: 'The bridge is far behind on a topic; spend reaches Prometheus late and then as a burst.',
         description: 'The bridge {{ $labels.instance }} is %s messages behind on {{ $labels.topic }} for %s. The usage in them is missing from the figures until it catches up, then arrives at once (spend the bridge applied over the last hour: %s).' % [
           t.count,
@@ -85,10 +126,27 @@ local r = import '../lib/rules.libsonnet';
       r.alert(c, faking {
         name: 'AIFinOpsCostMetricsAbsent',
         'for': c.costMetricsAbsentFor,
+        // Only a family this installation has run within costMetricsSeenWindow: an installation
+        // without GPUs never has GPU cost series, and that is no outage.
         expr: std.join('\nor\n', [
-          'label_replace(absent_over_time(%s{%s}[%s]), "metric", "%s", "", "")' % [family, c.aifinopsSelector, c.costMetricsAbsentWindow, family]
+          |||
+            label_replace(
+              label_replace(absent_over_time(%(family)s{%(sel)s}[%(window)s]), "metric", "%(family)s", "", "")
+              and on (metric)
+              max_over_time(%(seen)s{metric="%(family)s"}[%(seenWindow)s]) > 0,
+              "%(label)s", "%(source)s", "", ""
+            )
+          ||| % {
+            family: family,
+            sel: c.aifinopsSelector,
+            window: c.costMetricsAbsentWindow,
+            seen: n.costFamilySeries,
+            seenWindow: c.costMetricsSeenWindow,
+            label: source,
+            source: r.familySource(family),
+          }
           for family in c.costMetricsFamilies
-        ]) + '\n',
+        ]),
         summary: 'A cost metric family has no samples; every alert that reads it is blind.',
         description: 'No sample of {{ $labels.metric }} has been ingested for %s: spend alerts on it cannot fire ($0.00/h is not the same as no data).' % [c.costMetricsAbsentWindow],
       }),

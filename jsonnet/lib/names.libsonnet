@@ -29,6 +29,13 @@ function(c) {
   sustainable: 'team_period:aifinops_budget_usd_per_second:sustainable',
   periodToDate: 'team_period:aifinops_spend_usd:period_to_date',
 
+  // Pipeline tier: 1 per aifinops job and instance, labelled with the part of the figures it
+  // feeds (aifinops_source = gpu, llm or all).
+  jobSource: 'job_instance:aifinops_source:info',
+  // Series of each cost family present now (label metric), the memory of which
+  // families the installation runs.
+  costFamilySeries: 'metric:aifinops_cost_series:count',
+
   // Anomaly tier.
   prediction: 'team:aifinops_spend_usd_per_second:prediction',
   absResidual: 'team:aifinops_spend_usd_per_second:abs_residual',

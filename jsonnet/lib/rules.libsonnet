@@ -6,6 +6,18 @@
   // Alertmanager routes and inhibitions match on it.
   tierLabel:: 'aifinops_tier',
 
+  // The label that names the part of the spend figures an alert reads or a pipeline failure
+  // fakes: gpu (GPU families), llm (LLM families) or all (both, e.g. a team's total spend, or
+  // the bridge, which feeds both). Alertmanager's inhibitions match on it, so a failure only
+  // silences the alerts that read what failed.
+  sourceLabel:: 'aifinops_source',
+
+  // The source value of a cost family (aifinops_gpu_* -> gpu, aifinops_llm_* -> llm).
+  familySource(family)::
+    if std.startsWith(family, 'aifinops_gpu_') then 'gpu'
+    else if std.startsWith(family, 'aifinops_llm_') then 'llm'
+    else 'all',
+
   // A recording rule.
   record(name, expr, labels={}):: {
     record: name,
@@ -20,6 +32,7 @@
       'for': '0s',
       keepFiringFor: null,
       labels: {},
+      source: null,
       teamVar: false,
     } + spec;
     local dashboard = config.grafanaURL + '/d/' + config.dashboardUIDs[s.dashboard]
@@ -29,7 +42,9 @@
       expr: s.expr,
       'for': s['for'],
       [if s.keepFiringFor != null then 'keep_firing_for']: s.keepFiringFor,
-      labels: { severity: s.severity, [$.tierLabel]: s.tier } + s.labels,
+      labels: { severity: s.severity, [$.tierLabel]: s.tier }
+              + (if s.source != null then { [$.sourceLabel]: s.source } else {})
+              + s.labels,
       annotations: {
         summary: s.summary,
         description: s.description,

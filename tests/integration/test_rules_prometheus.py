@@ -273,11 +273,21 @@ def test_shipped_routes_notify_a_fast_alert_within_seconds(alertmanager_factory,
 
 def test_a_pipeline_outage_inhibits_the_spend_alerts_it_fakes(alertmanager_factory, webhook):
     am = alertmanager_factory(shipped_alertmanager_config(webhook.url))
-    am.post_alerts([alert("AIFinOpsBridgeConsumerLagHigh", "pipeline", topic="ai-api-costs")])
+    # The bridge feeds both parts of the figures (aifinops_source="all"): its backlog fakes both.
     am.post_alerts(
         [
-            alert("AIFinOpsLLMSpendSpike", "fast", team="b", model="m"),
-            alert("AIFinOpsSpendAnomaly", "anomaly", team="b"),
+            alert(
+                "AIFinOpsBridgeConsumerLagHigh",
+                "pipeline",
+                topic="ai-api-costs",
+                aifinops_source="all",
+            )
+        ]
+    )
+    am.post_alerts(
+        [
+            alert("AIFinOpsLLMSpendSpike", "fast", team="b", model="m", aifinops_source="llm"),
+            alert("AIFinOpsSpendAnomaly", "anomaly", team="b", aifinops_source="all"),
             # Budget alerts stay: the spend they see is real, only late.
             alert("AIFinOpsBudgetBurnFast", "burn", team="b", period="daily"),
         ]

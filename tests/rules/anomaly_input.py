@@ -165,6 +165,7 @@ def flat_group() -> dict:
                         "exp_labels": {
                             "severity": "warning",
                             "aifinops_tier": "anomaly",
+                            "aifinops_source": "all",
                             "team": "flatjump",
                         },
                         "exp_annotations": {

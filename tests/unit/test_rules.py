@@ -297,18 +297,34 @@ def test_alertmanager_routes_fast_alerts_in_groups_of_one_with_a_one_second_wait
     assert "# - name: pagerduty" in text and "# - name: slack" in text
 
 
-def test_pipeline_outage_inhibits_the_spend_alerts_it_would_fake():
+def test_pipeline_outage_inhibits_only_the_spend_alerts_of_what_failed():
     config = yaml.safe_load((RULES / "alertmanager.yaml").read_text())
-    outage = config["inhibit_rules"][0]
-    source = outage["source_matchers"][0]
-    for name in (
-        "AIFinOpsExporterDown",
-        "AIFinOpsBridgeConsumerLagHigh",
-        "AIFinOpsCostMetricsAbsent",
-    ):
-        assert name in source
-    assert outage["target_matchers"] == ['aifinops_tier=~"fast|anomaly"']
-    # The inhibiting alerts stay firing after recovery, so the inhibition outlasts the burst.
+    faking = [r for r in config["inhibit_rules"] if "AIFinOpsExporterDown" in str(r)]
+    by_source = {tuple(r["source_matchers"][1:]): r["target_matchers"] for r in faking}
+    # A GPU-side failure (or the bridge, which feeds both) silences GPU alerts only; an LLM-side
+    # one (or the bridge) the LLM alerts and a team's total.
+    assert by_source == {
+        ('aifinops_source=~"gpu|all"',): ['aifinops_tier=~"fast|anomaly"', 'aifinops_source="gpu"'],
+        ('aifinops_source=~"llm|all"',): [
+            'aifinops_tier=~"fast|anomaly"',
+            'aifinops_source=~"llm|all"',
+        ],
+    }
+    for rule in faking:
+        assert rule["equal"] == ["cluster"]
+        for name in (
+            "AIFinOpsExporterDown",
+            "AIFinOpsCollectorFailing",
+            "AIFinOpsBridgeConsumerLagHigh",
+            "AIFinOpsCostMetricsAbsent",
+        ):
+            assert name in rule["source_matchers"][0]
+    # Every alert an inhibition may silence says which part it reads; the inhibiting alerts
+    # compute theirs in PromQL and stay firing after recovery, so the inhibition outlasts the
+    # burst.
     for _, rule in alert_rules():
-        if rule["alert"] in source:
+        if rule["labels"]["aifinops_tier"] in ("fast", "anomaly"):
+            assert rule["labels"]["aifinops_source"] in ("gpu", "llm", "all"), rule["alert"]
+        if rule["alert"] in faking[0]["source_matchers"][0]:
+            assert "aifinops_source" in rule["expr"], rule["alert"]
             assert rule.get("keep_firing_for") == "10m", rule["alert"]
