@@ -10,6 +10,7 @@ are also handed to `publish` (the daemon's `cost-anomalies` writer) once, whatev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -117,7 +118,9 @@ class AlertmanagerNotifier:
     def stop(self) -> None:
         """Stop the sender thread (alerts not sent yet expire at their endsAt)."""
         self._stop.set()
-        self._queue.put(None)  # type: ignore[arg-type]
+        # Wakes the thread at once; a full queue is read within a tick anyway.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)  # type: ignore[arg-type]
         if self._thread is not None:
             self._thread.join(timeout=self._timeout + 1)
 
