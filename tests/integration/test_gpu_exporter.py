@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -277,3 +278,65 @@ gpu:
     for uuid in seen:
         parts = {r.partition for r in records if r.key.endswith(uuid.encode())}
         assert len(parts) == 1
+
+
+ALLOCATED = """
+gpu:
+  interval_seconds: 0.2
+  namespace_teams: {{research: science}}
+  pod_resources_socket: {socket}
+  simulator:
+    nodes: 1
+    gpus_per_node: 3
+    patterns: [busy, unallocated, allocated]
+    serve_pod_resources: {serve}
+"""
+
+
+def test_a_gpu_allocated_to_a_pod_without_a_process_is_charged_to_it_through_pod_resources(
+    daemon, prometheus_factory
+):
+    """The simulator's fleet served as the kubelet's PodResources API and read back through the
+    real gRPC client: GPU 2, allocated to research/notebook-0-2 with no process on it, is held by
+    that pod and all its cost is the pod's idle cost; without the allocation nobody holds it."""
+    sock = Path(tempfile.mkdtemp(prefix="aifinops-kubelet-")) / "kubelet.sock"
+    d = daemon(["--source=simulated"], ALLOCATED.format(socket=sock, serve="true"))
+    samples = d.wait_for(
+        "GPU 2 held through the allocation",
+        lambda s: _values(s, "aifinops_gpu_allocated", gpu="2", pod="notebook-0-2") == [1.0],
+    )
+    assert _values(samples, "aifinops_collector_success", collector="podresources") == [1.0]
+    assert _values(samples, "aifinops_gpu_unresolved_devices") == [0.0, 0.0]
+    assert "GPU holders: the kubelet's PodResources allocation" in d.process.log_tail(200)
+    prom = prometheus_factory(
+        scrape_configs=[
+            {
+                "job_name": "gpu",
+                "scrape_interval": "1s",
+                "static_configs": [{"targets": [f"127.0.0.1:{d.port}"]}],
+            }
+        ]
+    )
+    where = 'job="gpu", gpu="2", namespace="research", pod="notebook-0-2", team="science"'
+    prom.wait_for(
+        f"aifinops_gpu_idle_cost_usd_total{{{where}}} > 0",
+        lambda r: bool(r),
+        timeout=30,
+    )
+    # No process, 0 % utilised: every dollar the pod is charged for the GPU is idle.
+    same = prom.query(
+        f"aifinops_gpu_idle_cost_usd_total{{{where}}} == aifinops_gpu_cost_usd_total{{{where}}}"
+    )
+    assert len(same) == 1
+
+    # The same fleet read through process attribution only (today's nvml behaviour): no holder.
+    plain = daemon(
+        ["--source=simulated"], ALLOCATED.format(socket=sock.parent / "x.sock", serve="false")
+    )
+    samples = plain.wait_for(
+        "money for GPU 2",
+        lambda s: bool(_values(s, "aifinops_gpu_cost_usd_total", gpu="2")),
+    )
+    assert _values(samples, "aifinops_gpu_allocated", gpu="2") == []
+    assert _values(samples, "aifinops_gpu_cost_usd_total", gpu="2", pod="") != []
+    assert _values(samples, "aifinops_collector_success", collector="podresources") == []
