@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client.registry import Collector
 
@@ -127,19 +126,18 @@ def build_bridge(config: Config, health: CollectorHealth) -> Bridge:
         forwarder.collector(),
     ]
     routes = [Route("POST", PATH, forwarder.handle, settings.webhook_max_body_bytes)]
-    tripwires = _tripwires(config, usage)
-    if tripwires:
-        collectors.append(tripwires[-1].collector())
+    tripwires, tripwire_collectors = _tripwires(config, usage)
+    collectors += tripwire_collectors
     return Bridge(consumer, forwarder, usage, gpu, collectors, routes, store, tripwires)
 
 
-def _tripwires(config: Config, usage: UsageIngest) -> list[Any]:
+def _tripwires(config: Config, usage: UsageIngest) -> tuple[list[Component], list[Collector]]:
     """The tripwires on every event this bridge counts: events an exporter of this cluster
     counted (header `aifinops-counted-in`) are skipped before they reach `usage`, so a limit
     trips once per cluster. Onsets and resolutions also go to `cost-anomalies` through a
     producer of their own (spool: `producer.spool_dir`, else data/spool/aifinops-bridge)."""
     if not config.tripwires.enabled:
-        return []
+        return [], []
     anomalies = config.kafka.topics.anomalies.name
     sink = KafkaEventSink(
         config.kafka,
@@ -150,4 +148,4 @@ def _tripwires(config: Config, usage: UsageIngest) -> list[Any]:
     publish = anomaly_publisher(sink, anomalies, f"aifinops-bridge/{config.cluster}")
     notifier = AlertmanagerNotifier.from_config(config.tripwires, config.cluster, publish)
     usage.on_counted = notifier.observe
-    return [sink, notifier]
+    return [sink, notifier], [notifier.collector(), sink.collector()]

@@ -234,14 +234,6 @@ class Tripwires:
                 self._check(event.usage, priced.cost, now, wall, out)
         return out
 
-    def check(self, usage: UsageRecord, cost: Cost) -> list[Alert]:
-        """Check one counted call, received now; returns the alerts it set off."""
-        out: list[Alert] = []
-        now, wall = self._clock(), self._wall()
-        with self._lock:
-            self._check(usage, cost, now, wall, out)
-        return out
-
     def _scope(self, team: str) -> _Scope:
         teams = self._teams
         scope = teams.get(team)

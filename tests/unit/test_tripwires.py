@@ -1,25 +1,31 @@
 """Tripwires without services: the last-minute windows, each limit, overrides, refresh and resolution
-on an injected clock, bounded state, exact money, the alert's labels and annotations, and the config."""
+on an injected clock, bounded state, exact money, the alert's labels and annotations, the config,
+and which events reach them (counted ones only; the bridge skips its own cluster's)."""
 
 from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from aifinops.bridge.pipeline import MessageProcessor
 from aifinops.exporters.config import (
     Config,
     LLMConfig,
     TeamTripwireLimits,
+    TopicsConfig,
     TripwireLimits,
     TripwiresConfig,
 )
-from aifinops.exporters.events import USAGE_TYPE, make_event
-from aifinops.exporters.llm import PricedEvent, UsageIngest
+from aifinops.exporters.events import USAGE_TYPE, encode, make_event
+from aifinops.exporters.gpu import GPUAggregator
+from aifinops.exporters.llm import DedupeWindow, PricedEvent, UsageIngest
 from aifinops.exporters.runtime.config import ConfigError, load_config
+from aifinops.exporters.sink import COUNTED_IN_HEADER as COUNTED_IN
 from aifinops.exporters.tripwire import (
     AlertmanagerNotifier,
     MinuteWindow,
@@ -388,3 +394,39 @@ tripwires:
         "http://a:9093",
         "http://b:9093",
     )
+
+
+# -- the hook: only counted events ------------------------------------------------------------
+
+
+def test_only_counted_events_reach_the_tripwires_and_the_bridge_skips_its_clusters():
+    ingest = UsageIngest.from_config(LLMConfig())
+    seen: list[PricedEvent] = []
+    ingest.on_counted = seen.extend
+    first = call("6")
+    assert ingest.apply_all([first, first], "http") == [first]
+    assert not ingest.apply(first, "http")  # a duplicate is not counted, nor checked
+    assert seen == [first]
+
+    # The bridge: an event an exporter of its own cluster counted is skipped before counting.
+    processor = MessageProcessor(
+        ingest, GPUAggregator(), DedupeWindow(), TopicsConfig(), "here", 1 << 16
+    )
+    own = call("7", team="own")
+    gateway = call("8", team="gateway")
+
+    class Rec(NamedTuple):
+        topic: str
+        partition: int
+        offset: int
+        key: bytes | None
+        value: bytes | None
+        headers: list
+
+    usage_topic = TopicsConfig().usage.name
+    records = [
+        Rec(usage_topic, 0, 0, None, encode(own.event.to_cloudevent()), [(COUNTED_IN, b"here")]),
+        Rec(usage_topic, 0, 1, None, encode(gateway.event.to_cloudevent()), []),
+    ]
+    processor.apply(processor.process(records))
+    assert [p.event.usage.team for p in seen[1:]] == ["gateway"]
