@@ -2,7 +2,9 @@
 
 Starts the real daemon as its own process (Kafka off unless `--kafka HOST:PORT` is given), posts
 pre-encoded `application/cloudevents-batch+json` batches over keep-alive connections from this
-process, and prints events per second (target ≥ 20,000 for one process). As the baseline, it also
+process, and prints events per second (target ≥ 20,000 for one process). The same calls then go
+as OTLP/HTTP protobuf GenAI spans (`POST /v1/traces`, 100 spans a request) to a fresh exporter,
+and their rate is printed beside the CloudEvents one (target ≥ 50 % of it). As the baseline, it also
 prices the same events in-process with `genai_prices.calc_price` (what a naive exporter would call
 per event) and with the cached rate cards the exporter uses, and prints the ratio.
 
@@ -74,23 +76,85 @@ def start_exporter(port: int, kafka: str | None) -> subprocess.Popen:
     return process
 
 
-def post_all(port: int, bodies: list[bytes], connections: int) -> float:
+def otlp_bodies(all_events: list[dict], batch: int) -> list[bytes]:
+    """The events as OTLP protobuf requests of `batch` GenAI spans, each with the attributes
+    openai-v2 and the GenAI conventions set (plus a few a real span carries)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    def kv(key: str, value: object) -> KeyValue:
+        if isinstance(value, int):
+            return KeyValue(key=key, value=AnyValue(int_value=value))
+        return KeyValue(key=key, value=AnyValue(string_value=str(value)))
+
+    now = time.time_ns()
+    bodies = []
+    for start in range(0, len(all_events), batch):
+        request = ExportTraceServiceRequest()
+        chunk = all_events[start : start + batch]
+        resource_spans = request.resource_spans.add()
+        resource_spans.resource.attributes.extend(
+            [kv("service.name", chunk[0]["data"]["app"]), kv("telemetry.sdk.language", "python")]
+        )
+        scope_spans = resource_spans.scope_spans.add()
+        scope_spans.scope.name = "opentelemetry.instrumentation.openai_v2"
+        for event in chunk:
+            data = event["data"]
+            span = scope_spans.spans.add(
+                trace_id=uuid.uuid4().bytes,
+                span_id=uuid.uuid4().bytes[:8],
+                name=f"chat {data['model']}",
+                kind=3,
+                start_time_unix_nano=now - 1_000_000_000,
+                end_time_unix_nano=now,
+            )
+            span.attributes.extend(
+                [
+                    kv("gen_ai.operation.name", "chat"),
+                    kv("gen_ai.provider.name", data["provider"]),
+                    kv("gen_ai.request.model", data["model"]),
+                    kv("gen_ai.response.model", data["model"]),
+                    kv("gen_ai.response.id", f"{event['source']}-{event['id']}"),
+                    kv("gen_ai.usage.input_tokens", data["input_tokens"]),
+                    kv("gen_ai.usage.cache_read.input_tokens", data["cache_read_tokens"]),
+                    kv("gen_ai.usage.cache_creation.input_tokens", data["cache_write_tokens"]),
+                    kv("gen_ai.usage.output_tokens", data["output_tokens"]),
+                    kv("gen_ai.usage.reasoning.output_tokens", data["reasoning_tokens"]),
+                    kv("aifinops.team", data["team"]),
+                    kv("server.address", "api.example.com"),
+                    kv("server.port", 443),
+                ]
+            )
+        bodies.append(request.SerializeToString())
+    return bodies
+
+
+def post_all(
+    port: int,
+    bodies: list[bytes],
+    connections: int,
+    path: str = "/v1/events",
+    content_type: str = "application/cloudevents-batch+json",
+    ok: int = 202,
+) -> float:
     queue = list(reversed(bodies))
     lock = threading.Lock()
     errors: list[str] = []
 
     def worker() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        headers = {"Content-Type": "application/cloudevents-batch+json"}
+        headers = {"Content-Type": content_type}
         while True:
             with lock:
                 if not queue:
                     break
                 body = queue.pop()
-            conn.request("POST", "/v1/events", body=body, headers=headers)
+            conn.request("POST", path, body=body, headers=headers)
             resp = conn.getresponse()
             payload = resp.read()
-            if resp.status != 202:
+            if resp.status != ok:
                 errors.append(f"{resp.status} {payload[:200]!r}")
         conn.close()
 
@@ -159,7 +223,21 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+    # The same calls as OTLP spans, to a fresh exporter (nothing deduplicated across the runs).
+    spans = otlp_bodies(all_events, args.batch)
+    port = free_port()
+    process = start_exporter(port, args.kafka)
+    try:
+        protobuf = "application/x-protobuf"
+        post_all(port, otlp_bodies(events(len(MODELS) * 10), 100), 1, "/v1/traces", protobuf, 200)
+        otlp_cpu_before = server_cpu_seconds(process.pid)
+        otlp_elapsed = post_all(port, spans, args.connections, "/v1/traces", protobuf, 200)
+        otlp_cpu = server_cpu_seconds(process.pid) - otlp_cpu_before
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
     rate = args.events / elapsed
+    otlp_rate = args.events / otlp_elapsed
     print(
         f"HTTP ingest: {args.events} events in {len(bodies)} batches of {args.batch} over "
         f"{args.connections} connections: {elapsed:.2f} s, {rate:,.0f} events/s (target >= 20,000)"
@@ -167,6 +245,11 @@ def main() -> None:
     print(
         f"exporter process: {cpu:.2f} CPU s ({cpu / args.events * 1e6:.1f} us/event), "
         f"peak RSS {int(rss) / 1024:.0f} MB; Kafka {'on: ' + args.kafka if args.kafka else 'off'}"
+    )
+    print(
+        f"OTLP spans: {args.events} spans in {len(spans)} protobuf requests of {args.batch}: "
+        f"{otlp_elapsed:.2f} s, {otlp_rate:,.0f} events/s = {otlp_rate / rate:.0%} of the "
+        f"CloudEvents rate (target >= 50 %); {otlp_cpu / args.events * 1e6:.1f} us/event"
     )
     stock, cached = pricing_baseline(all_events[:5_000])
     print(

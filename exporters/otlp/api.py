@@ -37,7 +37,7 @@ from ..llm.ingest import PricedEvent, UsageIngest
 from ..runtime.http import Request, Response, Route
 from ..tokens.api import RETRY_AFTER_SECONDS, Credential, EventsAPI
 from .metrics import MetricStreams, metrics_to_events
-from .spans import SpanEvent, SpanSettings, spans_to_events
+from .spans import SpanEvent, SpanSettings, attribute_of, spans_to_events
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class OTLPAPI:
             try:
                 prepared.append(self._ingest.prepare(span_event.event, now=now))
             except EventError as exc:
-                problems.append(_describe(span_event, exc.problems))
+                problems.append(_describe(span_event, exc.problems, self._settings))
         if prepared and self._events.commit(prepared, credential, TRACES_SOURCE) is None:
             return _error(503, _SPOOL_FULL, as_json, {"Retry-After": str(RETRY_AFTER_SECONDS)})
         self._ingest.reject(TRACES_SOURCE, len(problems))
@@ -292,10 +292,10 @@ def _hex_ids(value: Any) -> Any:
     return value
 
 
-def _describe(span_event: SpanEvent, problems: list[Problem]) -> str:
+def _describe(span_event: SpanEvent, problems: list[Problem], settings: SpanSettings) -> str:
     parts = []
     for problem in problems:
-        name = span_event.fields.get(problem.field, problem.field)
+        name = attribute_of(problem.field, span_event, settings)
         hint = _CACHE_HINT if problem.field == "data.cache_read_tokens" else ""
         parts.append(f"{name}: {problem.reason}{hint}")
     return f"{span_event.ref}: " + "; ".join(parts)

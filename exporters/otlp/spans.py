@@ -45,6 +45,7 @@ _MAPPED: tuple[tuple[str, tuple[str, ...]], ...] = (
     *TOKENS.items(),
 )
 USAGE_ATTRIBUTES = frozenset((*TOKENS["input_tokens"], *TOKENS["output_tokens"]))
+_USAGE = tuple(USAGE_ATTRIBUTES)
 NAMESPACE = "k8s.namespace.name"
 SDK_NAME = "telemetry.sdk.name"
 STATUS_CODE_ERROR = 2
@@ -91,13 +92,17 @@ class SpanSettings:
 
 
 class SpanEvent(NamedTuple):
-    """One span's usage event and where it came from."""
+    """One span's usage event, and what `attribute_of` needs to name a problem's attribute."""
 
-    # `trace <hex>/span <hex>`: how a problem names the span.
-    ref: str
     event: dict[str, Any]
-    # Event field (`data.input_tokens`) -> the span attribute it was read from.
-    fields: Mapping[str, str]
+    span: Any
+    attrs: Mapping[str, Any]
+    resource: Mapping[str, Any]
+
+    @property
+    def ref(self) -> str:
+        """`trace <hex>/span <hex>`: how a problem names the span."""
+        return f"trace {self.span.trace_id.hex() or '-'}/span {self.span.span_id.hex() or '-'}"
 
 
 class SpanBatch(NamedTuple):
@@ -123,7 +128,20 @@ def any_value(value: AnyValue) -> Any:
 
 def attributes(pairs: Iterable[KeyValue], wanted: frozenset[str] | None = None) -> dict[str, Any]:
     """The attributes whose names are `wanted` (all when None) as a dict."""
-    return {kv.key: any_value(kv.value) for kv in pairs if wanted is None or kv.key in wanted}
+    if wanted is None:
+        return {kv.key: any_value(kv.value) for kv in pairs}
+    out: dict[str, Any] = {}
+    scalars = _SCALARS
+    for kv in pairs:
+        key = kv.key
+        if key in wanted:
+            value = kv.value
+            kind = value.WhichOneof("value")
+            out[key] = getattr(value, kind) if kind in scalars else any_value(value)
+    return out
+
+
+_SCALARS = frozenset(("string_value", "int_value", "double_value", "bool_value", "bytes_value"))
 
 
 def resource_key(resource: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -150,7 +168,7 @@ def spans_to_events(request: ExportTraceServiceRequest, settings: SpanSettings) 
             excludes = _excludes_cache(settings, scope, sdk)
             for span in scope_spans.spans:
                 attrs = attributes(span.attributes, wanted)
-                if not USAGE_ATTRIBUTES & attrs.keys():
+                if not any(name in attrs for name in _USAGE):
                     ignored += 1
                     continue
                 sent = True
@@ -184,43 +202,40 @@ def _event(
     excludes: frozenset[str],
     settings: SpanSettings,
 ) -> SpanEvent:
-    trace_id = span.trace_id.hex()
-    span_id = span.span_id.hex()
-    ref = f"trace {trace_id or '-'}/span {span_id or '-'}"
-    fields: dict[str, str] = {}
     data: dict[str, Any] = {}
     for key, names in _MAPPED:
-        found = _first(attrs, names)
-        if found is not None:
-            fields[f"data.{key}"], data[key] = found
-        else:
-            fields[f"data.{key}"] = names[0]
-    provider = data.get("provider")
-    if isinstance(provider, str) and (
-        excludes is ANY_PROVIDER or provider.strip().lower() in excludes
-    ):
-        cached = [data.get(k, 0) for k in ("cache_read_tokens", "cache_write_tokens")]
-        if isinstance(data.get("input_tokens"), int) and all(type(c) is int for c in cached):
-            data["input_tokens"] += sum(cached)
+        for name in names:
+            if name in attrs:
+                data[key] = attrs[name]
+                break
+    if excludes:
+        provider = data.get("provider")
+        if isinstance(provider, str) and (
+            excludes is ANY_PROVIDER or provider.strip().lower() in excludes
+        ):
+            cached = [data.get(k, 0) for k in ("cache_read_tokens", "cache_write_tokens")]
+            if type(data.get("input_tokens")) is int and all(type(c) is int for c in cached):
+                data["input_tokens"] += sum(cached)
     team = _attribution(attrs, resource, settings.team_attributes)
     if team is None and settings.namespace_teams:
         namespace = attrs.get(NAMESPACE, resource.get(NAMESPACE))
         if isinstance(namespace, str) and namespace in settings.namespace_teams:
             team = (NAMESPACE, settings.namespace_teams[namespace])
     if team is not None:
-        fields["data.team"], data["team"] = team
+        data["team"] = team[1]
     app = _attribution(attrs, resource, settings.app_attributes)
     if app is not None:
-        fields["data.app"], data["app"] = app
+        data["app"] = app[1]
     if span.status.code == STATUS_CODE_ERROR:
         data["status"] = "error"
     response_id = attrs.get(RESPONSE_ID)
-    if isinstance(response_id, str) and 0 < len(response_id) <= MAX_ID_LENGTH:
+    if type(response_id) is str and 0 < len(response_id) <= MAX_ID_LENGTH:
         source, event_id = SOURCE_RESPONSE, response_id
-        fields["id"] = RESPONSE_ID
     else:
-        source, event_id = SOURCE_SPAN, f"{trace_id}/{span_id}"
-        fields["id"] = "traceId/spanId"
+        trace_id, span_id = span.trace_id, span.span_id
+        # An id without both halves would make distinct spans one: the envelope refuses "".
+        event_id = f"{trace_id.hex()}/{span_id.hex()}" if trace_id and span_id else ""
+        source = SOURCE_SPAN
     event: dict[str, Any] = {
         "specversion": SPECVERSION,
         "id": event_id,
@@ -228,14 +243,28 @@ def _event(
         "type": USAGE_TYPE,
         "data": data,
     }
-    if not trace_id or not span_id:
-        # An id without both halves would make distinct spans one; the envelope check refuses it.
-        event["id"] = "" if fields["id"] != RESPONSE_ID else event_id
     nanos = span.end_time_unix_nano or span.start_time_unix_nano
     if nanos:
         event["time"] = rfc3339(nanos)
-        fields["time"] = "endTimeUnixNano"
-    return SpanEvent(ref, event, fields)
+    return SpanEvent(event, span, attrs, resource)
+
+
+def attribute_of(field: str, span_event: SpanEvent, settings: SpanSettings) -> str:
+    """The span attribute an event field (`data.input_tokens`) was read from, for messages."""
+    attrs = span_event.attrs
+    key = field.removeprefix("data.")
+    for mapped, names in _MAPPED:
+        if mapped == key:
+            return next((name for name in names if name in attrs), names[0])
+    if key in ("team", "app"):
+        names = settings.team_attributes if key == "team" else settings.app_attributes
+        found = _attribution(attrs, span_event.resource, names)
+        return found[0] if found is not None else NAMESPACE if key == "team" else names[0]
+    if field == "id":
+        return RESPONSE_ID if span_event.event["source"] == SOURCE_RESPONSE else "traceId/spanId"
+    if field == "time":
+        return "endTimeUnixNano"
+    return field
 
 
 def _attribution(
@@ -252,8 +281,15 @@ def _attribution(
 def rfc3339(nanos: int) -> str:
     """Unix nanoseconds as an RFC 3339 UTC timestamp (microseconds)."""
     seconds, rest = divmod(nanos, 1_000_000_000)
-    try:
-        moment = datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        return f"unix nanoseconds {nanos} out of range"
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{rest // 1000:06d}Z"
+    global _last_second
+    if seconds != _last_second[0]:
+        try:
+            moment = datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            return f"unix nanoseconds {nanos} out of range"
+        # The spans of a request mostly end within the same second: format it once.
+        _last_second = (seconds, f"{moment:%Y-%m-%dT%H:%M:%S}")
+    return f"{_last_second[1]}.{rest // 1000:06d}Z"
+
+
+_last_second: tuple[int, str] = (-1, "")
