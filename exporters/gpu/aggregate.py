@@ -37,7 +37,10 @@ so a producer's clock skew cannot expire anything early:
 Bounds beyond expiry: `namespace`, `container` and `team` values go through a `LabelLimiter`
 (stable sets; overflow folds into `__other__`); at most `max_pods` pods and `max_gpus` GPUs are live
 at once, and newcomers beyond that fold into `__other__` (pods: `pod="__other__"`; GPUs:
-`node=gpu=uuid="__other__"`, money only). Every fold is counted in `overflow()` per metric name.
+`node=gpu=uuid="__other__"`, money only). The money families hold at most the limiter's
+`max_series` series (GPU x holder sets within the retention window); a new set beyond that counts
+under the one series whose every label is `__other__`. Every fold is counted in `overflow()` per
+metric name.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ DEFAULT_RETENTION_SECONDS = 900.0
 DEFAULT_MAX_GPUS = 10_000
 DEFAULT_MAX_PODS = 10_000
 DEFAULT_MAX_LABEL_VALUES = 1_000
+_ALL_OTHER_MONEY = (OTHER,) * 6
 
 _SECONDS_PER_HOUR = 3600
 _PURGE_EVERY_SECONDS = 1.0
@@ -215,6 +219,12 @@ class GPUAggregator:
                 return
             mkey = (*gkey, *(("", "", "") if holder is None else (holder[0], holder[1], holder[3])))
             entry = self._money.get(mkey)
+            if entry is None and len(self._money) >= self._limiter.max_series:
+                # The money families' series budget is spent: the dollars still count, whole
+                # under the one all-__other__ series.
+                self._count_overflow(COST_METRIC, IDLE_COST_METRIC)
+                mkey = _ALL_OTHER_MONEY
+                entry = self._money.get(mkey)
             if entry is None:
                 self._money[mkey] = [cost, idle, now]
             else:

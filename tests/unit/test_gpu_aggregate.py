@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from aifinops.exporters.cardinality import OTHER, LabelLimiter, OverflowCollector
 from aifinops.exporters.events import GPUSample
 from aifinops.exporters.gpu import GPUAggregator, GPUCollector
+from aifinops.exporters.gpu.aggregate import COST_METRIC
 
 
 class Clock:
@@ -171,3 +172,14 @@ def _render(agg: GPUAggregator) -> str:
     registry = CollectorRegistry()
     registry.register(GPUCollector(agg))
     return generate_latest(registry).decode()
+
+
+def test_money_series_beyond_the_budget_count_whole_under_other():
+    agg = GPUAggregator(limiter=LabelLimiter(max_values=1000, max_series=3), clock=Clock())
+    for n in range(5):
+        agg.apply(sample(pod=f"p-{n}", namespace="ml", team="t"), time=float(n + 1))
+    money = {m.pod: m.cost_usd for m in agg.snapshot().money}
+    assert sorted(money) == [OTHER, "p-0", "p-1", "p-2"]
+    # Nothing is lost: the two folded samples' dollars are in the __other__ series.
+    assert money[OTHER] == 2 * money["p-0"] > 0
+    assert agg.overflow()[COST_METRIC] == 2
