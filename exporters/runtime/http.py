@@ -42,6 +42,8 @@ from .webconfig import UNAUTHENTICATED_PATHS, BasicAuth, TLSContextSource, WebSe
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+# How long a worker waits for a body before leaving it to the event loop.
+_BODY_GRACE_SECONDS = 0.05
 _PRIORITY_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE"})
 _CONTENT_LENGTH = re.compile(rb"^[0-9]{1,18}$")
@@ -209,12 +211,25 @@ class HTTPCollector(Collector):
 class _Conn:
     """One client connection: its socket, unparsed input, and deadline while the loop owns it."""
 
-    __slots__ = ("buf", "client", "deadline", "events", "handshaking", "reason", "sock")
+    __slots__ = (
+        "buf",
+        "client",
+        "deadline",
+        "events",
+        "handshaking",
+        "head",
+        "need",
+        "reason",
+        "sock",
+    )
 
     def __init__(self, sock: socket.socket, client: str) -> None:
         self.sock = sock
         self.client = client
         self.buf = bytearray()
+        # Set while the loop reads a body: the checked request and the body's length.
+        self.head: _Head | None = None
+        self.need = 0
         self.deadline = 0.0
         self.reason = "header_timeout"
         self.handshaking = False
@@ -232,10 +247,6 @@ class _Head:
         self.version = "HTTP/1.1"
         self.headers: dict[str, str] = {}
         self.error: Response | None = None
-
-
-class _BodyTimeout(Exception):
-    """The client stopped sending its body before the read deadline."""
 
 
 class HTTPServer:
@@ -495,7 +506,11 @@ class HTTPServer:
                 self._close(conn)
                 continue
             conn.events = selectors.EVENT_READ
-            if conn.buf:
+            if conn.head is not None:
+                # One deadline for the whole body: a client dripping bytes is cut off too.
+                conn.deadline = now + self.limits.read_timeout_seconds
+                conn.reason = "body_timeout"
+            elif conn.buf:
                 conn.deadline = now + self.limits.header_timeout_seconds
                 conn.reason = "header_timeout"
             else:
@@ -509,7 +524,7 @@ class HTTPServer:
                 continue
             if isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending():
                 self._readable(conn)  # decrypted bytes the selector cannot see
-            elif conn.buf:
+            elif conn.buf and conn.head is None:
                 self._parse(conn)  # a pipelined request may be complete already
 
     def _readable(self, conn: _Conn) -> None:
@@ -524,10 +539,14 @@ class HTTPServer:
                     self._unwatch(conn)
                     self._forget(conn)
                     return
-                if not conn.buf:
+                if not conn.buf and conn.head is None:
                     conn.deadline = time.monotonic() + self.limits.header_timeout_seconds
                     conn.reason = "header_timeout"
                 conn.buf += chunk
+                if conn.head is not None:
+                    if len(conn.buf) >= conn.need:
+                        break
+                    continue
                 if len(conn.buf) > limit or not isinstance(conn.sock, ssl.SSLSocket):
                     break
                 if not conn.sock.pending():
@@ -538,7 +557,11 @@ class HTTPServer:
             self._unwatch(conn)
             self._forget(conn)
             return
-        self._parse(conn)
+        if conn.head is None:
+            self._parse(conn)
+        elif len(conn.buf) >= conn.need:
+            self._unwatch(conn)
+            self._submit(self._workers, conn, None)
 
     def _handshake(self, conn: _Conn) -> None:
         sock = conn.sock
@@ -593,8 +616,11 @@ class HTTPServer:
         pool = self._workers
         if head.method in ("GET", "HEAD") and urlsplit(head.target).path in _PRIORITY_PATHS:
             pool = self._metrics_workers
+        self._submit(pool, conn, head)
+
+    def _submit(self, pool: ThreadPoolExecutor, conn: _Conn, head: _Head | None) -> None:
         try:
-            pool.submit(self._serve, conn, head)
+            pool.submit(self._work, conn, head)
         except RuntimeError:  # shutting down
             self._forget(conn)
 
@@ -606,27 +632,30 @@ class HTTPServer:
 
     # -- workers ----------------------------------------------------------------------------
 
-    def _serve(self, conn: _Conn, head: _Head) -> None:
-        """Answer the request in `head` and any complete pipelined ones; hand back or close."""
+    def _work(self, conn: _Conn, head: _Head | None) -> None:
+        """Answer the request in `head` (None: the one whose body the loop has just read) and
+        any complete pipelined ones; hand the connection back to the loop or close it.
+
+        A worker never waits on a client's body: when it is not in yet, the loop reads it.
+        """
         try:
-            conn.sock.settimeout(self.limits.read_timeout_seconds)
+            conn.sock.settimeout(self.limits.read_timeout_seconds)  # bounds the writes
             while True:
-                keep = self._serve_one(conn, head)
+                if head is None:
+                    head, length = conn.head, conn.need
+                    conn.head = None
+                    assert head is not None
+                    keep: bool | None = self._respond(conn, head, self._take(conn, length))
+                else:
+                    keep = self._start(conn, head)
+                    if keep is None:
+                        break  # the loop reads the body
                 if not keep or self._stopping.is_set():
                     self._close(conn)
                     return
-                end = conn.buf.find(b"\r\n\r\n")
-                if (
-                    end < 0
-                    or end > self.limits.max_request_line_bytes + self.limits.max_header_bytes
-                ):
+                head = self._next_head(conn)
+                if head is None:
                     break
-                head = _parse_head(bytes(conn.buf[:end]))
-                del conn.buf[: end + 4]
-        except _BodyTimeout:
-            self.stats.close("body_timeout")
-            self._close(conn)
-            return
         except (OSError, ssl.SSLError) as exc:
             log.debug("connection from %s: %s", conn.client, exc)
             self._close(conn)
@@ -639,8 +668,24 @@ class HTTPServer:
             self._returned.append(conn)
         self._wake()
 
-    def _serve_one(self, conn: _Conn, head: _Head) -> bool:
-        """Answer one request; whether the connection stays open."""
+    def _next_head(self, conn: _Conn) -> _Head | None:
+        """A complete pipelined request head already buffered, if any."""
+        end = conn.buf.find(b"\r\n\r\n")
+        if end < 0 or end > self.limits.max_request_line_bytes + self.limits.max_header_bytes:
+            return None
+        head = _parse_head(bytes(conn.buf[:end]))
+        del conn.buf[: end + 4]
+        return head
+
+    @staticmethod
+    def _take(conn: _Conn, length: int) -> bytes:
+        body = bytes(conn.buf[:length])
+        del conn.buf[:length]
+        return body
+
+    def _start(self, conn: _Conn, head: _Head) -> bool | None:
+        """Check a request before its body; answer it when complete. Whether the connection
+        stays open, or None when the body is still to come (the loop then reads it)."""
         send = self._sender(conn, head)
         if head.error is not None:
             return send(head.error, close=True)
@@ -683,7 +728,39 @@ class HTTPServer:
                 return send(refusal, close=length > 0 or not keep_alive)
         if length and headers.get("expect", "").lower() == "100-continue":
             conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        body = self._read_body(conn, length)
+        if len(conn.buf) < length and not self._read_briefly(conn, length):
+            conn.head, conn.need = head, length
+            return None
+        return self._respond(conn, head, self._take(conn, length))
+
+    def _read_briefly(self, conn: _Conn, length: int) -> bool:
+        """Wait a moment for a body that follows its headers (clients send them in separate
+        writes); whether it is all in. A slower body goes back to the loop, not held here."""
+        deadline = time.monotonic() + _BODY_GRACE_SECONDS
+        sock = conn.sock
+        try:
+            while len(conn.buf) < length:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                sock.settimeout(remaining)
+                chunk = sock.recv(min(length - len(conn.buf), 1 << 20))
+                if not chunk:
+                    raise ConnectionResetError("the client closed the connection mid-body")
+                conn.buf += chunk
+        except TimeoutError:
+            return False
+        finally:
+            sock.settimeout(self.limits.read_timeout_seconds)
+        return True
+
+    def _respond(self, conn: _Conn, head: _Head, body: bytes) -> bool:
+        """Dispatch a complete request and send the answer; whether the connection stays open."""
+        send = self._sender(conn, head)
+        headers = head.headers
+        parts = urlsplit(head.target)
+        method = head.method
+        keep_alive = _keep_alive(head)
         request = Request(
             method=method,
             path=parts.path,
@@ -717,29 +794,6 @@ class HTTPServer:
             return not close
 
         return send
-
-    def _read_body(self, conn: _Conn, length: int) -> bytes:
-        """Read exactly `length` bytes (some may be buffered already) before the read deadline."""
-        if not length:
-            return b""
-        body = bytearray(conn.buf[:length])
-        del conn.buf[:length]
-        deadline = time.monotonic() + self.limits.read_timeout_seconds
-        sock = conn.sock
-        while len(body) < length:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _BodyTimeout
-            sock.settimeout(remaining)
-            try:
-                chunk = sock.recv(min(length - len(body), 1 << 20))
-            except TimeoutError:
-                raise _BodyTimeout from None
-            if not chunk:
-                raise ConnectionResetError("the client closed the connection mid-body")
-            body += chunk
-        sock.settimeout(self.limits.read_timeout_seconds)
-        return bytes(body)
 
 
 def _parse_head(raw: bytes) -> _Head:
