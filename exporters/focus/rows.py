@@ -2,8 +2,9 @@
 currency at the rate in force per charge period.
 
 Pure: events come in already validated, priced (`UsageIngest.prepare`, the bridge's code) and
-deduplicated; `FocusAccumulator` sums them exactly (fractions of a dollar, never floats) per row key,
-and `rows()` converts each row at the rate in force at its ChargePeriodStart. One LLM row is one
+deduplicated; `FocusAccumulator` sums them exactly per row key (decimals in a context that raises
+rather than rounds; GPU time as exact fractions of an hour), and `rows()` converts each row at the
+rate in force at its ChargePeriodStart, rounding each figure once, half-even at `SCALE` places. One LLM row is one
 hour x team x app x provider x model x token type (x unit price, so that a tier or a price change
 within the hour starts a row of its own); one GPU row is one hour x GPU x holder (x hourly price).
 """
@@ -14,7 +15,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+)
 from fractions import Fraction
 from typing import Any, NamedTuple
 
@@ -28,7 +37,12 @@ from .columns import COLUMN_NAMES, SCALE
 _HOUR = timedelta(hours=1)
 _MILLION = 1_000_000
 _SECONDS_PER_HOUR = 3600
-_ZERO = Fraction(0)
+_ZERO = Decimal(0)
+# Sums and products of money are exact: a result that would need rounding raises instead.
+_EXACT = Context(prec=100, traps=[Inexact, InvalidOperation, Overflow, DivisionByZero])
+# Divisions and the final rounding of a figure to SCALE places.
+_ROUND = Context(prec=100, rounding=ROUND_HALF_EVEN)
+_QUANTUM = Decimal(1).scaleb(-SCALE)
 
 SERVICE_CATEGORY = "AI and Machine Learning"
 LLM_SUBCATEGORY = "Generative AI"
@@ -83,15 +97,34 @@ class _GPUKey(NamedTuple):
 
 @dataclass
 class _Totals:
-    quantity: Fraction = _ZERO  # tokens, or GPU-hours
-    cost: Fraction = _ZERO  # USD
-    list_cost: Fraction = _ZERO  # USD
-    idle: Fraction = _ZERO  # USD
+    """One LLM row: tokens, and its cost and list cost in USD."""
+
+    tokens: int = 0
+    cost: Decimal = _ZERO
+    list_cost: Decimal = _ZERO
     events: int = 0
 
 
+@dataclass
+class _GPUTotals:
+    """One GPU row: per holder count, the seconds sampled and the busy seconds (seconds x
+    utilisation), exact; the hours and money follow from them and the row's hourly price."""
+
+    by_holders: dict[int, list[Decimal]] = field(default_factory=dict)
+    events: int = 0
+
+    def hours(self) -> tuple[Fraction, Fraction]:
+        """GPU-hours charged to the row, and the busy part of them."""
+        hours = busy = Fraction(0)
+        for holders, (seconds, busy_seconds) in self.by_holders.items():
+            per = _SECONDS_PER_HOUR * holders
+            hours += Fraction(seconds) / per
+            busy += Fraction(busy_seconds) / per
+        return hours, busy
+
+
 def _uniform(
-    rates: tuple[Decimal, ...] | None, i: int, tokens: int, amount: Fraction
+    rates: tuple[Decimal, ...] | None, i: int, tokens: int, amount: Decimal
 ) -> Decimal | None:
     """The rate of token type `i` when every one of its tokens was priced at it; None when the
     amount says otherwise (a provider response mixing 5-minute and 1-hour cache writes, audio
@@ -99,7 +132,7 @@ def _uniform(
     if rates is None:
         return None
     rate = rates[i]
-    return rate if amount * _MILLION == tokens * Fraction(rate) else None
+    return rate if _EXACT.multiply(amount, _MILLION) == _EXACT.multiply(rate, tokens) else None
 
 
 def hour_of(instant: datetime) -> datetime:
@@ -114,9 +147,17 @@ class FocusAccumulator:
 
     list_pricer: Pricer | None = None
     llm: dict[_LLMKey, _Totals] = field(default_factory=dict)
-    gpu: dict[_GPUKey, _Totals] = field(default_factory=dict)
-    # Every counted event's cost in USD, summed exactly (the export's control total).
-    total_usd: Fraction = _ZERO
+    gpu: dict[_GPUKey, _GPUTotals] = field(default_factory=dict)
+    llm_usd: Decimal = _ZERO
+
+    @property
+    def total_usd(self) -> Fraction:
+        """Every counted event's cost in USD, exact: the export's control total."""
+        total = Fraction(self.llm_usd)
+        for key, totals in self.gpu.items():
+            if key.hourly_usd is not None:
+                total += totals.hours()[0] * Fraction(key.hourly_usd)
+        return total
 
     def add_usage(self, priced: PricedEvent) -> None:
         """Count one LLM call: one contribution per token type with tokens or cost."""
@@ -129,10 +170,10 @@ class FocusAccumulator:
         counted = False
         for i, token_type in enumerate(TOKEN_TYPES):
             tokens = usage.token_split[i]
-            amount = Fraction(by_type[i])
+            amount = by_type[i]
             if tokens == 0 and amount == 0:
                 continue
-            list_amount = amount if list_by_type is None else Fraction(list_by_type[i])
+            list_amount = amount if list_by_type is None else list_by_type[i]
             key = _LLMKey(
                 start,
                 usage.team,
@@ -148,13 +189,14 @@ class FocusAccumulator:
             totals = self.llm.get(key)
             if totals is None:
                 totals = self.llm[key] = _Totals()
-            totals.quantity += tokens
-            totals.cost += amount
-            totals.list_cost += list_amount
+            totals.tokens += tokens
+            totals.cost = _EXACT.add(totals.cost, amount)
+            totals.list_cost = _EXACT.add(totals.list_cost, list_amount)
             totals.events += 1
             counted = True
         if counted:
-            self.total_usd += Fraction(cost.total)
+            for amount in by_type:
+                self.llm_usd = _EXACT.add(self.llm_usd, amount)
 
     def _list_prices(
         self, priced: PricedEvent
@@ -177,7 +219,6 @@ class FocusAccumulator:
         """Count one GPU sample: its share of the GPU over its interval, charged to the hour of
         the sample's time (as the exporters count it), split equally among `holders`."""
         sample = event.sample
-        hours = Fraction(sample.interval_seconds) / (_SECONDS_PER_HOUR * sample.holders)
         key = _GPUKey(
             hour_of(event.envelope.time),
             sample.node,
@@ -192,17 +233,17 @@ class FocusAccumulator:
         )
         totals = self.gpu.get(key)
         if totals is None:
-            totals = self.gpu[key] = _Totals()
-        totals.quantity += hours
+            totals = self.gpu[key] = _GPUTotals()
         totals.events += 1
-        if sample.hourly_cost_usd is not None:
-            cost = hours * Fraction(sample.hourly_cost_usd)
-            # repr(): a utilisation written as 0.07 counts as exactly 7/100.
-            busy = Fraction(repr(sample.utilization_ratio))
-            totals.cost += cost
-            totals.list_cost += cost
-            totals.idle += cost * (1 - busy)
-            self.total_usd += cost
+        seconds = sample.interval_seconds
+        # repr(): a utilisation written as 0.07 counts as exactly 7/100.
+        busy = _EXACT.multiply(seconds, Decimal(repr(sample.utilization_ratio)))
+        sums = totals.by_holders.get(sample.holders)
+        if sums is None:
+            totals.by_holders[sample.holders] = [seconds, busy]
+        else:
+            sums[0] = _EXACT.add(sums[0], seconds)
+            sums[1] = _EXACT.add(sums[1], busy)
 
     def rows(self, schedule: RateSchedule, context: ExportContext) -> list[dict[str, Any]]:
         """Every row as `{column: value}` (all `COLUMN_NAMES`), sorted by charge period, then LLM
@@ -230,9 +271,11 @@ def _sortable(value: Any) -> tuple[int, Any]:
     return (0, "") if value is None else (1, str(value) if isinstance(value, Decimal) else value)
 
 
-def money(value: Fraction | Decimal) -> Decimal:
+def money(value: Fraction | Decimal | int) -> Decimal:
     """A figure as written: exact to `SCALE` decimal places, rounded half-even beyond them."""
-    return Decimal(round(Fraction(value) * 10**SCALE)).scaleb(-SCALE)
+    if isinstance(value, Fraction):
+        return Decimal(round(value * 10**SCALE)).scaleb(-SCALE)
+    return Decimal(value).quantize(_QUANTUM, context=_ROUND)
 
 
 def _billing_period(start: datetime) -> tuple[datetime, datetime]:
@@ -274,39 +317,46 @@ def _common(start: datetime, currency: str, fx: Decimal, context: ExportContext)
     return row
 
 
-def _costs(row: dict[str, Any], totals: _Totals, fx: Decimal) -> None:
-    billed = money(totals.cost * Fraction(fx))
+def _costs(
+    row: dict[str, Any], cost: Decimal | Fraction, list_cost: Decimal | Fraction, fx: Decimal
+) -> None:
+    billed = money(_times(cost, fx))
     row.update(
         BilledCost=billed,
         EffectiveCost=billed,
         ContractedCost=billed,
-        ListCost=money(totals.list_cost * Fraction(fx)),
-        PricingCurrencyEffectiveCost=money(totals.cost),
-        x_EventCount=totals.events,
+        ListCost=money(_times(list_cost, fx)),
+        PricingCurrencyEffectiveCost=money(cost),
     )
+
+
+def _times(value: Decimal | Fraction, fx: Decimal) -> Decimal | Fraction:
+    if isinstance(value, Fraction):
+        return value * Fraction(fx)
+    return _EXACT.multiply(value, fx)
 
 
 def _llm_row(
     key: _LLMKey, totals: _Totals, currency: str, fx: Decimal, context: ExportContext
 ) -> dict[str, Any]:
     row = _common(key.start, currency, fx, context)
-    _costs(row, totals, fx)
-    tokens = totals.quantity
-    per_unit = tokens / _MILLION  # PricingQuantity: millions of tokens
+    _costs(row, totals.cost, totals.list_cost, fx)
+    tokens = totals.tokens
+    per_unit = Decimal(tokens).scaleb(-6)  # PricingQuantity: millions of tokens
     model_id = key.model_id or key.model
     sku = f"{key.provider}/{model_id}/{key.token_type}"
     # A row without one published rate (a reported cost, mixed sub-kinds of tokens) is priced at
     # what it comes to per million tokens, so that UnitPrice x PricingQuantity = cost.
-    contracted_usd: Fraction | None = None
-    list_usd: Fraction | None = None
+    contracted_usd: Decimal | None = None
+    list_usd: Decimal | None = None
     if key.rate is not None:
-        contracted_usd = Fraction(key.rate)
+        contracted_usd = key.rate
     elif key.source != "unpriced" and per_unit:
-        contracted_usd = totals.cost / per_unit
+        contracted_usd = _ROUND.divide(totals.cost, per_unit)
     if key.list_rate is not None:
-        list_usd = Fraction(key.list_rate)
+        list_usd = key.list_rate
     elif key.source != "unpriced" and per_unit:
-        list_usd = totals.list_cost / per_unit
+        list_usd = _ROUND.divide(totals.list_cost, per_unit)
     if key.source == "unpriced":
         price_tag = "unpriced"
     elif key.rate is None:
@@ -315,9 +365,9 @@ def _llm_row(
         price_tag = f"{key.rate.normalize():f}"
     row.update(
         ChargeDescription=f"{key.model} {key.token_type} tokens ({key.provider})",
-        ConsumedQuantity=money(tokens),
+        ConsumedQuantity=Decimal(tokens),
         ConsumedUnit=TOKENS_UNIT,
-        PricingQuantity=money(per_unit),
+        PricingQuantity=per_unit,
         PricingUnit=TOKENS_PRICING_UNIT,
         ContractedUnitPrice=_unit(contracted_usd, fx),
         ListUnitPrice=_unit(list_usd, fx),
@@ -344,22 +394,26 @@ def _llm_row(
         x_ModelId=key.model_id,
         x_TokenType=key.token_type,
         x_CostSource=key.source,
+        x_EventCount=totals.events,
     )
     return row
 
 
 def _gpu_row(
-    key: _GPUKey, totals: _Totals, currency: str, fx: Decimal, context: ExportContext
+    key: _GPUKey, totals: _GPUTotals, currency: str, fx: Decimal, context: ExportContext
 ) -> dict[str, Any]:
     row = _common(key.start, currency, fx, context)
-    _costs(row, totals, fx)
-    hourly = None if key.hourly_usd is None else Fraction(key.hourly_usd)
+    hours, busy = totals.hours()
+    hourly = key.hourly_usd
+    price = Fraction(0) if hourly is None else Fraction(hourly)
+    cost = hours * price
+    _costs(row, cost, cost, fx)
     sku = f"gpu/{key.model}"
     row.update(
         ChargeDescription=f"{key.model} GPU time on {key.node} (GPU {key.gpu})",
-        ConsumedQuantity=money(totals.quantity),
+        ConsumedQuantity=money(hours),
         ConsumedUnit=GPU_UNIT,
-        PricingQuantity=money(totals.quantity),
+        PricingQuantity=money(hours),
         PricingUnit=GPU_UNIT,
         ContractedUnitPrice=_unit(hourly, fx),
         ListUnitPrice=_unit(hourly, fx),
@@ -389,10 +443,11 @@ def _gpu_row(
         x_Node=key.node,
         x_GpuIndex=key.gpu,
         x_GpuModel=key.model,
-        x_IdleCost=money(totals.idle * Fraction(fx)),
+        x_EventCount=totals.events,
+        x_IdleCost=money((hours - busy) * price * Fraction(fx)),
     )
     return row
 
 
-def _unit(usd: Fraction | None, fx: Decimal) -> Decimal | None:
-    return None if usd is None else money(usd * Fraction(fx))
+def _unit(usd: Decimal | None, fx: Decimal) -> Decimal | None:
+    return None if usd is None else money(_ROUND.multiply(usd, fx))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -39,24 +39,20 @@ def format_datetime(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _cell(value: Any, kind: str) -> str:
-    if value is None:
-        return ""
-    if kind == DECIMAL:
-        return format_decimal(value)
-    if kind == DATETIME:
-        return format_datetime(value)
-    return str(value)
+_FORMATS: dict[str, Callable[[Any], str]] = {DECIMAL: format_decimal, DATETIME: format_datetime}
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """Write `rows` (header only when there are none) to `path`; returns it."""
+    columns: list[tuple[str, Callable[[Any], str]]] = [
+        (name, _FORMATS.get(kind, str)) for name, kind in COLUMNS
+    ]
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\r\n")
         writer.writerow([name for name, _kind in COLUMNS])
         for row in rows:
-            writer.writerow([_cell(row[name], kind) for name, kind in COLUMNS])
+            writer.writerow(["" if (v := row[name]) is None else fmt(v) for name, fmt in columns])
     os.replace(tmp, path)
     return path
 
