@@ -6,6 +6,11 @@
   as floats (what exactness costs).
 - dcgm: a dcgm-exporter exposition (4.x format, 8 GPUs per node with pods, as one exporter per node
   serves) fetched over loopback HTTP, parsed and sampled; and one exposition with all 512 GPUs.
+- PodResources: one node of 8 GPUs whose holders come from a real kubelet PodResources gRPC server
+  on a unix socket (the kubelet simulator): whole GPUs, a GPU allocated with no process, two
+  GPUs time-sliced to 3 and 4 pods, two MIG GPUs (four and two MIG devices, slices free) and a DRA
+  claim; each round is the GPU fetch, the `List` call, device resolution, the exact split and the
+  sampler. The peer is the same 8 simulated GPUs with process holders only.
 - `/metrics`: 512 GPUs (64 nodes x 8) after pods churned (each GPU held by 4 pods in turn within the
   retention window), scraped over HTTP, with prometheus_client's `generate_latest` on the same
   registry as the peer.
@@ -18,9 +23,11 @@ from __future__ import annotations
 import argparse
 import http.client
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -28,7 +35,17 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from aifinops.exporters.events.gpu import GPUSample
 from aifinops.exporters.gpu.aggregate import GPUAggregator, GPUCollector
+from aifinops.exporters.gpu.allocation import AllocatedSource
 from aifinops.exporters.gpu.dcgm import DCGMSource
+from aifinops.exporters.gpu.model import GPUSnapshot, MIGDevice
+from aifinops.exporters.gpu.podresources.client import PodResourcesClient
+from aifinops.exporters.gpu.podresources.simulator import (
+    KubeletSimulator,
+    claim,
+    container,
+    list_response,
+    pod,
+)
 from aifinops.exporters.gpu.prices import GPUPricer, load_price_table
 from aifinops.exporters.gpu.sampler import GPUSampler
 from aifinops.exporters.gpu.simulated import SimulatedSource
@@ -78,16 +95,16 @@ class DiscardSink:
 
 
 def _sampling(
-    source_factory, gpus: int, rounds: int, aggregator_cls=GPUAggregator, sink=None
+    source_factory, gpus: int, rounds: int, aggregator_cls=GPUAggregator, sink=None, stat=None
 ) -> float:
-    """Median microseconds per GPU per interval."""
+    """Median (or `stat` of the rounds) microseconds per GPU per interval."""
     clock = Clock()
     agg = aggregator_cls(clock=clock)
     sampler = GPUSampler(agg, GPUPricer(load_price_table()), sink=sink, clock=clock, wall=clock)
     source = source_factory(clock)
     poller = Poller("bench", source, 1.0, CollectorHealth(), on_snapshot=sampler.on_snapshot)
     times = _round_times(poller.poll_once, clock, rounds)
-    return statistics.median(times) / gpus * 1e6
+    return (stat or statistics.median)(times) / gpus * 1e6
 
 
 def simulated_factory(gpus: int):
@@ -98,6 +115,111 @@ def simulated_factory(gpus: int):
         patterns=("busy", "bursty", "idle", "crashed", "busy", "busy", "idle", "unallocated"),
         clock=clock,
     )
+
+
+class MIGNode:
+    """Eight simulated GPUs; GPUs 5 and 6 are MIG-enabled (7 compute slices each)."""
+
+    name = "simulated"
+    MIG = {
+        5: (("3g.40gb", 3), ("2g.20gb", 2), ("1g.10gb", 1), ("1g.10gb", 1)),
+        6: (("3g.40gb", 3), ("3g.40gb", 3)),
+    }
+
+    def __init__(self, clock: Clock) -> None:
+        self._sim = simulated_factory(8)(clock)
+
+    def fetch(self) -> GPUSnapshot:
+        gpus = []
+        for g in self._sim.fetch().gpus:
+            if g.index in self.MIG:
+                devices = tuple(
+                    MIGDevice(f"MIG-{g.index}-{i}-{g.uuid[4:]}", profile, slices)
+                    for i, (profile, slices) in enumerate(self.MIG[g.index])
+                )
+                g = replace(g, mig_devices=devices, mig_slices=7)
+            gpus.append(g)
+        return GPUSnapshot(tuple(gpus))
+
+    def allocation(self):
+        """The kubelet's view of the node: every sharing mechanism at once."""
+        uuid = [g.uuid for g in self._sim.fetch().gpus]
+
+        def gpu(ns: str, name: str, resource: str, *ids: str):
+            return pod(ns, name, container("main", {resource: list(ids)}))
+
+        def mig(index: int, i: int) -> str:
+            return f"MIG-{index}-{i}-{uuid[index][4:]}"
+
+        return list_response(
+            [
+                gpu("ml", "train-0", "nvidia.com/gpu", uuid[0]),
+                gpu("ml", "train-1", "nvidia.com/gpu", uuid[1]),
+                gpu("research", "nb-0", "nvidia.com/gpu", uuid[2]),  # no process
+                gpu("chat", "api-0", "nvidia.com/gpu.shared", f"{uuid[3]}::0", f"{uuid[3]}::3"),
+                gpu("chat", "api-1", "nvidia.com/gpu.shared", f"{uuid[3]}::1"),
+                gpu("chat", "api-2", "nvidia.com/gpu.shared", f"{uuid[3]}::2"),
+                *(
+                    gpu("embed", f"e-{i}", "nvidia.com/gpu.shared", f"{uuid[4]}::{i}")
+                    for i in range(4)
+                ),
+                gpu("ml", "ft-0", "nvidia.com/mig-3g.40gb", mig(5, 0)),
+                gpu("ml", "ft-1", "nvidia.com/mig-2g.20gb", mig(5, 1)),
+                gpu("ml", "ft-2", "nvidia.com/mig-1g.10gb", mig(5, 2)),
+                gpu("ml", "ft-3", "nvidia.com/mig-3g.40gb", mig(6, 0)),
+                pod("dra", "infer-0", container("main", claims=[claim("gpu-7")])),
+            ]
+        )
+
+
+class SameHolders:
+    """The peer: the same node's readings with the same holders as process attribution would
+    give them (equal split, no PodResources)."""
+
+    name = "simulated"
+
+    def __init__(self, node: MIGNode, holders: dict) -> None:
+        self._node = node
+        self._holders = holders
+
+    def fetch(self) -> GPUSnapshot:
+        return GPUSnapshot(
+            tuple(replace(g, holders=self._holders[g.uuid]) for g in self._node.fetch().gpus)
+        )
+
+
+def podresources_sampling(rounds: int, sink=None) -> tuple[float, float]:
+    """Mean microseconds per GPU per interval for the 8-GPU node read through PodResources (the
+    mean, so the `List` every 5 rounds counts), and for the peer with the same holders."""
+    tmp = tempfile.mkdtemp(prefix="aifinops-bench-")
+    answer = MIGNode(Clock()).allocation()  # the kubelet's work is not the exporter's
+    kubelet = KubeletSimulator(f"{tmp}/kubelet.sock", lambda: answer)
+    kubelet.start()
+    sources: list[AllocatedSource] = []
+
+    def factory(clock: Clock) -> AllocatedSource:
+        source = AllocatedSource(
+            MIGNode(clock),
+            PodResourcesClient(f"{tmp}/kubelet.sock"),
+            CollectorHealth(),
+            clock=clock,
+        )
+        sources.append(source)
+        return source
+
+    try:
+        allocated = _sampling(factory, 8, rounds, sink=sink, stat=statistics.mean)
+        holders = {g.uuid: g.holders for g in sources[0].fetch().gpus}
+        peer = _sampling(
+            lambda clock: SameHolders(MIGNode(clock), holders),
+            8,
+            rounds,
+            sink=sink,
+            stat=statistics.mean,
+        )
+        return allocated, peer
+    finally:
+        kubelet.stop()
 
 
 def dcgm_exposition(nodes: int, gpus_per_node: int) -> bytes:
@@ -240,6 +362,19 @@ def main() -> None:
             f"simulated, {n:4d} GPUs: {exact:7.1f} us/GPU/interval "
             f"(float-money peer {floats:6.1f} us, exact/float {exact / floats:4.2f}x)"
         )
+    plain = _sampling(simulated_factory(8), 8, args.rounds * 10, stat=statistics.mean)
+    allocated, peer = podresources_sampling(args.rounds * 10)
+    print(
+        f"PodResources node, 8 GPUs (whole, no process, time-sliced, MIG, DRA; List every 5 s) "
+        f"over gRPC: {allocated:7.1f} us/GPU/interval (mean) vs {plain:6.1f} us for 8 simulated "
+        f"GPUs with process holders ({allocated / plain:4.2f}x) and {peer:6.1f} us for the same "
+        f"holders without PodResources ({allocated / peer:4.2f}x)"
+    )
+    allocated, peer = podresources_sampling(args.rounds * 10, sink=DiscardSink())
+    print(
+        f"the same, building the Kafka events too: {allocated:7.1f} us/GPU/interval "
+        f"(same holders without PodResources {peer:6.1f} us)"
+    )
     events = _sampling(simulated_factory(gpus), gpus, args.rounds, sink=DiscardSink())
     print(
         f"simulated, {gpus:4d} GPUs, building the Kafka events too: {events:7.1f} us/GPU/interval"

@@ -454,6 +454,8 @@ class GPUConfig:
     # The kubelet's PodResources socket: who holds each GPU, used or not (nvml source; "" turns
     # it off: holders from GPU processes only).
     pod_resources_socket: str = "/var/lib/kubelet/pod-resources/kubelet.sock"
+    # Seconds between reads of the allocation (pods starting and stopping show up this late).
+    pod_resources_refresh_seconds: float = 5.0
     # Seconds for each dcgm-exporter, kubelet or API request.
     timeout_seconds: float = 2.0
     team_label: str = "team"
@@ -481,6 +483,11 @@ class GPUConfig:
             )
             + check(self.interval_seconds > 0, "interval_seconds", "must be positive")
             + check(self.timeout_seconds > 0, "timeout_seconds", "must be positive")
+            + check(
+                0 < self.pod_resources_refresh_seconds <= 300,
+                "pod_resources_refresh_seconds",
+                "must be positive and at most 300",
+            )
             + check(
                 2 * self.interval_seconds <= self.max_gap_seconds <= 3600,
                 "max_gap_seconds",

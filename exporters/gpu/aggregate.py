@@ -76,6 +76,13 @@ DEFAULT_MAX_LABEL_VALUES = 1_000
 _ALL_OTHER_MONEY = (OTHER,) * 6
 
 _SECONDS_PER_HOUR = 3600
+# Integer money: amounts counted in units of 1/_MONEY_DEN USD, exact for every price and interval
+# of up to 9 decimals, utilisation of up to 6 and holder count dividing _HOLDERS_LCM (the lcm of
+# 1..16: every count up to 16, and MIG's 7 x pods); other samples add exact Fractions. Integers
+# add without a gcd per sample, which a GPU shared by several pods (one sample each) needs.
+_E6, _E9 = 10**6, 10**9
+_HOLDERS_LCM = 720_720
+_MONEY_DEN = _E9 * _E9 * _E6 * _SECONDS_PER_HOUR * _HOLDERS_LCM
 _PURGE_EVERY_SECONDS = 1.0
 
 Holder = tuple[str, str, str, str]  # namespace, pod, container, team
@@ -226,11 +233,15 @@ class GPUAggregator:
                 mkey = _ALL_OTHER_MONEY
                 entry = self._money.get(mkey)
             if entry is None:
-                self._money[mkey] = [cost, idle, now]
-            else:
+                # [cost units, idle units, last applied, cost Fraction, idle Fraction]
+                entry = self._money[mkey] = [0, 0, now, 0, 0]
+            if type(cost) is int:
                 entry[0] += cost
                 entry[1] += idle
-                entry[2] = now
+            else:
+                entry[3] += cost
+                entry[4] += idle
+            entry[2] = now
 
     def snapshot(self) -> GPUAggregateSnapshot:
         """Live GPUs and retained money totals, as an immutable value."""
@@ -239,7 +250,11 @@ class GPUAggregator:
             self._purge(now)
             gpus = tuple(live.gauge_state() for live in self._gpus.values())
             money = tuple(
-                MoneyTotal(*key, entry[0], entry[1])  # type: ignore[misc]
+                MoneyTotal(
+                    *key,  # type: ignore[misc]
+                    Fraction(entry[0], _MONEY_DEN) + entry[3],
+                    Fraction(entry[1], _MONEY_DEN) + entry[4],
+                )
                 for key, entry in self._money.items()
             )
         return GPUAggregateSnapshot(gpus, money)
@@ -252,14 +267,20 @@ class GPUAggregator:
             totals[metric] = totals.get(metric, 0) + n
         return totals
 
-    def _money_of(self, sample: GPUSample) -> tuple[Fraction | None, Fraction | None]:
+    def _money_of(self, sample: GPUSample) -> tuple[int | Fraction | None, int | Fraction | None]:
+        """(cost, idle cost) of one sample: integers in units of 1/_MONEY_DEN USD where they are
+        exact, else Fractions of a USD; None without a price."""
         if sample.hourly_cost_usd is None:
             return None, None
-        # One exact fraction each: numerators and denominators of the price, the interval and the
-        # idle share (1 - utilisation), multiplied as integers.
         pn, pd = self._ratio(sample.hourly_cost_usd)
         inn, ind = sample.interval_seconds.as_integer_ratio()
         un, ud = self._ratio(sample.utilization_ratio)
+        holders = sample.holders
+        if not (_E9 % pd or _E9 % ind or _E6 % ud or _HOLDERS_LCM % holders):
+            base = pn * (_E9 // pd) * inn * (_E9 // ind) * (_HOLDERS_LCM // holders)
+            return base * _E6, base * (_E6 - un * (_E6 // ud))
+        # One exact fraction each: numerators and denominators of the price, the interval and the
+        # idle share (1 - utilisation), multiplied as integers.
         num = pn * inn
         den = pd * ind * _SECONDS_PER_HOUR * sample.holders
         return Fraction(num, den), Fraction(num * (ud - un), den * ud)

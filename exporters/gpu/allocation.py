@@ -5,7 +5,10 @@ node's GPUs and splits each GPU's cost exactly among its holders.
 simulator). Each fetch reads the GPUs from the wrapped source and the allocation from the kubelet,
 and returns the readings with `holders` and `shares` from the allocation. Which holders win:
 
-- the allocation whenever `List` answers (`aifinops_collector_success{collector="podresources"} 1`);
+- the allocation whenever `List` answers (`aifinops_collector_success{collector="podresources"} 1`),
+  read at most every `refresh_seconds` (5 s by default: allocations change when pods start and
+  stop, and a `List` costs the exporter about 250 us of CPU and the kubelet a request; a failed
+  read is retried on every fetch);
 - when it fails (`… 0`): the last good allocation for at most `stale_seconds` (a kubelet restart
   takes seconds and pods keep their GPUs meanwhile), then the wrapped source's own holders
   (process attribution for nvml: a GPU with no process has no holder). The client dials the
@@ -160,6 +163,7 @@ class AllocatedSource:
         *,
         pod_labels: PodLabels | None = None,
         stale_seconds: float = 30.0,
+        refresh_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = inner.name
@@ -168,6 +172,7 @@ class AllocatedSource:
         self._health = health
         self._pod_labels = pod_labels or (lambda _ns, _pod: _NO_LABELS)
         self._stale = stale_seconds
+        self._refresh = refresh_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._last: Allocation | None = None
@@ -175,7 +180,14 @@ class AllocatedSource:
         self._failing: bool | None = None
         self._logged: set[str] = set()
         self._unresolved: dict[str, int] = {"device_plugin": 0, "dra": 0}
-        self.holder_source = "podresources"
+        # The last allocation resolved against this node's GPUs, and each GPU's split from it
+        # (uuid -> (MIG devices it was split for, holders, shares)): recomputed only when the
+        # allocation or a GPU's MIG layout (or a MIG device's utilisation) changes.
+        self._resolved_for: Allocation | None = None
+        self._layout: tuple[tuple[str, tuple[str, ...]], ...] = ()
+        self._resolved: dict[str, dict[str | None, list[PodRef]]] = {}
+        self._splits: dict[str, tuple[tuple[MIGDevice, ...], tuple[PodRef, ...], tuple[Share, ...]]]
+        self._splits = {}
 
     def fetch(self) -> GPUSnapshot:
         """The wrapped source's GPUs with the allocation's holders; raises `SourceError` when the
@@ -194,8 +206,14 @@ class AllocatedSource:
             return dict(self._unresolved)
 
     def _allocation(self) -> Allocation | None:
-        start = time.perf_counter()
         now = self._clock()
+        if (
+            self._failing is False
+            and self._last is not None
+            and now - self._last_at < self._refresh
+        ):
+            return self._last
+        start = time.perf_counter()
         try:
             allocation = self._client.list()
         except PodResourcesError as exc:
@@ -227,6 +245,22 @@ class AllocatedSource:
         return allocation
 
     def _attribute(self, snapshot: GPUSnapshot, allocation: Allocation) -> tuple[GPUReading, ...]:
+        layout = tuple((g.uuid, tuple(m.uuid for m in g.mig_devices)) for g in snapshot.gpus)
+        if allocation is not self._resolved_for or layout != self._layout:
+            self._resolve(snapshot, allocation)
+            self._layout = layout
+        out = []
+        for g in snapshot.gpus:
+            cached = self._splits.get(g.uuid)
+            if cached is None or cached[0] != g.mig_devices:
+                shares = split(g, self._resolved.get(g.uuid, {}))
+                holders = tuple(s.holder for s in shares if s.holder is not None)
+                cached = self._splits[g.uuid] = (g.mig_devices, holders, shares)
+            out.append(replace(g, holders=cached[1], shares=cached[2]))
+        return tuple(out)
+
+    def _resolve(self, snapshot: GPUSnapshot, allocation: Allocation) -> None:
+        """Map every grant of `allocation` to this snapshot's GPUs (and MIG devices)."""
         index = DeviceIndex(snapshot.gpus)
         # GPU uuid -> MIG uuid (None: whole GPU) -> holding containers in order
         holdings: dict[str, dict[str | None, dict[tuple[str, str, str], PodRef]]] = {}
@@ -246,13 +280,12 @@ class AllocatedSource:
             mig = None if target.mig is None else target.mig.uuid
             holdings.setdefault(target.reading.uuid, {}).setdefault(mig, {})[key] = ref
         self._unresolved = unresolved
-        out = []
-        for g in snapshot.gpus:
-            held = {mig: list(c.values()) for mig, c in holdings.get(g.uuid, {}).items()}
-            shares = split(g, held)
-            holders = tuple(s.holder for s in shares if s.holder is not None)
-            out.append(replace(g, holders=holders, shares=shares))
-        return tuple(out)
+        self._resolved_for = allocation
+        self._resolved = {
+            uuid: {mig: list(c.values()) for mig, c in by_mig.items()}
+            for uuid, by_mig in holdings.items()
+        }
+        self._splits = {}
 
     def _log_unresolved(self, grant: DeviceGrant) -> None:
         ident = f"{grant.resource}:{','.join(grant.device_ids)}"

@@ -179,6 +179,7 @@ def _with_allocation(
         health,
         pod_labels=labels,
         stale_seconds=gpu.max_gap_seconds,
+        refresh_seconds=gpu.pod_resources_refresh_seconds,
         clock=clock,
     )
     return source, kubelet

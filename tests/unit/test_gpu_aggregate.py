@@ -183,3 +183,28 @@ def test_money_series_beyond_the_budget_count_whole_under_other():
     # Nothing is lost: the two folded samples' dollars are in the __other__ series.
     assert money[OTHER] == 2 * money["p-0"] > 0
     assert agg.overflow()[COST_METRIC] == 2
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"holders": 17},  # no divisor of the integer path's holder lcm
+        {"utilization_ratio": 0.12345678},  # more than 6 decimals
+        {"hourly_cost_usd": Decimal("1.0000000001")},  # more than 9 decimals
+    ],
+    ids=["holders", "utilisation", "price"],
+)
+def test_integer_and_fraction_money_agree_and_mix_exactly(odd):
+    """Samples the integer units cannot hold exactly add as Fractions to the same series."""
+    agg = GPUAggregator(clock=Clock())
+    plain = sample(pod="p", namespace="ml", team="t", holders=7, utilization_ratio=0.3)
+    unusual = sample(**{"pod": "p", "namespace": "ml", "team": "t", **odd})
+    agg.apply(plain, time=1, parts=3)
+    agg.apply(unusual, time=2)
+
+    def exact(s: GPUSample) -> tuple[Fraction, Fraction]:
+        cost = Fraction(s.hourly_cost_usd) * Fraction(s.interval_seconds) / 3600 / s.holders
+        return cost, cost * (1 - Fraction(repr(s.utilization_ratio)))
+
+    want = [a * 3 + b for a, b in zip(exact(plain), exact(unusual), strict=True)]
+    assert list(agg.snapshot().money_for(pod="p")) == want

@@ -185,7 +185,8 @@ class Rig:
     """The nvml source over the stand-in, wrapped with the allocation, sampled into an aggregator
     through a poller, all on one injected clock."""
 
-    def __init__(self, socket_path: str, stale_seconds: float = 30.0) -> None:
+    def __init__(self, socket_path: str, stale_seconds: float = 30.0, step: float = STEP) -> None:
+        self.step = step
         self.clock = Clock()
         self.health = CollectorHealth()
         self.source = AllocatedSource(
@@ -193,6 +194,7 @@ class Rig:
             PodResourcesClient(socket_path, timeout_seconds=1.0),
             self.health,
             stale_seconds=stale_seconds,
+            refresh_seconds=5.0,
             clock=self.clock,
         )
         self.aggregator = GPUAggregator(clock=self.clock, retention_seconds=3600)
@@ -210,7 +212,7 @@ class Rig:
 
     def poll(self) -> GPUReading | None:
         assert self.poller.poll_once(), "the GPU source itself must not fail"
-        self.clock.now += STEP
+        self.clock.now += self.step
 
     def podresources_ok(self) -> bool:
         return self.health.snapshot()["podresources"].success
@@ -432,3 +434,30 @@ def test_the_promtool_test_feeds_the_series_this_exporter_produces(kubelet, sock
     assert len(fed) == 11
     missing = [f for f in fed if f not in produced]
     assert missing == []
+
+
+def test_the_allocation_is_read_every_refresh_seconds_and_a_new_holder_follows(sock):
+    """`List` at most every 5 s (a kubelet request and ~250 us of the exporter's CPU each); a
+    GPU handed to another pod is charged to it from the next read on."""
+    answer = {"now": node_allocation()}
+    kubelet = KubeletSimulator(sock, lambda: answer["now"])
+    kubelet.start()
+    try:
+        rig = Rig(sock, step=1)
+        for _ in range(10):  # t = 0..9 s
+            rig.poll()
+        assert kubelet.calls == 2  # t = 0 and t = 5
+        assert rig.holders(1) == {("notebooks", "nb-0")}
+        moved = node_allocation()
+        moved.pod_resources[1].name = "nb-1"  # the notebook pod replaced by another
+        answer["now"] = moved
+        rig.poll()  # t = 10: read again
+        assert kubelet.calls == 3
+        assert rig.holders(1) == {("notebooks", "nb-1")}
+        snap = rig.aggregator.snapshot()
+        # The nine intervals up to t = 9 went to nb-0, the one ending at t = 10 to nb-1 (read at
+        # the end of its interval, like utilisation).
+        assert snap.money_for(gpu="1", pod="nb-0")[0] == usd(9)
+        assert snap.money_for(gpu="1", pod="nb-1")[0] == usd(1)
+    finally:
+        kubelet.stop()
