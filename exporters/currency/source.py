@@ -52,8 +52,8 @@ def _with_file_rates(schedule: RateSchedule, path: str, text: str) -> RateSchedu
 
 
 class FxRateSource:
-    """Reads the rates (the file again only when its modification time or size changed) and the
-    rate in force now; `fetch()` raises `CurrencyError` when there is none."""
+    """Reads the rates (the file again only when it was replaced, or its modification time or size
+    changed) and the rate in force now; `fetch()` raises `CurrencyError` when there is none."""
 
     def __init__(
         self, config: CurrencyConfig, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -61,7 +61,7 @@ class FxRateSource:
         self._config = config
         self._clock = clock
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._schedule: RateSchedule | None = None if config.rates_file else config.schedule()
 
     def fetch(self) -> FxSnapshot:
@@ -78,7 +78,8 @@ class FxRateSource:
             stat = os.stat(path)
         except OSError as exc:
             raise RatesFileError(path, [("", f"cannot read ({exc.strerror})")]) from exc
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        # The inode too: a refresh written elsewhere and moved into place is a new file.
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if stamp != self._stamp or self._schedule is None:
                 # A file being rewritten may be read half-written: the error stands until the
