@@ -161,7 +161,13 @@ class OTLPAPI:
         if isinstance(decoded, Response):
             return decoded
         message, as_json = decoded
-        refusal = self._throttle(request, credential, 1, as_json)
+        points = sum(
+            len(getattr(metric, metric.WhichOneof("data") or "gauge").data_points)
+            for resource_metrics in message.resource_metrics
+            for scope_metrics in resource_metrics.scope_metrics
+            for metric in scope_metrics.metrics
+        )
+        refusal = self._throttle(request, credential, points, as_json)
         if refusal is not None:
             return refusal
         batch = metrics_to_events(message, self.streams, self._settings, self.span_resources)
@@ -178,7 +184,9 @@ class OTLPAPI:
                     f"{ref}: " + "; ".join(f"{p.field}: {p.reason}" for p in exc.problems)
                 )
         if prepared and self._events.commit(prepared, credential, METRICS_SOURCE) is None:
+            # The streams stay where they were: the retry finds the same increases.
             return _error(503, _SPOOL_FULL, as_json, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        self.streams.remember(batch.pending)
         self._ingest.reject(METRICS_SOURCE, len(problems))
         self._ingest.aggregator.count_ingest(
             METRICS_SOURCE, "ignored", batch.ignored + batch.from_span_resources

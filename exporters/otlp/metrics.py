@@ -51,6 +51,10 @@ TEMPORALITY_DELTA = 1
 TEMPORALITY_CUMULATIVE = 2
 
 
+# Stream -> (start time, cumulative value) of its latest point in a request.
+Pending = dict[tuple[Any, ...], tuple[int, float]]
+
+
 class MetricBatch(NamedTuple):
     """The usage events of a metrics request and how many data points were not usage."""
 
@@ -58,6 +62,8 @@ class MetricBatch(NamedTuple):
     ignored: int
     # Data points skipped because their resource also sends GenAI spans.
     from_span_resources: int
+    # The cumulative points to `MetricStreams.remember` once the events are counted.
+    pending: Pending
 
 
 class MetricStreams:
@@ -77,20 +83,33 @@ class MetricStreams:
         self._lock = threading.Lock()
         self.evicted = 0
 
-    def increase(self, stream: tuple[Any, ...], start_ns: int, value: float) -> float:
-        """The increase of a cumulative stream since its last point."""
-        with self._lock:
-            last = self._last.pop(stream, None)
-            self._last[stream] = (start_ns, value)
-            if len(self._last) > self.max_streams:
-                self._last.popitem(last=False)
-                self.evicted += 1
+    def increase(
+        self, stream: tuple[Any, ...], start_ns: int, value: float, pending: Pending
+    ) -> float:
+        """The increase of a cumulative stream since its last point. The new point goes to
+        `pending`, which `remember` stores once the request's usage is counted: a request
+        refused for a retry (a full spool) leaves the streams as they were."""
+        last = pending.get(stream)
+        if last is None:
+            with self._lock:
+                last = self._last.get(stream)
+        pending[stream] = (start_ns, value)
         if last is None:
             return value if start_ns and start_ns >= self.started_ns else 0.0
         last_start, last_value = last
         if start_ns != last_start or value < last_value:
             return value
         return value - last_value
+
+    def remember(self, pending: Pending) -> None:
+        """Store the points of a request whose usage was counted."""
+        with self._lock:
+            for stream, point in pending.items():
+                self._last.pop(stream, None)
+                self._last[stream] = point
+            while len(self._last) > self.max_streams:
+                self._last.popitem(last=False)
+                self.evicted += 1
 
     def __len__(self) -> int:
         return len(self._last)
@@ -107,6 +126,7 @@ def metrics_to_events(
     # (provider, model, team, app) -> counts, latest point time, identities of its points
     groups: dict[tuple[str, str, str, str], tuple[dict[str, float], list[int], list[str]]] = {}
     ignored = skipped = 0
+    pending: Pending = {}
     for resource_metrics in request.resource_metrics:
         resource = attributes(resource_metrics.resource.attributes)
         rkey = resource_key(resource)
@@ -133,7 +153,7 @@ def metrics_to_events(
                         continue
                     stream = (rkey, scope, metric.name, tuple(sorted(map(str, attrs.items()))))
                     if temporality == TEMPORALITY_CUMULATIVE:
-                        value = streams.increase(stream, point.start_time_unix_nano, value)
+                        value = streams.increase(stream, point.start_time_unix_nano, value, pending)
                     if value <= 0:
                         continue
                     provider = _pick(attrs, PROVIDER) or ""
@@ -161,7 +181,7 @@ def metrics_to_events(
             if moment:
                 event["time"] = rfc3339(moment)
             events.append(event)
-    return MetricBatch(events, ignored, skipped)
+    return MetricBatch(events, ignored, skipped, pending)
 
 
 def _pick(attrs: Mapping[str, Any], names: tuple[str, ...]) -> Any:

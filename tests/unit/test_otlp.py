@@ -114,20 +114,39 @@ def test_spans_without_usage_are_ignored_and_resources_that_sent_usage_noted():
 
 def test_cumulative_streams_turn_into_increases_with_resets():
     streams = MetricStreams(started_ns=1_000)
+
+    def increase(stream: tuple, start: int, value: float) -> float:
+        pending: dict = {}
+        result = streams.increase(stream, start, value, pending)
+        streams.remember(pending)
+        return result
+
     # Began before this process: only a baseline (counted before a restart, or before us).
-    assert streams.increase(("a",), 500, 100.0) == 0
-    assert streams.increase(("a",), 500, 160.0) == 60
-    assert streams.increase(("a",), 500, 160.0) == 0
-    assert streams.increase(("a",), 500, 40.0) == 40  # the value fell: a reset
-    assert streams.increase(("a",), 2_000, 10.0) == 10  # a new start time: a reset
+    assert increase(("a",), 500, 100.0) == 0
+    assert increase(("a",), 500, 160.0) == 60
+    assert increase(("a",), 500, 160.0) == 0
+    assert increase(("a",), 500, 40.0) == 40  # the value fell: a reset
+    assert increase(("a",), 2_000, 10.0) == 10  # a new start time: a reset
     # Began after this process started: all of it is new.
-    assert streams.increase(("b",), 1_500, 70.0) == 70
+    assert increase(("b",), 1_500, 70.0) == 70
+
+
+def test_a_request_not_counted_leaves_the_streams_as_they_were():
+    streams = MetricStreams(started_ns=0)
+    pending: dict = {}
+    assert streams.increase(("a",), 1, 100.0, pending) == 100
+    # Two points of one stream in one request: the second counts from the first.
+    assert streams.increase(("a",), 1, 130.0, pending) == 30
+    # Refused (a full spool): nothing remembered, so the retry finds the same increase.
+    assert streams.increase(("a",), 1, 130.0, {}) == 130
+    streams.remember(pending)
+    assert streams.increase(("a",), 1, 130.0, {}) == 0
 
 
 def test_streams_are_bounded():
     streams = MetricStreams(max_streams=3, started_ns=0)
     for i in range(5):
-        streams.increase((i,), 1, 1.0)
+        streams.remember({(i,): (1, 1.0)})
     assert len(streams) == 3
     assert streams.evicted == 2
 
