@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,51 @@ def test_a_checkpoint_from_another_broker_is_set_aside_not_trusted(
     # The old counters are gone for good: the new checkpoint holds the new log's 40 only.
     saved = json.loads((state / "checkpoint.json").read_text())
     assert saved["topic_ids"][topics["usage"]]
+
+
+def test_alertmanager_does_not_retry_an_alert_too_large_for_kafka(
+    kafka_session_logs: KafkaBroker, topic_name, tmp_path: Path, alertmanager_factory
+) -> None:
+    bootstrap = kafka_session_logs.bootstrap
+    topics = {"usage": topic_name("u"), "gpu": topic_name("g"), "anomalies": topic_name("a")}
+    create_topics(bootstrap, {topics["anomalies"]: 1})
+    bridge = BridgeDaemon(tmp_path / "bridge", bridge_config(bootstrap, topics, tmp_path))
+    bridge.start(joined=False)
+    try:
+        am = alertmanager_factory(
+            {
+                "route": {
+                    "receiver": "bridge",
+                    "group_wait": "0s",
+                    "group_interval": "1h",
+                    "repeat_interval": "1h",
+                },
+                "receivers": [
+                    {
+                        "name": "bridge",
+                        "webhook_configs": [{"url": f"{bridge.url}/v1/alertmanager"}],
+                    }
+                ],
+            }
+        )
+        now = datetime.now(UTC)
+        am.post_alerts(
+            [
+                {
+                    "labels": {"alertname": "AIFinOpsLLMSpendSpike", "team": "ml"},
+                    "annotations": {"description": "x" * (3 << 19)},  # 1.5 MB, twice in the body
+                    "startsAt": now.isoformat().replace("+00:00", "Z"),
+                }
+            ]
+        )
+
+        def failed() -> float:
+            return bridge.sample("aifinops_bridge_alerts_forwarded_total", status="failed")
+
+        wait_until(lambda: failed() >= 1, 60, "the notification")
+        # A 503 would be retried by Alertmanager within seconds; a 413 is final.
+        time.sleep(8)
+        assert failed() == 1
+        assert "answering 413" in bridge.process.log_tail(50)
+    finally:
+        bridge.stop()
