@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -456,3 +457,30 @@ def test_metrics_cumulative_with_reset_delta_counters_and_no_double_count(daemon
     # 3 cumulative increases, 8 chunks of the delta request; its retry: 8 duplicates.
     assert ingest(daemon, "otlp_metrics", "accepted") == 11
     assert ingest(daemon, "otlp_metrics", "duplicate") == 8
+
+
+def test_over_the_rate_limit_answers_429_with_retry_after(
+    tmp_path: Path, request: pytest.FixtureRequest
+):
+    daemon = TokenDaemon(tmp_path, "tokens:\n  rate_limit: {events_per_second: 1, burst: 5}\n")
+    daemon.start()
+    request.addfinalizer(daemon.stop)
+    call = {
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 10,
+        "gen_ai.usage.output_tokens": 1,
+    }
+    # Spans without usage cost nothing against the limit.
+    noise = [span({"http.route": "/"}) for _ in range(20)]
+    five = traces([span(call) for _ in range(5)] + noise).SerializeToString()
+    assert post(daemon.port, "/v1/traces", five)[0] == 200
+    status, headers, body = post(
+        daemon.port, "/v1/traces", traces([span(call)]).SerializeToString()
+    )
+    assert status == 429
+    assert int(headers["retry-after"]) >= 1
+    refusal = Status()
+    refusal.ParseFromString(body)
+    assert "tokens.rate_limit" in refusal.message
+    assert daemon.sample("aifinops_llm_requests_total") == 5

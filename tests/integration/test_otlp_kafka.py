@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from google.rpc.status_pb2 import Status
 
 from aifinops.cli.stack import wait_until
 from support.bridge_daemon import BridgeDaemon, bridge_config
@@ -77,3 +78,70 @@ producer:
     cost_edge = exporter.sample("aifinops_llm_cost_usd_total", team="edge-team")
     assert cost_edge
     assert bridge.sample("aifinops_llm_cost_usd_total", team="edge-team") == cost_edge
+
+
+def test_a_full_spool_answers_503_and_the_collectors_retry_counts_once(
+    kafka_broker, topic_name, tmp_path: Path
+):
+    topic = topic_name("ai-api-costs")
+    exporter = TokenDaemon(
+        tmp_path / "exporter",
+        f"""
+kafka:
+  bootstrap_servers: [{kafka_broker.bootstrap}]
+  topics:
+    usage: {{name: {topic}}}
+producer:
+  spool_dir: {tmp_path / "spool"}
+  spool_max_bytes: 1048576
+  queue_size: 50
+  delivery_timeout_ms: 1500
+  retry_backoff_max_ms: 500
+""",
+    )
+    exporter.start()
+    try:
+        kafka_broker.stop()
+        refused = None
+        accepted = 0
+        for n in range(300):
+            calls = [
+                span(
+                    {
+                        "gen_ai.provider.name": "openai",
+                        "gen_ai.request.model": "gpt-4o",
+                        "gen_ai.response.id": f"chatcmpl-full-{n}-{i}",
+                        "gen_ai.usage.input_tokens": 1_000,
+                        "gen_ai.usage.output_tokens": 100,
+                        "aifinops.team": f"team-{i % 5}",
+                    }
+                )
+                for i in range(100)
+            ]
+            body = traces(calls, {"service.name": "agent"}).SerializeToString()
+            status, headers, payload = post(exporter.port, "/v1/traces", body)
+            if status == 503:
+                refused = (headers, payload, body)
+                break
+            assert status == 200, payload
+            accepted += 100
+        assert refused is not None, "a 1 MiB spool never filled"
+        headers, payload, body = refused
+        assert int(headers["retry-after"]) > 0
+        status_message = Status()
+        status_message.ParseFromString(payload)
+        assert "spool has no room" in status_message.message
+        # Nothing of the refused request was counted.
+        assert exporter.sample("aifinops_llm_requests_total") == accepted
+        kafka_broker.start()
+        wait_until(
+            lambda: exporter.sample("aifinops_bridge_spooled_messages") == 0,
+            60,
+            "the spool to drain",
+        )
+        # The Collector's retry of the refused request is counted, once.
+        assert post(exporter.port, "/v1/traces", body)[0] == 200
+        assert post(exporter.port, "/v1/traces", body)[0] == 200
+        assert exporter.sample("aifinops_llm_requests_total") == accepted + 100
+    finally:
+        exporter.stop()
