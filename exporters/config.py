@@ -455,7 +455,7 @@ class GPUConfig:
     # it off: holders from GPU processes only).
     pod_resources_socket: str = "/var/lib/kubelet/pod-resources/kubelet.sock"
     # Seconds between reads of the allocation (pods starting and stopping show up this late).
-    pod_resources_refresh_seconds: float = 5.0
+    pod_resources_refresh_seconds: float = 10.0
     # Seconds for each dcgm-exporter, kubelet or API request.
     timeout_seconds: float = 2.0
     team_label: str = "team"

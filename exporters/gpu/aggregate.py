@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import threading
 import time as _time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
@@ -76,13 +76,13 @@ DEFAULT_MAX_LABEL_VALUES = 1_000
 _ALL_OTHER_MONEY = (OTHER,) * 6
 
 _SECONDS_PER_HOUR = 3600
-# Integer money: amounts counted in units of 1/_MONEY_DEN USD, exact for every price and interval
+# Integer money: amounts counted in units of 1/MONEY_DEN USD, exact for every price and interval
 # of up to 9 decimals, utilisation of up to 6 and holder count dividing _HOLDERS_LCM (the lcm of
 # 1..16: every count up to 16, and MIG's 7 x pods); other samples add exact Fractions. Integers
 # add without a gcd per sample, which a GPU shared by several pods (one sample each) needs.
 _E6, _E9 = 10**6, 10**9
 _HOLDERS_LCM = 720_720
-_MONEY_DEN = _E9 * _E9 * _E6 * _SECONDS_PER_HOUR * _HOLDERS_LCM
+MONEY_DEN = _E9 * _E9 * _E6 * _SECONDS_PER_HOUR * _HOLDERS_LCM
 _PURGE_EVERY_SECONDS = 1.0
 
 Holder = tuple[str, str, str, str]  # namespace, pod, container, team
@@ -99,7 +99,8 @@ class GPUState:
 
 @dataclass(frozen=True)
 class MoneyTotal:
-    """Money counted for one GPU and holder (holder fields `""` while no pod held it), exact."""
+    """Money counted for one GPU and holder (holder fields `""` while no pod held it), exact: in
+    integer units of 1/`MONEY_DEN` USD plus the rest the units could not hold exactly."""
 
     node: str
     gpu: str
@@ -107,8 +108,28 @@ class MoneyTotal:
     namespace: str
     pod: str
     team: str
-    cost_usd: Fraction
-    idle_cost_usd: Fraction
+    cost_units: int
+    idle_units: int
+    cost_rest: Fraction | int = 0
+    idle_rest: Fraction | int = 0
+
+    @property
+    def cost_usd(self) -> Fraction:
+        """The money spent, in USD."""
+        return Fraction(self.cost_units, MONEY_DEN) + self.cost_rest
+
+    @property
+    def idle_cost_usd(self) -> Fraction:
+        """The part of it spent idle, in USD."""
+        return Fraction(self.idle_units, MONEY_DEN) + self.idle_rest
+
+    def floats(self) -> tuple[float, float]:
+        """(cost, idle cost) in USD as floats, for rendering (no Fraction built: a scrape renders
+        every series)."""
+        cost, idle = self.cost_units / MONEY_DEN, self.idle_units / MONEY_DEN
+        if self.cost_rest or self.idle_rest:
+            cost, idle = cost + float(self.cost_rest), idle + float(self.idle_rest)
+        return cost, idle
 
 
 @dataclass(frozen=True)
@@ -129,7 +150,16 @@ class GPUAggregateSnapshot:
 
 
 class _LiveGPU:
-    __slots__ = ("holders", "mixed", "seen", "state", "time", "util_sum", "util_weight")
+    __slots__ = (
+        "holders",
+        "mixed",
+        "seen",
+        "state",
+        "time",
+        "util_first",
+        "util_sum",
+        "util_weight",
+    )
 
     def __init__(self, state: GPUState, time: float, seen: float) -> None:
         self.state = state
@@ -138,6 +168,7 @@ class _LiveGPU:
         self.holders: dict[Holder, None] = {}
         # Part-weighted utilisation of the latest interval, needed only when its samples differ.
         self.mixed = False
+        self.util_first = 0.0
         self.util_sum = 0.0
         self.util_weight = 0.0
 
@@ -187,23 +218,46 @@ class GPUAggregator:
     def apply(self, sample: GPUSample, time: float, parts: int = 1) -> None:
         """Count one sample (`parts` identical ones). `time` is the sample's timestamp in seconds
         (the event's `time`)."""
-        cost, idle = self._money_of(sample)
-        if parts != 1 and cost is not None and idle is not None:
-            cost, idle = cost * parts, idle * parts
+        self.apply_many(((sample, parts),), time)
+
+    def apply_many(self, samples: Sequence[tuple[GPUSample, int]], time: float) -> None:
+        """Count the samples of one GPU over one interval (same node, gpu and uuid), each with
+        its number of identical parts, under one lock: the same as applying them in turn."""
+        if not samples:
+            return
+        if len(samples) == 1:
+            monies = [self._money_of(samples[0][0])]
+        else:
+            # The pods sharing a GPU have the same price, interval, utilisation and holder
+            # count: one computation for all of them.
+            memo: dict[tuple, tuple] = {}
+            monies = []
+            for sample, _ in samples:
+                key = (
+                    sample.hourly_cost_usd,
+                    sample.interval_seconds,
+                    sample.utilization_ratio,
+                    sample.holders,
+                )
+                money = memo.get(key)
+                if money is None:
+                    money = memo[key] = self._money_of(sample)
+                monies.append(money)
+        first = samples[0][0]
         now = self._clock()
         with self._lock:
             if now - self._last_purge >= _PURGE_EVERY_SECONDS:
                 self._purge(now)
-            gkey = (sample.node, str(sample.gpu), sample.uuid)
+            gkey = (first.node, str(first.gpu), first.uuid)
             live = self._gpus.get(gkey)
             if live is None:
                 if len(self._gpus) >= self._max_gpus:
                     self._count_overflow(INFO_METRIC, COST_METRIC)
                     gkey = (OTHER, OTHER, OTHER)
                 else:
-                    live = _LiveGPU(GPUState(sample, ()), time, now)
+                    live = _LiveGPU(GPUState(first, ()), time, now)
                     self._gpus[gkey] = live
-            holder = self._holder(sample, now) if sample.pod else None
+            current = live is not None and time >= live.time
             if live is not None:
                 live.seen = now
                 if time > live.time:
@@ -211,37 +265,48 @@ class GPUAggregator:
                     live.holders = {}
                     live.mixed = False
                     live.util_sum = live.util_weight = 0.0
-                if time == live.time:
+            sample = first
+            for (sample, parts), (cost, idle) in zip(samples, monies, strict=True):
+                holder = self._holder(sample, now) if sample.pod else None
+                if current:
+                    assert live is not None
                     if holder is not None:
                         live.holders[holder] = None
                     weight = parts / sample.holders
-                    if live.util_weight and sample.utilization_ratio != (
-                        live.state.sample.utilization_ratio
-                    ):
+                    if live.util_weight and sample.utilization_ratio != live.util_first:
                         live.mixed = True
+                    elif not live.util_weight:
+                        live.util_first = sample.utilization_ratio
                     live.util_sum += weight * sample.utilization_ratio
                     live.util_weight += weight
-                    live.state = GPUState(sample, tuple(live.holders))
-            if cost is None or idle is None:
-                return
-            mkey = (*gkey, *(("", "", "") if holder is None else (holder[0], holder[1], holder[3])))
-            entry = self._money.get(mkey)
-            if entry is None and len(self._money) >= self._limiter.max_series:
-                # The money families' series budget is spent: the dollars still count, whole
-                # under the one all-__other__ series.
-                self._count_overflow(COST_METRIC, IDLE_COST_METRIC)
-                mkey = _ALL_OTHER_MONEY
+                if cost is None or idle is None:
+                    continue
+                if parts != 1:
+                    cost, idle = cost * parts, idle * parts
+                mkey = (
+                    *gkey,
+                    *(("", "", "") if holder is None else (holder[0], holder[1], holder[3])),
+                )
                 entry = self._money.get(mkey)
-            if entry is None:
-                # [cost units, idle units, last applied, cost Fraction, idle Fraction]
-                entry = self._money[mkey] = [0, 0, now, 0, 0]
-            if type(cost) is int:
-                entry[0] += cost
-                entry[1] += idle
-            else:
-                entry[3] += cost
-                entry[4] += idle
-            entry[2] = now
+                if entry is None and len(self._money) >= self._limiter.max_series:
+                    # The money families' series budget is spent: the dollars still count,
+                    # whole under the one all-__other__ series.
+                    self._count_overflow(COST_METRIC, IDLE_COST_METRIC)
+                    mkey = _ALL_OTHER_MONEY
+                    entry = self._money.get(mkey)
+                if entry is None:
+                    # [cost units, idle units, last applied, cost Fraction, idle Fraction]
+                    entry = self._money[mkey] = [0, 0, now, 0, 0]
+                if type(cost) is int:
+                    entry[0] += cost
+                    entry[1] += idle
+                else:
+                    entry[3] += cost
+                    entry[4] += idle
+                entry[2] = now
+            if current:
+                assert live is not None
+                live.state = GPUState(sample, tuple(live.holders))
 
     def snapshot(self) -> GPUAggregateSnapshot:
         """Live GPUs and retained money totals, as an immutable value."""
@@ -250,11 +315,7 @@ class GPUAggregator:
             self._purge(now)
             gpus = tuple(live.gauge_state() for live in self._gpus.values())
             money = tuple(
-                MoneyTotal(
-                    *key,  # type: ignore[misc]
-                    Fraction(entry[0], _MONEY_DEN) + entry[3],
-                    Fraction(entry[1], _MONEY_DEN) + entry[4],
-                )
+                MoneyTotal(*key, entry[0], entry[1], entry[3], entry[4])  # type: ignore[misc]
                 for key, entry in self._money.items()
             )
         return GPUAggregateSnapshot(gpus, money)
@@ -268,7 +329,7 @@ class GPUAggregator:
         return totals
 
     def _money_of(self, sample: GPUSample) -> tuple[int | Fraction | None, int | Fraction | None]:
-        """(cost, idle cost) of one sample: integers in units of 1/_MONEY_DEN USD where they are
+        """(cost, idle cost) of one sample: integers in units of 1/MONEY_DEN USD where they are
         exact, else Fractions of a USD; None without a price."""
         if sample.hourly_cost_usd is None:
             return None, None
@@ -376,8 +437,9 @@ class GPUCollector(Collector):
         idle: list[Row] = []
         for m in snap.money:
             labels = (m.node, m.gpu, m.uuid, m.namespace, m.pod, m.team)
-            cost.append((labels, float(m.cost_usd)))
-            idle.append((labels, float(m.idle_cost_usd)))
+            c, i = m.floats()
+            cost.append((labels, c))
+            idle.append((labels, i))
         model_labels = (*GPU_LABELS, "model")
         yield RowsMetricFamily(INFO_METRIC, "GPU identity; always 1.", "gauge", model_labels, info)
         yield RowsMetricFamily(

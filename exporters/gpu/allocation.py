@@ -6,7 +6,7 @@ simulator). Each fetch reads the GPUs from the wrapped source and the allocation
 and returns the readings with `holders` and `shares` from the allocation. Which holders win:
 
 - the allocation whenever `List` answers (`aifinops_collector_success{collector="podresources"} 1`),
-  read at most every `refresh_seconds` (5 s by default: allocations change when pods start and
+  read at most every `refresh_seconds` (10 s by default: allocations change when pods start and
   stop, and a `List` costs the exporter about 250 us of CPU and the kubelet a request; a failed
   read is retried on every fetch);
 - when it fails (`… 0`): the last good allocation for at most `stale_seconds` (a kubelet restart
@@ -34,7 +34,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -163,7 +163,7 @@ class AllocatedSource:
         *,
         pod_labels: PodLabels | None = None,
         stale_seconds: float = 30.0,
-        refresh_seconds: float = 5.0,
+        refresh_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = inner.name
@@ -246,7 +246,7 @@ class AllocatedSource:
 
     def _attribute(self, snapshot: GPUSnapshot, allocation: Allocation) -> tuple[GPUReading, ...]:
         layout = tuple((g.uuid, tuple(m.uuid for m in g.mig_devices)) for g in snapshot.gpus)
-        if allocation is not self._resolved_for or layout != self._layout:
+        if allocation != self._resolved_for or layout != self._layout:
             self._resolve(snapshot, allocation)
             self._layout = layout
         out = []
@@ -256,7 +256,23 @@ class AllocatedSource:
                 shares = split(g, self._resolved.get(g.uuid, {}))
                 holders = tuple(s.holder for s in shares if s.holder is not None)
                 cached = self._splits[g.uuid] = (g.mig_devices, holders, shares)
-            out.append(replace(g, holders=cached[1], shares=cached[2]))
+            out.append(
+                # Built, not dataclasses.replace()d: this runs for every GPU every interval.
+                GPUReading(
+                    node=g.node,
+                    index=g.index,
+                    uuid=g.uuid,
+                    model=g.model,
+                    utilization_ratio=g.utilization_ratio,
+                    memory_used_bytes=g.memory_used_bytes,
+                    memory_total_bytes=g.memory_total_bytes,
+                    power_watts=g.power_watts,
+                    holders=cached[1],
+                    shares=cached[2],
+                    mig_devices=g.mig_devices,
+                    mig_slices=g.mig_slices,
+                )
+            )
         return tuple(out)
 
     def _resolve(self, snapshot: GPUSnapshot, allocation: Allocation) -> None:

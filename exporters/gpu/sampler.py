@@ -13,7 +13,8 @@ A GPU held by several containers over an interval gives one sample per container
 `1/holders` of the interval's cost (see `events.gpu`). A reading with exact `shares` (from the
 kubelet's allocation, `allocation.split`) gives, for a share of `parts/of`, `parts` samples with
 `holders = of`: a MIG device of 3 of 7 compute slices is 3 samples of one seventh each, since a
-sample carries one equal part of its GPU. The aggregator applies them at once (`parts`); mirrored
+sample carries one equal part of its GPU. The aggregator applies a GPU's samples at once, each
+with its `parts` (`apply_many`); mirrored
 to Kafka they are `parts` events, so the bridge's totals equal the exporter's.
 """
 
@@ -97,8 +98,9 @@ class GPUSampler:
                 )
                 continue
             interval = Decimal(elapsed_us).scaleb(-6)
-            for sample, parts in self._parts(reading, interval):
-                self._aggregator.apply(sample, when, parts)
+            samples = self._parts(reading, interval)
+            self._aggregator.apply_many(samples, when)
+            for sample, parts in samples:
                 self.samples_applied += parts
                 for _ in range(parts):
                     self._publish(sample, when)
@@ -135,19 +137,25 @@ class GPUSampler:
         }
         if reading.shares:
             out = []
+            del common["utilization_ratio"]
+            gpu_utilization = reading.utilization_ratio
             for share in reading.shares:
-                fields = dict(common, holders=share.of)
-                if share.utilization_ratio is not None:
-                    fields["utilization_ratio"] = share.utilization_ratio
+                u = share.utilization_ratio
+                utilization = gpu_utilization if u is None else u
                 h = share.holder
-                if h is not None:
-                    fields.update(
+                if h is None:
+                    sample = GPUSample(**common, utilization_ratio=utilization, holders=share.of)
+                else:
+                    sample = GPUSample(
+                        **common,
+                        utilization_ratio=utilization,
                         namespace=h.namespace,
                         pod=h.pod,
                         container=h.container,
                         team=self._teams.team(h),
+                        holders=share.of,
                     )
-                out.append((GPUSample(**fields), share.parts))
+                out.append((sample, share.parts))
             return out
         if not reading.holders:
             return [(GPUSample(**common), 1)]

@@ -208,3 +208,37 @@ def test_integer_and_fraction_money_agree_and_mix_exactly(odd):
 
     want = [a * 3 + b for a, b in zip(exact(plain), exact(unusual), strict=True)]
     assert list(agg.snapshot().money_for(pod="p")) == want
+
+
+def test_applying_a_gpus_samples_at_once_equals_applying_them_in_turn():
+    """The sampler's `apply_many` (one lock per GPU) and the bridge's `apply` (one event at a
+    time) give the same totals, holders and part-weighted utilisation."""
+    batches = [
+        (
+            1.0,
+            [
+                (sample(pod="a", namespace="ml", team="t", holders=7, utilization_ratio=0.6), 3),
+                (sample(pod="b", namespace="ml", team="u", holders=7, utilization_ratio=0.2), 2),
+                (sample(holders=7, utilization_ratio=0.0), 2),
+            ],
+        ),
+        (
+            2.0,
+            [
+                (sample(pod="a", namespace="ml", team="t", holders=2), 1),
+                (sample(pod="c", namespace="ml", team="t", holders=2), 1),
+            ],
+        ),
+        (1.5, [(sample(pod="z", namespace="ml", team="t"), 1)]),  # late: money only
+    ]
+    one, many = GPUAggregator(clock=Clock()), GPUAggregator(clock=Clock())
+    for time, samples in batches:
+        for s, parts in samples:
+            one.apply(s, time, parts)
+        many.apply_many(samples, time)
+        a, b = one.snapshot(), many.snapshot()
+        assert sorted(a.money, key=repr) == sorted(b.money, key=repr)
+        assert a.gpus == b.gpus
+    (state,) = many.snapshot().gpus
+    assert {h[1] for h in state.holders} == {"a", "c"}
+    assert many.snapshot().money_for(pod="z")[0] == Fraction(2, 3600)
