@@ -224,22 +224,19 @@ class Tripwires:
         Events older than `max_event_age_seconds` (event time) trip nothing."""
         now = self._clock()
         wall = self._wall()
-        oldest = wall - self.config.max_event_age_seconds
+        oldest = datetime.fromtimestamp(wall - self.config.max_event_age_seconds, UTC)
+        second = int(now)
         out: list[Alert] = []
+        check = self._check
         with self._lock:
             for priced in events:
                 event = priced.event
-                if event.envelope.time.timestamp() < oldest:
-                    continue
-                self._check(event.usage, priced.cost, now, wall, out)
+                if event.envelope.time >= oldest:
+                    check(event.usage, priced.cost, now, second, wall, out)
         return out
 
     def _scope(self, team: str) -> _Scope:
         teams = self._teams
-        scope = teams.get(team)
-        if scope is not None:
-            teams.move_to_end(team)
-            return scope
         limits, apps = self._overrides.get(team) or (self._default, None)
         scope = teams[team] = _Scope(limits, apps)
         if len(teams) > self.config.max_tracked:
@@ -247,55 +244,72 @@ class Tripwires:
         return scope
 
     def _check(
-        self, usage: UsageRecord, cost: Cost, now: float, wall: float, out: list[Alert]
+        self,
+        usage: UsageRecord,
+        cost: Cost,
+        now: float,
+        second: int,
+        wall: float,
+        out: list[Alert],
     ) -> None:
-        team, app = usage[2], usage[3]
-        scope = self._scope(team)
-        units = cost_units(cost)
-        tokens = usage.input_tokens + usage.output_tokens
-        second = int(now)
-        app_scope = scope.apps.get(app) if scope.apps else None
-        request = (app_scope or scope).limits.request
+        # The hot path: a few integer operations per event, no allocation unless a limit trips.
+        team = usage[2]
+        scope = self._teams.get(team)
+        if scope is None:
+            scope = self._scope(team)
+        else:
+            self._teams.move_to_end(team)
+        parts = cost[0]
+        units = parts[0] + parts[1] + parts[2] + parts[3] if parts is not None else cost_units(cost)
+        tokens = usage[5] + usage[8]  # input (every kind) + output tokens
+        limits = scope.limits
+        app_scope = scope.apps.get(usage[3]) if scope.apps else None
+        request = limits.request if app_scope is None else app_scope.limits.request
         if request and units > request:
-            self._over(
-                (REQUEST_USD, team, app, usage[1]),
-                REQUEST_USD,
-                usage,
-                units,
-                request,
-                None,
-                False,
-                now,
-                wall,
-                out,
-            )
-        for s, app_scoped in ((scope, False), (app_scope, True)):
-            if s is None:
-                continue
-            limits = s.limits
-            if limits.usd:
-                total = s.usd.add(second, units)
-                if total > limits.usd:
-                    key = (TEAM_USD, team, app) if app_scoped else (TEAM_USD, team)
-                    self._over(
-                        key, TEAM_USD, usage, total, limits.usd, s.usd, app_scoped, now, wall, out
-                    )
-            if limits.tokens:
-                total = s.tokens.add(second, tokens)
-                if total > limits.tokens:
-                    key = (TEAM_TOKENS, team, app) if app_scoped else (TEAM_TOKENS, team)
-                    self._over(
-                        key,
-                        TEAM_TOKENS,
-                        usage,
-                        total,
-                        limits.tokens,
-                        s.tokens,
-                        app_scoped,
-                        now,
-                        wall,
-                        out,
-                    )
+            key = (REQUEST_USD, team, usage[3], usage[1])
+            self._over(key, REQUEST_USD, usage, units, request, None, False, now, wall, out)
+        self._check_windows(scope, False, usage, units, tokens, now, second, wall, out)
+        if app_scope is not None:
+            self._check_windows(app_scope, True, usage, units, tokens, now, second, wall, out)
+
+    def _check_windows(
+        self,
+        scope: _Scope,
+        app_scoped: bool,
+        usage: UsageRecord,
+        units: int,
+        tokens: int,
+        now: float,
+        second: int,
+        wall: float,
+        out: list[Alert],
+    ) -> None:
+        limits = scope.limits
+        if limits.usd:
+            total = scope.usd.add(second, units)
+            if total > limits.usd:
+                key = (TEAM_USD, usage[2], usage[3]) if app_scoped else (TEAM_USD, usage[2])
+                window = scope.usd
+                self._over(
+                    key, TEAM_USD, usage, total, limits.usd, window, app_scoped, now, wall, out
+                )
+        if limits.tokens:
+            total = scope.tokens.add(second, tokens)
+            if total > limits.tokens:
+                key = (TEAM_TOKENS, usage[2], usage[3]) if app_scoped else (TEAM_TOKENS, usage[2])
+                window = scope.tokens
+                self._over(
+                    key,
+                    TEAM_TOKENS,
+                    usage,
+                    total,
+                    limits.tokens,
+                    window,
+                    app_scoped,
+                    now,
+                    wall,
+                    out,
+                )
 
     def _over(
         self,

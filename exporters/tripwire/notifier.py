@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -195,7 +195,7 @@ class AlertmanagerNotifier:
                 target.next_try = time.monotonic() + target.delay
                 target.delay = min(target.delay * 2, self._backoff_max)
 
-    def _post(self, url: str, bodies: list[dict]) -> bool:
+    def _post(self, url: str, bodies: list[dict[str, Any]]) -> bool:
         request = urllib.request.Request(
             url,
             data=json.dumps(bodies).encode(),
@@ -205,7 +205,8 @@ class AlertmanagerNotifier:
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 response.read()
-                return 200 <= response.status < 300
+                status: int = response.status
+                return 200 <= status < 300
         except (OSError, urllib.error.URLError) as exc:
             log.warning("tripwire: posting %d alerts to %s failed: %s", len(bodies), url, exc)
             return False

@@ -22,7 +22,7 @@ class MinuteWindow:
         self.total = 0
 
     def _advance(self, second: int) -> int:
-        """Move the window's end to `second`, dropping what fell out; returns the bucket's index."""
+        """Move the window's end to `second`, dropping what fell out; returns the newest second."""
         last = self._second
         if last is None or second - last >= WINDOW_SECONDS:
             if self.total:
@@ -36,11 +36,15 @@ class MinuteWindow:
                 self.total -= buckets[i]
                 buckets[i] = 0
             self._second = second
-        return self._second % WINDOW_SECONDS
+        else:
+            return last
+        return second
 
     def add(self, second: int, amount: int) -> int:
         """Add `amount` at `second`; returns the sum of the last minute including it."""
-        self._buckets[self._advance(second)] += amount
+        newest = second if second == self._second else self._advance(second)
+        index = newest % WINDOW_SECONDS
+        self._buckets[index] += amount
         self.total += amount
         return self.total
 
