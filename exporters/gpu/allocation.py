@@ -57,7 +57,7 @@ PodLabels = Callable[[str, str], Mapping[str, str]]
 
 
 @dataclass(frozen=True)
-class _Target:
+class DeviceTarget:
     """What a device id resolves to: a GPU, and the MIG device on it when it is one."""
 
     reading: GPUReading
@@ -68,20 +68,20 @@ class DeviceIndex:
     """Device ids of one snapshot's GPUs: GPU UUIDs, MIG UUIDs and, on a one-node snapshot, indices."""
 
     def __init__(self, gpus: Iterable[GPUReading]) -> None:
-        self._by_id: dict[str, _Target] = {}
+        self._by_id: dict[str, DeviceTarget] = {}
         nodes: set[str] = set()
-        by_index: dict[str, _Target] = {}
+        by_index: dict[str, DeviceTarget] = {}
         for g in gpus:
             nodes.add(g.node)
-            target = _Target(g, None)
+            target = DeviceTarget(g, None)
             self._by_id[g.uuid] = target
             by_index[str(g.index)] = target
             for m in g.mig_devices:
-                self._by_id[m.uuid] = _Target(g, m)
+                self._by_id[m.uuid] = DeviceTarget(g, m)
         # An index names a GPU only on one node (a DRA device `gpu-0` is local to its node).
         self._by_index = by_index if len(nodes) == 1 else {}
 
-    def resolve_id(self, device_id: str) -> _Target | None:
+    def resolve_id(self, device_id: str) -> DeviceTarget | None:
         """The GPU (and MIG device) a device id names, or None."""
         device_id = _REPLICA.sub("", device_id.strip())
         target = self._by_id.get(device_id)
@@ -91,7 +91,7 @@ class DeviceIndex:
                 target = self._by_index.get(match.group(1))
         return target
 
-    def resolve(self, grant: DeviceGrant) -> _Target | None:
+    def resolve(self, grant: DeviceGrant) -> DeviceTarget | None:
         """The first of a grant's ids that names a GPU here, or None."""
         for device_id in grant.device_ids:
             target = self.resolve_id(device_id)

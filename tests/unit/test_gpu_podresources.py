@@ -461,3 +461,78 @@ def test_the_allocation_is_read_every_refresh_seconds_and_a_new_holder_follows(s
         assert snap.money_for(gpu="1", pod="nb-1")[0] == usd(1)
     finally:
         kubelet.stop()
+
+
+def test_the_exporter_serves_the_simulated_fleet_through_its_kubelet_and_reads_it_back(
+    tmp_path, caplog
+):
+    from aifinops.exporters.config import Config
+    from aifinops.exporters.gpu.app import build_gpu_exporter
+    from aifinops.exporters.runtime.config import load_config
+
+    sock = tmp_path / "kubelet.sock"
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "gpu:\n"
+        f"  pod_resources_socket: {sock}\n"
+        "  namespace_teams: {research: science}\n"
+        "  simulator: {nodes: 1, gpus_per_node: 3, patterns: [busy, unallocated, allocated],"
+        " serve_pod_resources: true}\n"
+    )
+    config = load_config(Config, path, environ={}, overrides={"gpu.source": "simulated"})
+    clock, health = Clock(), CollectorHealth()
+    with caplog.at_level(logging.INFO):
+        exporter = build_gpu_exporter(config, health, clock=clock, wall=clock)
+    assert "GPU holders: the kubelet's PodResources allocation" in caplog.text
+    assert isinstance(exporter.source, AllocatedSource)
+    assert exporter.kubelet is not None and exporter.components[0] is exporter.kubelet
+    exporter.kubelet.start()
+    try:
+        for _ in range(2):
+            assert exporter.poller.poll_once()
+            clock.now += 1
+        assert health.snapshot()["podresources"].success is True
+        held = {
+            s.sample.gpu: {h[1] for h in s.holders} for s in exporter.aggregator.snapshot().gpus
+        }
+        # GPU 2 runs no process (process attribution sees nobody) but the kubelet allocated it.
+        assert held == {0: {"llm-finetune-0-0"}, 1: set(), 2: {"notebook-0-2"}}
+        cost, idle = exporter.aggregator.snapshot().money_for(gpu="2", team="science")
+        assert cost > 0 and idle == cost
+    finally:
+        exporter.kubelet.stop()
+
+
+@pytest.mark.parametrize(
+    ("environ", "socket_setting", "allocated"),
+    [
+        ({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, None, True),  # in a pod: missing socket fails
+        ({}, None, False),  # outside Kubernetes, no socket: process attribution
+        ({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, "", False),  # turned off
+    ],
+    ids=["in-a-pod", "outside", "off"],
+)
+def test_which_holders_the_nvml_source_uses(tmp_path, environ, socket_setting, allocated):
+    from aifinops.exporters.config import Config
+    from aifinops.exporters.gpu.app import build_gpu_exporter
+    from aifinops.exporters.runtime.config import load_config
+
+    overrides = {
+        "gpu.source": "nvml",
+        "gpu.pod_resources_socket": str(tmp_path / "absent.sock")
+        if socket_setting is None
+        else socket_setting,
+    }
+    config = load_config(Config, None, environ={}, overrides=overrides)
+    exporter = build_gpu_exporter(config, CollectorHealth(), environ=environ)
+    assert isinstance(exporter.source, AllocatedSource) is allocated
+    assert exporter.source.name == "nvml"
+
+
+def test_a_refresh_interval_out_of_range_is_refused_by_path():
+    from aifinops.exporters.config import Config
+    from aifinops.exporters.runtime.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as err:
+        load_config(Config, None, environ={"AIFINOPS_GPU_POD_RESOURCES_REFRESH_SECONDS": "0"})
+    assert any("gpu.pod_resources_refresh_seconds" in p for p in err.value.problems)
