@@ -246,7 +246,8 @@ class AllocatedSource:
 
     def _attribute(self, snapshot: GPUSnapshot, allocation: Allocation) -> tuple[GPUReading, ...]:
         layout = tuple((g.uuid, tuple(m.uuid for m in g.mig_devices)) for g in snapshot.gpus)
-        if allocation != self._resolved_for or layout != self._layout:
+        # A new `List` (every refresh) resolves again, which also re-reads the pods' labels.
+        if allocation is not self._resolved_for or layout != self._layout:
             self._resolve(snapshot, allocation)
             self._layout = layout
         out = []
