@@ -148,6 +148,10 @@ class BridgeConsumer:
         self._bound = False
         # Restored partitions whose offset is not yet known to lie within the log.
         self._unchecked: set[TopicPartition] = set()
+        # Partitions whose leader was out of reach, with the end offset known before: that end
+        # may belong to a log the broker lost, until a fetch brings another or the position moves.
+        self._stale: dict[TopicPartition, tuple[int | None, int | None]] = {}
+        self._last_seen: dict[TopicPartition, tuple[int, int | None]] = {}
         self._set_aside_lock = threading.Lock()
         self.set_aside_counts: dict[str, int] = dict.fromkeys(SET_ASIDE_REASONS, 0)
         self._replay_until: dict[tuple[str, int], int] = {}
@@ -300,6 +304,9 @@ class BridgeConsumer:
         )
 
     def _forget(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        for tp in partitions:
+            self._stale.pop(tp, None)
+            self._last_seen.pop(tp, None)
         with self.lock:
             offsets = {tp: self._positions[tp] for tp in partitions if tp in self._positions}
             for tp in partitions:
@@ -476,6 +483,18 @@ class BridgeConsumer:
             if position is None and high is not None:
                 # Nothing read from it yet: where the member stands is where it will start.
                 position = client.position(tp)
+            if high is None:
+                seen = self._last_seen.get(tp)
+                if seen is not None and tp not in self._stale:
+                    self._stale[tp] = seen
+            elif tp in self._stale:
+                if self._stale[tp] == (high, position):
+                    # Reconnected, but nothing fetched since: the same end may be the old log's.
+                    unknown.append(tp)
+                    continue
+                del self._stale[tp]
+            if high is not None:
+                self._last_seen[tp] = (high, position)
             if high is None or position is None or position > high:
                 # Not fetched yet in this assignment (a rejoin), or a log that ends before the
                 # position (recreated): unknown, which is no sample, never a misleading 0.

@@ -477,10 +477,19 @@ class ConsumerClient:
             return None
 
     def highwater(self, partition: TopicPartition) -> int | None:
-        """The partition's end offset as of the latest fetch (no request); None when unknown or
-        no longer assigned."""
+        """The partition's end offset as of the latest fetch (no request); None when unknown, no
+        longer assigned, or while the connection to its leader is down (the value is then the
+        end of a log the broker may no longer have)."""
+        tp = KafkaTopicPartition(*partition)
         try:
-            return self._consumer.highwater(KafkaTopicPartition(*partition))
+            client = self._consumer._client
+            leader = client.cluster.leader_for_partition(tp)
+            if leader is None or leader == -1 or not client.connected(leader):
+                return None
+        except AttributeError:  # another kafka-python: only the latest fetch can tell
+            pass
+        try:
+            return self._consumer.highwater(tp)
         except (kerrors.KafkaError, AssertionError, TypeError):
             return None
 

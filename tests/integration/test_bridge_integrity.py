@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from aifinops.cli.stack import KafkaBroker, wait_until
 from aifinops.exporters.events import USAGE_TYPE, encode, make_event
@@ -217,3 +218,40 @@ def test_alertmanager_does_not_retry_an_alert_too_large_for_kafka(
         assert "answering 413" in bridge.process.log_tail(50)
     finally:
         bridge.stop()
+
+
+def test_lag_is_never_a_false_zero_while_the_bridge_rejoins_a_restarted_broker(
+    kafka_broker: KafkaBroker, topic_name, tmp_path: Path
+) -> None:
+    topics = {"usage": topic_name("u"), "gpu": topic_name("g"), "anomalies": topic_name("a")}
+    partitions = {topics["usage"]: 10, topics["gpu"]: 10, topics["usage"] + ".dlq": 1}
+    bootstrap = kafka_broker.bootstrap
+    create_topics(bootstrap, partitions)
+    bridge = BridgeDaemon(tmp_path / "bridge", bridge_config(bootstrap, topics, tmp_path))
+    bridge.start()
+    try:
+        # More before the restart than after: the member's positions lie beyond the new logs.
+        produce(bootstrap, topics["usage"], [usage_message(n) for n in range(3000)])
+        wait_until(lambda: bridge.sample("aifinops_llm_requests_total") == 3000, 60, "the first")
+        kafka_broker.stop()
+        kafka_broker.start()  # empty: a restart of memory storage keeps nothing
+        create_topics(bootstrap, partitions)
+        produce(bootstrap, topics["usage"], [usage_message(n) for n in range(5000, 6000)])
+        deadline = time.monotonic() + 120
+        zero_while_unread = []
+        while time.monotonic() < deadline:
+            families = {
+                f.name: f.samples for f in text_string_to_metric_families(bridge.metrics_text())
+            }
+            counted = sum(s.value for s in families.get("aifinops_llm_requests", []))
+            lag = [s for s in families.get("aifinops_bridge_consumer_lag_messages", [])]
+            if counted >= 4000:
+                break
+            if len(lag) == bridge.partitions and sum(s.value for s in lag) == 0:
+                zero_while_unread.append(counted)
+            time.sleep(0.2)
+    finally:
+        bridge.stop()
+    assert counted == 4000
+    # Every partition reported and none behind, while events were still unread: a false zero.
+    assert zero_while_unread == []
