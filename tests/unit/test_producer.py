@@ -236,3 +236,43 @@ def test_publish_many_keeps_the_order_through_memory_overflow_and_spool(tmp_path
     assert broker.values() == list(range(122))
     assert sample(s, "aifinops_bridge_dropped_messages_total", topic="t", reason="unencodable") == 1
     assert sample(s, "aifinops_bridge_produced_total", topic="t") == 122
+
+
+def test_a_reservation_is_all_or_nothing_and_what_it_queues_is_never_dropped(tmp_path):
+    broker = Broker()
+    broker.up = False
+    s = sink(tmp_path, broker, spool_max_bytes=1 << 20, queue_size=20)
+    s.start()
+    try:
+        reserved = 0
+        refused = None
+        for n in range(0, 100_000, 100):
+            items = [("k", event(i), {}) for i in range(n, n + 100)]
+            r = s.reserve("t", items)
+            if r is None:
+                refused = n
+                break
+            # Every other event counted (the rest "duplicates"): only those are queued.
+            r.commit(range(0, 100, 2))
+            reserved += 50
+        assert refused is not None, "a 1 MiB spool never filled"
+        # The memory queue and the spool together never dropped anything reserved.
+        assert s.stats.snapshot()[2] == {}
+        assert s.stats.refused_total() == {"t": 100}
+        registry = CollectorRegistry()
+        registry.register(s.collector())
+        assert (
+            registry.get_sample_value("aifinops_bridge_refused_messages_total", {"topic": "t"})
+            == 100
+        )
+        # A cancelled reservation gives its room back.
+        broker.up = True
+        wait(lambda: s.queued == 0)
+        r = s.reserve("t", [("k", event(-1), {})])
+        assert r is not None
+        r.cancel()
+    finally:
+        s.stop()
+    values = broker.values()
+    assert len(values) == reserved == len(set(values))
+    assert all(v % 2 == 0 for v in values)
