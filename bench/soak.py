@@ -35,6 +35,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from kafka import KafkaAdminClient
@@ -100,8 +101,8 @@ def total(text: str, name: str, **labels: str) -> float:
 
 
 def start_daemon(
-    name: str, workdir: Path, config: dict, env: dict[str, str]
-) -> tuple[subprocess.Popen, str]:
+    name: str, workdir: Path, config: dict[str, Any], env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], str]:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "aifinops.yml").write_text(yaml.safe_dump(config))
     port = free_port()
@@ -245,7 +246,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="aifinops-soak-"))
     broker = KafkaBroker(work / "kafka")
     broker.start()
-    procs: list[subprocess.Popen] = []
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         topic = f"soak-usage-{uuid.uuid4().hex[:8]}"
         admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
