@@ -312,7 +312,21 @@ def test_undecodable_oversized_and_unsupported_bodies(daemon: TokenDaemon):
     status, _, body = post(daemon.port, "/v1/traces", b"\x00" * 1_000_000, gzipped=True)
     assert status == 413
     assert b"decompressed body exceeds" in body
-    assert ingest(daemon, "otlp_traces", "rejected") == 4
+    # A lone surrogate in a string (a model name here) could be counted but never published to
+    # Kafka: both encodings refuse it as undecodable (UTF-8 checks in protobuf and in the JSON
+    # decoder), so nothing of the request is counted.
+    bad_utf8 = b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"chat \\ud800"}]}]}]}'
+    status, _, body = post(daemon.port, "/v1/traces", bad_utf8, JSON)
+    assert status == 400
+    assert b"not a valid OTLP JSON" in body
+    # A span name of three bytes swapped for the (invalid) UTF-8-style encoding of U+D800.
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.add(name="abc")
+    body = request.SerializeToString().replace(b"abc", b"\xed\xa0\x80")
+    status, _, answer = post(daemon.port, "/v1/traces", body)
+    assert status == 400
+    assert b"bad UTF-8" in answer
+    assert ingest(daemon, "otlp_traces", "rejected") == 6
     # The server keeps serving.
     assert (
         post(daemon.port, "/v1/traces", ExportTraceServiceRequest().SerializeToString())[0] == 200
