@@ -11,7 +11,8 @@ from decimal import Decimal
 from aifinops.exporters.config import Config
 from aifinops.exporters.events import EventError, parse_usage
 from aifinops.exporters.events.usage import TOKEN_TYPES
-from aifinops.exporters.pricing import Pricer, PricingError, load_overrides
+from aifinops.exporters.llm.overrides import load_overrides
+from aifinops.exporters.pricing import Pricer, PricingError
 from aifinops.exporters.runtime.config import ConfigError, load_config
 
 

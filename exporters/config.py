@@ -10,13 +10,11 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from .runtime.config import check, checked
+from .checks import check, parse_rates, price_rule_problems
+from .runtime.config import checked
 from .runtime.http import AddressError, parse_address
-
-if TYPE_CHECKING:
-    from .currency.rates import RateSchedule
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -369,9 +367,7 @@ class GPUPriceOverride:
 
     def validate(self) -> list[tuple[str, str]]:
         """A usable price, a valid model expression and a `key=value` label."""
-        from .gpu.prices import override_problems
-
-        return override_problems(self)
+        return price_rule_problems(self)
 
 
 @dataclass(frozen=True)
@@ -765,8 +761,6 @@ class CurrencyConfig:
 
     def validate(self) -> list[tuple[str, str]]:
         """An ISO 4217-shaped code, valid increasing rates, and rates for a currency other than USD."""
-        from .currency.rates import parse_rates
-
         _rates, problems = parse_rates(self.rates)
         return (
             check(
@@ -789,16 +783,6 @@ class CurrencyConfig:
                 self.reload_interval_seconds >= 1, "reload_interval_seconds", "must be at least 1"
             )
         )
-
-    def schedule(self) -> RateSchedule:
-        """The inline `rates` as a schedule (the rates file is read by `currency.source`)."""
-        from datetime import timedelta
-
-        from .currency.rates import RateSchedule, parse_rates
-
-        rates, _problems = parse_rates(self.rates)
-        max_age = None if self.max_rate_age_days is None else timedelta(days=self.max_rate_age_days)
-        return RateSchedule(self.code, rates, max_age)
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,16 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Context, Decimal, InvalidOperation
-from typing import Any, NamedTuple
+from datetime import UTC, datetime, timedelta
+from decimal import Context, Decimal
+from typing import TYPE_CHECKING, Any
+
+from ..checks import FxRate, parse_rates
+
+if TYPE_CHECKING:
+    from ..config import CurrencyConfig
 
 USD = "USD"
 CODE = re.compile(r"[A-Z]{3}")
@@ -47,82 +52,6 @@ class RatesFileError(CurrencyError):
         super().__init__(
             f"{source}: " + "; ".join(f"{p}: {r}" if p else r for p, r in self.problems)
         )
-
-
-class FxRate(NamedTuple):
-    """One effective-dated rate: `rate` units of the currency per US dollar from `start` on."""
-
-    start: datetime
-    rate: Decimal
-
-
-def as_instant(value: Any) -> datetime | None:
-    """A `from` value as an aware UTC datetime: a date (00:00 UTC), a datetime (naive means
-    UTC) or an ISO 8601 string; None when it is none of those."""
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            if len(text) == 10:
-                return as_instant(date.fromisoformat(text))
-            return as_instant(datetime.fromisoformat(text.replace("Z", "+00:00")))
-        except ValueError:
-            return None
-    return None
-
-
-def _as_rate(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        return None
-    try:
-        # str() first: a YAML float 0.7893 must be exactly 0.7893, not its binary neighbour.
-        rate = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return rate if rate.is_finite() else None
-
-
-def parse_rates(
-    entries: Iterable[Any], prefix: str = "rates"
-) -> tuple[tuple[FxRate, ...], list[tuple[str, str]]]:
-    """Parse `[{from: 2026-11-01, rate: 0.7893}, ...]`; returns the rates and every problem as
-    `(path, reason)`. Rates must be positive and their `from` strictly increasing."""
-    rates: list[FxRate] = []
-    problems: list[tuple[str, str]] = []
-    previous: datetime | None = None
-    for i, entry in enumerate(entries):
-        path = f"{prefix}[{i}]"
-        if not isinstance(entry, Mapping):
-            problems.append((path, "must be a mapping {from: DATE, rate: NUMBER}"))
-            continue
-        unknown = sorted(str(k) for k in entry if k not in ("from", "rate"))
-        if unknown:
-            problems.append((f"{path}.{unknown[0]}", "unknown key (expected from and rate)"))
-        start = as_instant(entry.get("from"))
-        if "from" not in entry:
-            problems.append((f"{path}.from", "required"))
-        elif start is None:
-            problems.append(
-                (f"{path}.from", f"must be a date or ISO 8601 time (got {entry['from']!r})")
-            )
-        rate = _as_rate(entry.get("rate"))
-        if "rate" not in entry:
-            problems.append((f"{path}.rate", "required"))
-        elif rate is None:
-            problems.append((f"{path}.rate", f"must be a decimal number (got {entry['rate']!r})"))
-        elif rate <= 0:
-            problems.append((f"{path}.rate", "must be positive"))
-            rate = None
-        if start is not None and previous is not None and start <= previous:
-            problems.append((f"{path}.from", "must be later than the previous rate's from"))
-            start = None
-        if start is not None and rate is not None:
-            rates.append(FxRate(start, rate))
-            previous = start
-    return tuple(rates), problems
 
 
 def parse_rates_text(text: str, source: str) -> tuple[FxRate, ...]:
@@ -162,6 +91,16 @@ class RateSchedule:
     # A rate no longer applies this long after its start (a rates file nobody refreshed); None:
     # each rate applies until the next.
     max_age: timedelta | None = None
+
+    @classmethod
+    def from_config(cls, config: CurrencyConfig) -> RateSchedule:
+        """The inline `rates` of the `currency` section as a schedule (the rates file is read by
+        `currency.source`)."""
+        rates, _problems = parse_rates(config.rates)
+        max_age = (
+            None if config.max_rate_age_days is None else timedelta(days=config.max_rate_age_days)
+        )
+        return cls(config.code, rates, max_age)
 
     @property
     def identity(self) -> bool:

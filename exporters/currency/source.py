@@ -34,7 +34,7 @@ class FxSnapshot(NamedTuple):
 def load_schedule(config: CurrencyConfig) -> RateSchedule:
     """The schedule of the `currency` section, with `rates_file` (when set) replacing the inline
     rates. Raises `RatesFileError` when the file cannot be read or is invalid."""
-    schedule = config.schedule()
+    schedule = RateSchedule.from_config(config)
     if not config.rates_file:
         return schedule
     return _with_file_rates(schedule, config.rates_file, _read(config.rates_file))
@@ -62,7 +62,9 @@ class FxRateSource:
         self._clock = clock
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
-        self._schedule: RateSchedule | None = None if config.rates_file else config.schedule()
+        self._schedule: RateSchedule | None = (
+            None if config.rates_file else RateSchedule.from_config(config)
+        )
 
     def fetch(self) -> FxSnapshot:
         """The schedule and the rate in force now."""
@@ -86,7 +88,9 @@ class FxRateSource:
                 # next change, and the previous rates are not used meanwhile.
                 self._stamp = stamp
                 self._schedule = None
-                self._schedule = _with_file_rates(self._config.schedule(), path, _read(path))
+                self._schedule = _with_file_rates(
+                    RateSchedule.from_config(self._config), path, _read(path)
+                )
             return self._schedule
 
 

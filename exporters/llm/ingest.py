@@ -20,10 +20,11 @@ from ..cardinality import LabelLimiter, OverflowCollector
 from ..config import LLMConfig, TeamBudget
 from ..events.envelope import DEFAULT_MAX_FUTURE, EventError, Problem
 from ..events.usage import UsageEvent, parse_usage_event
-from ..pricing import Cost, Pricer, PricingError, load_overrides
+from ..pricing import Cost, Pricer, PricingError
 from .aggregator import INGEST_SOURCES, LLMAggregator
 from .collector import LLMCollector
 from .dedupe import DedupeWindow
+from .overrides import load_overrides
 
 
 class PricedEvent(NamedTuple):

@@ -17,7 +17,6 @@ overrides:
 from __future__ import annotations
 
 import fnmatch
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -25,8 +24,8 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
+from ..checks import check
 from ..events.usage import TOKEN_TYPES, otel_provider_name
-from ..runtime.config import check, load_config
 
 _HUNDRED = Decimal(100)
 
@@ -108,15 +107,3 @@ class PriceOverride:
         if self.discount_percent is None:
             return None
         return (_HUNDRED - self.discount_percent) / _HUNDRED
-
-
-@dataclass(frozen=True)
-class OverrideFile:
-    """The whole override file."""
-
-    overrides: tuple[PriceOverride, ...] = ()
-
-
-def load_overrides(path: str | os.PathLike[str]) -> tuple[PriceOverride, ...]:
-    """Read and check an override file; raises `ConfigError` listing every problem by its path."""
-    return load_config(OverrideFile, path, environ={}).overrides

@@ -14,6 +14,10 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
+from ..checks import check
+
+__all__ = ["ENV_PREFIX", "ConfigError", "check", "checked", "describe", "load_config"]
+
 ENV_PREFIX = "AIFINOPS_"
 
 T = TypeVar("T")
@@ -30,11 +34,6 @@ class ConfigError(Exception):
             f"{'s' if len(self.problems) != 1 else ''}):\n"
             + "\n".join(f"  {p}" for p in self.problems)
         )
-
-
-def check(condition: bool, field: str, reason: str) -> list[tuple[str, str]]:
-    """Return `[(field, reason)]` when `condition` is false: a terse building block for `validate()`."""
-    return [] if condition else [(field, reason)]
 
 
 def checked(default: Any, predicate: Any, reason: str) -> Any:

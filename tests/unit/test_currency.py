@@ -40,12 +40,12 @@ def load(tmp_path, text, environ=None):
 def test_defaults_are_us_dollars_at_exactly_one():
     config = load_config(Config, None, environ={})
     assert config.currency.code == "USD"
-    rate = config.currency.schedule().rate_at(at("2020-01-01T00:00:00Z"))
+    rate = RateSchedule.from_config(config.currency).rate_at(at("2020-01-01T00:00:00Z"))
     assert rate.rate == Decimal(1)
 
 
 def test_rate_in_force_is_the_latest_started_one_exactly(tmp_path):
-    schedule = load(tmp_path, GBP_YAML).currency.schedule()
+    schedule = RateSchedule.from_config(load(tmp_path, GBP_YAML).currency)
     assert schedule.rate_at(at("2026-11-01T00:00:00Z")).rate == Decimal("0.7893")
     assert schedule.rate_at(at("2026-12-01T11:59:59Z")).rate == Decimal("0.7893")
     assert schedule.rate_at(at("2026-12-01T12:00:00Z")).rate == Decimal("0.8012")
@@ -58,7 +58,7 @@ def test_rate_in_force_is_the_latest_started_one_exactly(tmp_path):
 
 
 def test_no_rate_before_the_first_is_an_error_never_one(tmp_path):
-    schedule = load(tmp_path, GBP_YAML).currency.schedule()
+    schedule = RateSchedule.from_config(load(tmp_path, GBP_YAML).currency)
     with pytest.raises(NoRateError, match=r"USD->GBP.*first rate starts 2026-11-01"):
         schedule.rate_at(at("2026-10-31T23:59:59Z"))
 

@@ -120,3 +120,35 @@ def test_only_one_module_imports_kafka():
                 importers.append(str(path.relative_to(REPO)))
     # Exactly one: a scan that found nothing would pass a "<= 1" check without looking.
     assert importers == ["bridge/transport.py"]
+
+
+def _exporters_imports(*files: str) -> dict[str, set[str]]:
+    found = {}
+    for path, package in _modules("exporters"):
+        rel = str(path.relative_to(REPO / "exporters"))
+        if rel in files or any(rel.startswith(f) for f in files if f.endswith("/")):
+            found[rel] = {n for n in _imports(path, package) if n.startswith("aifinops.exporters.")}
+    return found
+
+
+def test_the_config_schema_imports_no_feature_module():
+    # The schema validates a file with shared checks only; features import the schema, not back.
+    allowed = ("aifinops.exporters.checks", "aifinops.exporters.runtime.")
+    found = _exporters_imports("config.py", "checks.py")
+    assert set(found) == {"config.py", "checks.py"}
+    bad = {f: sorted(n for n in names if not n.startswith(allowed)) for f, names in found.items()}
+    assert bad == {"config.py": [], "checks.py": []}
+    assert "aifinops.exporters.checks" in found["config.py"]
+
+
+def test_pricing_is_pure():
+    # No loader, no config schema, no HTTP: reading the override file is `llm.overrides`' job.
+    found = _exporters_imports("pricing/")
+    assert "pricing/pricer.py" in found
+    bad = [
+        f"{f} imports {n}"
+        for f, names in found.items()
+        for n in names
+        if n.startswith(("aifinops.exporters.runtime", "aifinops.exporters.config"))
+    ]
+    assert bad == []

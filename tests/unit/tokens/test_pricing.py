@@ -14,12 +14,12 @@ import pytest
 from genai_prices import Usage, calc_price, data_snapshot
 
 from aifinops.exporters.events import parse_usage
+from aifinops.exporters.llm.overrides import load_overrides
 from aifinops.exporters.pricing import (
     Pricer,
     PriceUpdater,
     PricingError,
     RateCard,
-    load_overrides,
     split,
 )
 from aifinops.exporters.runtime.config import ConfigError
