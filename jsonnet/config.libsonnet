@@ -74,12 +74,29 @@
     // team or model that started spending recently) the higher no-history floors apply. It
     // also keeps a series' first seconds, when rate() still ramps up, from being its baseline.
     fastBaselineMinHistory: '10m',
+    // A team/model (or GPU team) with too little history for that baseline is compared with
+    // the maximum over this shorter window, ending fastYoungBaselineOffset ago, once it holds
+    // fastYoungBaselineMinHistory: a new team or a fresh installation is protected from its
+    // first quarter of an hour (10m + 5m) instead of fastBaselineWindow's 40 minutes. A
+    // sustained step becomes that baseline after the offset (5 minutes), so the fast alert
+    // resolves sooner while history is short; the burn tier and tripwires carry on.
+    fastYoungBaselineWindow: '10m',
+    fastYoungBaselineOffset: '5m',
+    fastYoungBaselineMinHistory: '8m',
     // The rate window of that maximum. Equal to fastRateWindow, the baseline is the noisiest
     // 30 s of the hour: on a sparse series (a few calls per 30 s) noise alone makes it several
     // times the typical level and hides real 10x spikes. Longer smooths that noise; bursts
     // shorter than this window count only partly in the baseline (a 30 s burst at 20x still
     // stays under 4x a 2-minute maximum that holds it).
     fastBaselineRateWindow: '2m',
+    // A large step is confirmed over this shorter rate window (3 scrape intervals: 2 intervals
+    // between its samples): its rate must clear llmSpikeFactor (tokenRunawayFactor) times the
+    // baseline there while the fastRateWindow rate already shows fastConfirmFactor times it, and
+    // the short window must hold fastConfirmMinRequestsPerMinute. A 10x step then pages one
+    // scrape interval sooner than over the whole 30 s window (about 5 s instead of 10 s).
+    fastConfirmRateWindow: '15s',
+    fastConfirmFactor: 2.5,
+    fastConfirmMinRequestsPerMinute: 30,
     // Fast alerts fire at the first evaluation that sees the change (for: 0s) and stay firing
     // this long after the condition clears, so a noisy spike does not flap.
     fastKeepFiringFor: '5m',
@@ -89,8 +106,15 @@
     // ...and above this many times its baseline maximum. Lower catches smaller spikes sooner
     // (a 10x spike crosses 4x after about 3 scrapes) at the price of more noise.
     llmSpikeFactor: 4,
-    // A team/model with no spend in the baseline window pages only above this $/h.
+    // A team/model without a baseline (no spend, or too little history, in either baseline
+    // window) pages above this $/h once the pack has baselines at all (so loading the rules
+    // does not page for every team already spending)...
     llmSpikeNewSpendFloorUsdPerHour: 200,
+    // ...and above this $/h from its first scrape, even on a fresh installation: a runaway
+    // that starts with the team does not wait for history. Set it above the steady $/h of your
+    // biggest team and model, or a fresh installation pages for them until their baseline
+    // forms (about 13 minutes).
+    llmSpikeNoHistoryFloorUsdPerHour: 1000,
     // Minimum volume for both LLM fast alerts: requests per minute over fastRateWindow, so a
     // single expensive call is not a "spike".
     llmSpikeMinRequestsPerMinute: 3,

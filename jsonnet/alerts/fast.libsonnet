@@ -1,9 +1,11 @@
-// Fast tier (tripwire): fires at the first 5-second evaluation that sees a runaway, for: 0s.
-// Guards: a dollar (or token) floor, a minimum request rate, the spike compared with the maximum
-// of its own rate in a window that ends fastBaselineOffset ago (so the spike is never part of its
-// own baseline), and upward changes only. A series without a baseline (new spend) must clear a
-// higher floor, and only once the pack has baselines at all: loading the rules (or a fresh
-// Prometheus) does not page for every team already spending.
+// Fast tier: fires at the first 5-second evaluation that sees a runaway, for: 0s. Guards: a
+// dollar (or token) floor, a minimum request rate, the spike compared with the maximum of its own
+// rate in a window that ends fastBaselineOffset ago (fastYoungBaselineOffset while its history is
+// short), so the spike is never part of its own baseline, and upward changes only. A large step
+// is confirmed over the shorter fastConfirmRateWindow, one scrape interval sooner. A series
+// without a baseline (new spend) must clear a higher floor, and only once the pack has
+// baselines at all (loading the rules, or a fresh Prometheus, does not page for every team
+// already spending), or the no-history floor, which holds from the first scrape.
 local names = import '../lib/names.libsonnet';
 local p = import '../lib/promql.libsonnet';
 local r = import '../lib/rules.libsonnet';
@@ -14,9 +16,43 @@ local r = import '../lib/rules.libsonnet';
     local n = names(c),
     local t = p.template,
     local baseline(series) = n.baseline(series),
-    local baselineText = 'its highest %s rate between %s and %s ago' % [
-      c.fastBaselineRateWindow, p.duration(p.seconds(c.fastBaselineWindow) + p.seconds(c.fastBaselineOffset)), c.fastBaselineOffset,
+    local baselineText = 'its highest %s rate between %s and %s ago (%s and %s ago while its history is short)' % [
+      c.fastBaselineRateWindow,
+      p.duration(p.seconds(c.fastBaselineWindow) + p.seconds(c.fastBaselineOffset)),
+      c.fastBaselineOffset,
+      p.duration(p.seconds(c.fastYoungBaselineWindow) + p.seconds(c.fastYoungBaselineOffset)),
+      c.fastYoungBaselineOffset,
     ],
+    // `rate` above `floor` and `factor` x its baseline over fastRateWindow, or over
+    // fastConfirmRateWindow (`short`) while the fastRateWindow rate shows fastConfirmFactor x
+    // and the short window holds fastConfirmMinRequestsPerMinute.
+    local stepped(rate, short, scale, floor, factor) = |||
+      (
+        %(rate)s%(scale)s > %(floor)s
+        and on (team, model)
+        %(rate)s > %(factor)s * %(baseline)s
+      )
+      or
+      (
+        %(short)s%(scale)s > %(floor)s
+        and on (team, model)
+        %(short)s > %(factor)s * %(baseline)s
+        and on (team, model)
+        %(rate)s > %(confirm)s * %(baseline)s
+        and on (team, model)
+        %(shortRequests)s * 60 >= %(confirmRequests)s
+      )
+    ||| % {
+      rate: rate,
+      short: short,
+      scale: scale,
+      floor: floor,
+      factor: factor,
+      baseline: baseline(rate),
+      confirm: p.num(c.fastConfirmFactor),
+      shortRequests: n.llmRequestsConfirmRate,
+      confirmRequests: p.num(c.fastConfirmMinRequestsPerMinute),
+    },
     local teamModel(series) = '%s{team=%%q, model=%%q}' % series,
     local common = {
       tier: 'fast',
@@ -32,36 +68,51 @@ local r = import '../lib/rules.libsonnet';
         dashboard: 'llm',
         expr: |||
           (
-              %(cost)s * %(hour)d > %(floor)s
-              and on (team, model)
-              %(cost)s > %(factor)s * %(baseline)s
-            or
-              %(cost)s * %(hour)d > %(newFloor)s
-              unless on (team, model)
-              %(baseline)s
-              and on ()
-              count(%(baseline)s) > 0
+          %(stepped)s
+          or
+          (
+            %(cost)s * %(hour)d > %(newFloor)s
+            unless on (team, model)
+            %(baseline)s
+            and on ()
+            count(%(baseline)s) > 0
+          )
+          or
+          (
+            (
+              %(cost)s * %(hour)d > %(noHistoryFloor)s
+              or
+              %(costShort)s * %(hour)d > %(noHistoryFloor)s
+            )
+            unless on (team, model)
+            %(baseline)s
+          )
           )
           and on (team, model)
           %(requests)s * 60 >= %(minRequests)s
         ||| % {
+          stepped: std.rstripChars(stepped(n.llmCostRate, n.llmCostConfirmRate, ' * %d' % p.hour, p.num(c.llmSpikeFloorUsdPerHour), p.num(c.llmSpikeFactor)), '\n'),
           cost: n.llmCostRate,
+          // A new series' 30 s rate reads low until the window has filled; the 15 s one fills
+          // in 3 scrapes.
+          costShort: n.llmCostConfirmRate,
           requests: n.llmRequestsRate,
           baseline: baseline(n.llmCostRate),
           hour: p.hour,
-          floor: p.num(c.llmSpikeFloorUsdPerHour),
-          factor: p.num(c.llmSpikeFactor),
           newFloor: p.num(c.llmSpikeNewSpendFloorUsdPerHour),
+          noHistoryFloor: p.num(c.llmSpikeNoHistoryFloorUsdPerHour),
           minRequests: p.num(c.llmSpikeMinRequestsPerMinute),
         },
         summary: 'LLM spend of a team and model jumped far above its recent maximum.',
-        description: 'Team {{ $labels.team }} is spending %s/h on model {{ $labels.model }} over the last %s, more than %sx %s (%s), or above $%s/h with no spend then.' % [
+        description: 'Team {{ $labels.team }} is spending %s/h on model {{ $labels.model }} over the last %s (%s for a sharp step), more than %sx %s (%s), or above $%s/h with no spend then ($%s/h before any history).' % [
           t.dollars,
           c.fastRateWindow,
+          c.fastConfirmRateWindow,
           p.num(c.llmSpikeFactor),
           baselineText,
           t.queryDollars('`%s * %d`' % [teamModel(baseline(n.llmCostRate)), p.hour], '$labels.team $labels.model', '/h'),
           p.num(c.llmSpikeNewSpendFloorUsdPerHour),
+          p.num(c.llmSpikeNoHistoryFloorUsdPerHour),
         ],
       }),
 
@@ -72,30 +123,31 @@ local r = import '../lib/rules.libsonnet';
         dashboard: 'llm',
         expr: |||
           (
-              %(tokens)s > %(floor)s
-              and on (team, model)
-              %(tokens)s > %(factor)s * %(baseline)s
-            or
-              %(tokens)s > %(newFloor)s
-              unless on (team, model)
-              %(baseline)s
-              and on ()
-              count(%(baseline)s) > 0
+          %(stepped)s
+          or
+          (
+            %(tokens)s > %(newFloor)s
+            unless on (team, model)
+            %(baseline)s
+            and on ()
+            count(%(baseline)s) > 0
+          )
           )
           and on (team, model)
           %(requests)s * 60 >= %(minRequests)s
         ||| % {
+          stepped: std.rstripChars(stepped(n.llmTokensRate, n.llmTokensConfirmRate, '', p.num(c.tokenRunawayFloorTokensPerSecond), p.num(c.tokenRunawayFactor)), '\n'),
           tokens: n.llmTokensRate,
           requests: n.llmRequestsRate,
           baseline: baseline(n.llmTokensRate),
-          floor: p.num(c.tokenRunawayFloorTokensPerSecond),
-          factor: p.num(c.tokenRunawayFactor),
           newFloor: p.num(c.tokenRunawayNewFloorTokensPerSecond),
           minRequests: p.num(c.llmSpikeMinRequestsPerMinute),
         },
         summary: 'LLM token throughput of a team and model is running away.',
-        description: 'Team {{ $labels.team }} is consuming %s tokens/s on model {{ $labels.model }}, more than %sx %s, or above %s tokens/s without any traffic then. Its recorded spend: %s (none, or $0.00/h, for a model without a price).' % [
+        description: 'Team {{ $labels.team }} is consuming %s tokens/s on model {{ $labels.model }} over the last %s (%s for a sharp step), more than %sx %s, or above %s tokens/s without any traffic then. Its recorded spend: %s (none, or $0.00/h, for a model without a price).' % [
           t.count,
+          c.fastRateWindow,
+          c.fastConfirmRateWindow,
           p.num(c.tokenRunawayFactor),
           baselineText,
           p.num(c.tokenRunawayNewFloorTokensPerSecond),
@@ -131,7 +183,12 @@ local r = import '../lib/rules.libsonnet';
           t.dollars,
           p.num(c.gpuJumpMinIncreaseUsdPerHour),
           p.num(c.gpuJumpFactor),
-          'the highest level between %s and %s ago' % [p.duration(p.seconds(c.fastBaselineWindow) + p.seconds(c.fastBaselineOffset)), c.fastBaselineOffset],
+          'the highest level between %s and %s ago (%s and %s ago while its history is short)' % [
+            p.duration(p.seconds(c.fastBaselineWindow) + p.seconds(c.fastBaselineOffset)),
+            c.fastBaselineOffset,
+            p.duration(p.seconds(c.fastYoungBaselineWindow) + p.seconds(c.fastYoungBaselineOffset)),
+            c.fastYoungBaselineOffset,
+          ],
           t.queryDollars('`%s{team=%%q}`' % baseline(n.gpuTeamHourlyCost), '$labels.team', '/h'),
         ],
       }),

@@ -5,12 +5,17 @@ function(c) {
   llmCostRate: 'team_model:aifinops_llm_cost_usd:rate' + c.fastRateWindow,
   llmRequestsRate: 'team_model:aifinops_llm_requests:rate' + c.fastRateWindow,
   llmTokensRate: 'team_model:aifinops_llm_tokens:rate' + c.fastRateWindow,
+  // The same over fastConfirmRateWindow, which confirms large steps sooner.
+  llmCostConfirmRate: 'team_model:aifinops_llm_cost_usd:rate' + c.fastConfirmRateWindow,
+  llmRequestsConfirmRate: 'team_model:aifinops_llm_requests:rate' + c.fastConfirmRateWindow,
+  llmTokensConfirmRate: 'team_model:aifinops_llm_tokens:rate' + c.fastConfirmRateWindow,
   // The rates over fastBaselineRateWindow whose maxima are the baselines.
   llmCostBaselineRate: 'team_model:aifinops_llm_cost_usd:rate' + c.fastBaselineRateWindow,
   llmTokensBaselineRate: 'team_model:aifinops_llm_tokens:rate' + c.fastBaselineRateWindow,
   // The baseline a fast series is compared with: the maximum over fastBaselineWindow, ending
   // fastBaselineOffset ago, of its baseline rate, where that window holds at least
-  // fastBaselineMinHistory. Named after the series it serves.
+  // fastBaselineMinHistory; else the same over the young window (fastYoungBaseline*). Named
+  // after the series it serves.
   baseline(series): series + '_baseline',
   // $/h of each GPU a pod holds (a GPU shared by n pods: 1/n of its price each).
   gpuPodHourlyCost: 'pod_gpu:aifinops_gpu_hourly_cost_usd:share',

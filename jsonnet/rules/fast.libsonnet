@@ -11,23 +11,37 @@ local r = import '../lib/rules.libsonnet';
     local llmRate(metric, window=c.fastRateWindow) =
       'sum by (team, model) (rate(%s{%s}[%s]))' % [metric, c.llmSelector, window],
     // The maximum of `source` over the baseline window, kept only where the window holds
-    // enough samples; recorded under the name of the series it is compared with.
-    local baseline(series, source, by) = r.record(n.baseline(series), |||
-      max_over_time(%(s)s[%(w)s] offset %(o)s)
-      and on (%(by)s)
-      count_over_time(%(s)s[%(w)s] offset %(o)s) >= %(min)d
+    // enough samples; where it does not (a new team or model, a fresh installation), the
+    // maximum over the young window. Recorded under the name of the series it is compared with.
+    local windowMax(source, by, window, offset, minHistory) = |||
+        max_over_time(%(s)s[%(w)s] offset %(o)s)
+        and on (%(by)s)
+        count_over_time(%(s)s[%(w)s] offset %(o)s) >= %(min)d
     ||| % {
       s: source,
-      w: c.fastBaselineWindow,
-      o: c.fastBaselineOffset,
+      w: window,
+      o: offset,
       by: by,
-      min: p.seconds(c.fastBaselineMinHistory) / p.seconds(c.fastInterval),
-    }),
+      min: p.seconds(minHistory) / p.seconds(c.fastInterval),
+    },
+    local baseline(series, source, by) = r.record(n.baseline(series), |||
+      (
+      %s)
+      or
+      (
+      %s)
+    ||| % [
+      windowMax(source, by, c.fastBaselineWindow, c.fastBaselineOffset, c.fastBaselineMinHistory),
+      windowMax(source, by, c.fastYoungBaselineWindow, c.fastYoungBaselineOffset, c.fastYoungBaselineMinHistory),
+    ]),
 
     fast+: [
       r.record(n.llmCostRate, llmRate('aifinops_llm_cost_usd_total')),
       r.record(n.llmRequestsRate, llmRate('aifinops_llm_requests_total')),
       r.record(n.llmTokensRate, llmRate('aifinops_llm_tokens_total')),
+      r.record(n.llmCostConfirmRate, llmRate('aifinops_llm_cost_usd_total', c.fastConfirmRateWindow)),
+      r.record(n.llmRequestsConfirmRate, llmRate('aifinops_llm_requests_total', c.fastConfirmRateWindow)),
+      r.record(n.llmTokensConfirmRate, llmRate('aifinops_llm_tokens_total', c.fastConfirmRateWindow)),
       // Gauges, so a GPU grab shows at the first scrape. `max by` removes duplicates of the
       // same GPU (two scrapes of one exporter during a rollout); a GPU shared by several pods
       // (time-slicing) splits its price among them.
