@@ -18,8 +18,8 @@ from aifinops.exporters.runtime.selfmetrics import CollectorHealth
 from aifinops.exporters.runtime.service import Component
 from aifinops.exporters.tripwire import AlertmanagerNotifier
 
-from .checkpoint import CheckpointStore, Continuation
-from .consumer import BridgeConsumer, ScrapeCheckpoint
+from .checkpoint import CheckpointStore, Continuation, ScrapeCheckpoint
+from .consumer import BridgeConsumer
 from .metrics import BridgeCollector, BridgeStats
 from .pipeline import MessageProcessor
 from .producer import KafkaEventSink, default_spool_dir
@@ -77,18 +77,21 @@ def build_bridge(config: Config, health: CollectorHealth) -> Bridge:
     stats = BridgeStats(processor.topics)
     store = CheckpointStore(settings.state_dir) if settings.state_dir else None
     restored = store.open() if store is not None else None
-    consumer_settings = ConsumerSettings(
-        group_id=settings.group_id,
-        topics=processor.topics,
-        auto_offset_reset=settings.auto_offset_reset,
-        max_poll_records=settings.max_poll_records,
-        max_poll_interval_ms=settings.max_poll_interval_ms,
-        session_timeout_ms=settings.session_timeout_ms,
-        heartbeat_interval_ms=settings.heartbeat_interval_ms,
-    )
+    consumer_settings = ConsumerSettings.from_config(settings, processor.topics)
     dlq_producer = dataclasses.replace(
         config.producer, max_message_bytes=settings.dlq_max_message_bytes + (64 << 10)
     )
+    continuation = Continuation(
+        restored.counters if restored else None,
+        expiring=(COST_METRIC.removesuffix("_total"), IDLE_COST_METRIC.removesuffix("_total")),
+        retention_seconds=config.gpu.retention_seconds,
+    )
+    counted = [
+        LLMCollector(usage.aggregator, config.llm.budgets),
+        GPUCollector(gpu),
+        OverflowCollector([usage.aggregator.limiter, gpu]),
+        BridgeCollector(stats),
+    ]
     consumer = BridgeConsumer(
         lambda revoked, assigned, lost: ConsumerClient(
             kafka, consumer_settings, revoked, assigned, lost
@@ -104,27 +107,15 @@ def build_bridge(config: Config, health: CollectorHealth) -> Bridge:
             settings.dedupe_replay_messages if settings.auto_offset_reset == "earliest" else 0
         ),
         max_poll_records=settings.max_poll_records,
+        checkpoint=lambda counted_by: ScrapeCheckpoint(counted_by, counted, continuation, store),
     )
-    continuation = Continuation(
-        restored.counters if restored else None,
-        expiring=(COST_METRIC.removesuffix("_total"), IDLE_COST_METRIC.removesuffix("_total")),
-        retention_seconds=config.gpu.retention_seconds,
-    )
-    counted = [
-        LLMCollector(usage.aggregator, config.llm.budgets),
-        GPUCollector(gpu),
-        OverflowCollector([usage.aggregator.limiter, gpu]),
-        BridgeCollector(stats),
-    ]
     forwarder = AlertForwarder(
         lambda: ProducerClient(kafka, config.producer),
         topics.anomalies.name,
         f"aifinops-bridge/{config.cluster}",
     )
-    collectors: list[Collector] = [
-        ScrapeCheckpoint(consumer, counted, continuation, store),
-        forwarder.collector(),
-    ]
+    assert consumer.checkpoint is not None  # built by the factory just given
+    collectors: list[Collector] = [consumer.checkpoint, forwarder.collector()]
     routes = [Route("POST", PATH, forwarder.handle, settings.webhook_max_body_bytes)]
     tripwires, tripwire_collectors = _tripwires(config, usage)
     collectors += tripwire_collectors

@@ -1,6 +1,7 @@
 """The bridge's crash-safe counters: a checkpoint of what a scrape was served, and counters that continue from it.
 
-At every scrape the bridge takes, under the pipeline's lock, the counter values of its event
+At every scrape (`ScrapeCheckpoint`, whose docstring fixes the order of lock, write and commit) the
+bridge takes, under the consumer's counting lock, the counter values of its event
 collectors together with the consumer offsets whose events they include, writes both to
 `<state_dir>/checkpoint.json` (atomically: temporary file, then rename), and only then answers the
 scrape. A process that restarts loads the checkpoint, exposes every counter as the checkpointed
@@ -24,12 +25,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from prometheus_client.core import Metric
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from aifinops.exporters.events import encode
 from aifinops.exporters.runtime.exposition import RowsMetricFamily
@@ -283,3 +285,109 @@ def counters_of(families: Iterable[Metric]) -> dict[str, CounterFamily]:
                 family.name, family.documentation, labelnames, dict(rows)
             )
     return out
+
+
+class Counted(Protocol):
+    """What a checkpoint reads of the consumer whose counts it serves (`BridgeConsumer`)."""
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The counting lock: held while a batch is counted and its offsets recorded."""
+        ...
+
+    @property
+    def set_aside_counts(self) -> Mapping[str, int]:
+        """Restored checkpoints (or partitions of one) not trusted, by reason."""
+        ...
+
+    def positions(self) -> dict[TopicPartition, int]:
+        """Next offset per partition included in the counters (called with `lock` held)."""
+        ...
+
+    def binding(self) -> tuple[str | None, dict[str, str]]:
+        """The cluster id and topic ids the positions belong to."""
+        ...
+
+    def drop_restored(self) -> None:
+        """Forget the restored offsets (called with `lock` held)."""
+        ...
+
+    def request_commit(self, positions: Mapping[TopicPartition, int]) -> None:
+        """Commit these offsets from the consumer thread, before its next poll."""
+        ...
+
+
+class ScrapeCheckpoint(Collector):
+    """The bridge's event metrics as a scrape sees them: checkpointed before they are served.
+
+    Wraps the collectors of everything the consumer counts (LLM and GPU families, label
+    overflow, bridge messages). Built by the consumer (its `checkpoint` argument), which calls
+    `checkpoint()` when partitions are revoked and `set_aside()` when the restored checkpoint
+    describes another broker. One order, for a scrape and a rebalance alike, serialised so two
+    checkpoints never interleave:
+
+    1. lock: under the consumer's counting lock, collect the live families, the next offset per
+       partition they include and the ids those offsets belong to (nothing is counted meanwhile);
+    2. write: release the lock, add the restored values (`Continuation`) and write the checkpoint
+       (`CheckpointStore.save`: temporary file, then rename);
+    3. commit: only once it is on disk, ask the consumer to commit those offsets (its thread does,
+       before its next poll), then serve the families.
+
+    So a committed offset is never ahead of a checkpoint on disk, and a checkpoint that cannot be
+    written fails the scrape (a served value that a restart could not restore would be counted
+    twice).
+    """
+
+    def __init__(
+        self,
+        counted: Counted,
+        collectors: Sequence[Collector],
+        continuation: Continuation,
+        store: CheckpointStore | None,
+    ) -> None:
+        self._consumer = counted
+        self._collectors = list(collectors)
+        self._continuation = continuation
+        self._store = store
+        self._serial = threading.Lock()
+
+    def collect(self) -> Iterable[Metric]:
+        """Checkpoint, then serve."""
+        return self.checkpoint()
+
+    def checkpoint(self) -> list[Metric]:
+        """Collect, continue, write and request the commit; returns the families."""
+        with self._serial:
+            with self._consumer.lock:
+                live = [family for c in self._collectors for family in c.collect()]
+                positions = self._consumer.positions()
+                cluster_id, topic_ids = self._consumer.binding()
+            families = self._continuation.continue_families(live)
+            if self._store is not None:
+                self._store.save(
+                    Checkpoint(positions, counters_of(families), time.time(), cluster_id, topic_ids)
+                )
+            self._consumer.request_commit(positions)
+            return [*families, self._set_aside_family()]
+
+    def set_aside(self, reason: str) -> None:
+        """Stop trusting the restored checkpoint: its file moves away, its counter values and
+        offsets are forgotten (between two scrapes, so none serves a mix)."""
+        with self._serial:
+            with self._consumer.lock:
+                self._consumer.drop_restored()
+            self._continuation.discard()
+            if self._store is not None:
+                self._store.set_aside(reason)
+
+    def _set_aside_family(self) -> Metric:
+        family = CounterMetricFamily(
+            "aifinops_bridge_checkpoint_set_aside",
+            "Restored checkpoints (or, offset_beyond_end, partitions of one) not trusted because "
+            "they describe another cluster (cluster_id), a recreated topic (topic_id) or a log "
+            "that ends before their offset (offset_beyond_end).",
+            labels=["reason"],
+        )
+        for reason, n in sorted(self._consumer.set_aside_counts.items()):
+            family.add_metric([reason], n)
+        return family

@@ -4,10 +4,9 @@ Delivery guarantee (docs/bridge.md): at-least-once consumption, duplicates dropp
 id)`, and counters that stay right across a crash. Offsets are committed only up to what a
 checkpoint holds, and a checkpoint is what a scrape is served:
 
-- `ScrapeCheckpoint.collect()` (a scrape) takes, under the consumer's lock, the live counter
-  families and the next offset per partition they include, adds the restored values
-  (`Continuation`), writes them to the state directory, and only then answers; the consumer thread
-  then commits those offsets.
+- A scrape is answered by the consumer's `checkpoint` (`checkpoint.ScrapeCheckpoint`, built with
+  the consumer and documented there: lock, then write, then commit); the consumer thread commits
+  the offsets of the checkpoint just written before its next poll.
 - After a crash the new process restores the checkpoint, so every counter continues from the last
   value served, and reads each partition again from the checkpointed offset: the events after it
   are counted once, those before it are already in the restored values. The `dedupe_replay_messages`
@@ -32,12 +31,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
-
+from aifinops.exporters.config import BridgeConfig
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth
 
-from .checkpoint import Checkpoint, CheckpointStore, Continuation, counters_of
+from .checkpoint import Checkpoint, ScrapeCheckpoint
 from .metrics import BridgeStats
 from .pipeline import MessageProcessor
 from .producer import SendingClient
@@ -111,8 +108,9 @@ ConsumerFactory = Callable[
 class BridgeConsumer:
     """Polls, sorts, dead-letters and counts; commits what the latest checkpoint holds.
 
-    `lock` guards the counters and `positions()` together: a batch is counted and its offsets
-    recorded under it, so a scrape never sees one without the other.
+    `lock` (the counting lock) guards the counters and `positions()` together: a batch is counted
+    and its offsets recorded under it, so a scrape never sees one without the other. `checkpoint`
+    (a factory given the consumer) builds the `ScrapeCheckpoint` that serves the counters.
     """
 
     def __init__(
@@ -126,8 +124,9 @@ class BridgeConsumer:
         restored: Checkpoint | None = None,
         dlq_max_bytes: int = 8 << 20,
         dedupe_replay_messages: int = 0,
-        max_poll_records: int = 5000,
+        max_poll_records: int = BridgeConfig.max_poll_records,
         retry_seconds: float = 1.0,
+        checkpoint: Callable[[BridgeConsumer], ScrapeCheckpoint] | None = None,
     ) -> None:
         self._factory = consumer_factory
         self.processor = processor
@@ -166,11 +165,9 @@ class BridgeConsumer:
         self._thread: threading.Thread | None = None
         self._client: GroupConsumer | None = None
         self._dlq: SendingClient | None = None
-        # Set by ScrapeCheckpoint: writes a checkpoint now (on a rebalance).
-        self.checkpoint_now: Callable[[], None] | None = None
-        # Set by ScrapeCheckpoint: sets the restored checkpoint aside (file, counters), and
-        # calls back `drop_restored` under its own serialisation.
-        self.set_aside: Callable[[str], None] | None = None
+        # What a scrape serves (None: nothing checkpointed, as in tests of the loop alone); built
+        # last, since it reads this consumer's positions.
+        self.checkpoint = checkpoint(self) if checkpoint is not None else None
 
     # -- what the scrape side uses ---------------------------------------------------------------
 
@@ -286,9 +283,9 @@ class BridgeConsumer:
             return {}
         # This member keeps serving what it counted: checkpoint it, so the next owner can start
         # after it even if this process dies before its next scrape.
-        if self.checkpoint_now is not None:
+        if self.checkpoint is not None:
             try:
-                self.checkpoint_now()
+                self.checkpoint.checkpoint()
             except Exception:
                 log.exception("bridge consumer: checkpoint on rebalance failed")
         offsets = self._forget(partitions)
@@ -400,8 +397,8 @@ class BridgeConsumer:
             "group's committed offsets or auto_offset_reset",
             detail,
         )
-        if self.set_aside is not None:
-            self.set_aside(detail)
+        if self.checkpoint is not None:
+            self.checkpoint.set_aside(detail)
         else:
             with self.lock:
                 self.drop_restored()
@@ -531,70 +528,3 @@ class BridgeConsumer:
         with self.lock:
             self._positions[tp] = start
             self._replay_until.pop((tp.topic, tp.partition), None)
-
-
-class ScrapeCheckpoint(Collector):
-    """The bridge's event metrics as a scrape sees them: checkpointed before they are served.
-
-    Wraps the collectors of everything the consumer counts (LLM and GPU families, label
-    overflow, bridge messages): each scrape collects them and the consumer's positions under its
-    lock, raises every counter by the restored values, writes the checkpoint, asks the consumer to
-    commit those offsets, and returns the families. A checkpoint that cannot be written fails the
-    scrape (a served value that a restart could not restore would be counted twice).
-    """
-
-    def __init__(
-        self,
-        consumer: BridgeConsumer,
-        collectors: Sequence[Collector],
-        continuation: Continuation,
-        store: CheckpointStore | None,
-    ) -> None:
-        self._consumer = consumer
-        self._collectors = list(collectors)
-        self._continuation = continuation
-        self._store = store
-        self._serial = threading.Lock()
-        consumer.checkpoint_now = self.checkpoint
-        consumer.set_aside = self.set_aside
-
-    def collect(self) -> list[Metric]:  # type: ignore[override]
-        """Checkpoint, then serve."""
-        return self.checkpoint()
-
-    def checkpoint(self) -> list[Metric]:
-        """Collect, continue, write and request the commit; returns the families."""
-        with self._serial:
-            with self._consumer.lock:
-                live = [family for c in self._collectors for family in c.collect()]
-                positions = self._consumer.positions()
-                cluster_id, topic_ids = self._consumer.binding()
-            families = self._continuation.continue_families(live)
-            if self._store is not None:
-                self._store.save(
-                    Checkpoint(positions, counters_of(families), time.time(), cluster_id, topic_ids)
-                )
-            self._consumer.request_commit(positions)
-            return [*families, self._set_aside_family()]
-
-    def set_aside(self, reason: str) -> None:
-        """Stop trusting the restored checkpoint: its file moves away, its counter values and
-        offsets are forgotten (between two scrapes, so none serves a mix)."""
-        with self._serial:
-            with self._consumer.lock:
-                self._consumer.drop_restored()
-            self._continuation.discard()
-            if self._store is not None:
-                self._store.set_aside(reason)
-
-    def _set_aside_family(self) -> Metric:
-        family = CounterMetricFamily(
-            "aifinops_bridge_checkpoint_set_aside",
-            "Restored checkpoints (or, offset_beyond_end, partitions of one) not trusted because "
-            "they describe another cluster (cluster_id), a recreated topic (topic_id) or a log "
-            "that ends before their offset (offset_beyond_end).",
-            labels=["reason"],
-        )
-        for reason, n in sorted(self._consumer.set_aside_counts.items()):
-            family.add_metric([reason], n)
-        return family

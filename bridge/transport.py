@@ -22,7 +22,7 @@ from kafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2
 from kafka.structs import OffsetAndMetadata
 
-from aifinops.exporters.config import KafkaConfig, ProducerConfig
+from aifinops.exporters.config import BridgeConfig, KafkaConfig, ProducerConfig
 
 from .records import InboundRecord, OutboundMessage, TopicPartition
 
@@ -358,15 +358,29 @@ class _Listener(AsyncConsumerRebalanceListener):
 
 @dataclass(frozen=True)
 class ConsumerSettings:
-    """How the group consumer behaves (from the `bridge` config section)."""
+    """How the group consumer behaves; the bridge's come from its config section (`from_config`),
+    whose defaults are the only ones."""
 
     group_id: str
     topics: tuple[str, ...]
-    auto_offset_reset: str = "earliest"
-    max_poll_records: int = 5000
-    max_poll_interval_ms: int = 30000
-    session_timeout_ms: int = 10000
-    heartbeat_interval_ms: int = 3000
+    auto_offset_reset: str
+    max_poll_records: int
+    max_poll_interval_ms: int
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+
+    @classmethod
+    def from_config(cls, bridge: BridgeConfig, topics: tuple[str, ...]) -> ConsumerSettings:
+        """The group member the `bridge` section describes, over `topics`."""
+        return cls(
+            group_id=bridge.group_id,
+            topics=topics,
+            auto_offset_reset=bridge.auto_offset_reset,
+            max_poll_records=bridge.max_poll_records,
+            max_poll_interval_ms=bridge.max_poll_interval_ms,
+            session_timeout_ms=bridge.session_timeout_ms,
+            heartbeat_interval_ms=bridge.heartbeat_interval_ms,
+        )
 
 
 class ConsumerClient:
@@ -526,7 +540,7 @@ def read_since(
     since_ms: int,
     *,
     idle_timeout: float = 30.0,
-    max_poll_records: int = 5000,
+    max_poll_records: int = BridgeConfig.max_poll_records,
 ) -> Iterator[InboundRecord]:
     """Every message of `topic` from the first one with a timestamp at or after `since_ms` (Kafka's
     ListOffsets by time) up to the end offsets as they were when reading began, partition by

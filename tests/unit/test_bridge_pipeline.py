@@ -16,9 +16,10 @@ from aifinops.bridge.checkpoint import (
     CheckpointStore,
     Continuation,
     CounterFamily,
+    ScrapeCheckpoint,
     StateError,
 )
-from aifinops.bridge.consumer import BridgeConsumer, ScrapeCheckpoint
+from aifinops.bridge.consumer import BridgeConsumer
 from aifinops.bridge.metrics import BridgeCollector, BridgeStats
 from aifinops.bridge.pipeline import MessageProcessor
 from aifinops.bridge.records import TopicPartition
@@ -284,10 +285,18 @@ def run_until(consumer: BridgeConsumer, predicate, timeout=10.0):
         consumer.stop()
 
 
-def bridge(member, restored=None, dlq=None, replay=0):
+def bridge(member, restored=None, dlq=None, replay=0, store=None, continuation=None):
+    """A consumer over `member`; with a `store` or a `continuation`, its scrape checkpoint too."""
     p = processor()
     stats = BridgeStats(p.topics)
     dlq = dlq or DLQ()
+    collectors = [LLMCollector(p.usage.aggregator), BridgeCollector(stats)]
+    checkpoint = None
+    if store is not None or continuation is not None:
+
+        def checkpoint(counted):
+            return ScrapeCheckpoint(counted, collectors, continuation or Continuation(), store)
+
     consumer = BridgeConsumer(
         member.factory,
         p,
@@ -296,8 +305,8 @@ def bridge(member, restored=None, dlq=None, replay=0):
         restored=restored,
         dedupe_replay_messages=replay,
         retry_seconds=0.01,
+        checkpoint=checkpoint,
     )
-    collectors = [LLMCollector(p.usage.aggregator), BridgeCollector(stats)]
     return consumer, p, stats, collectors
 
 
@@ -319,12 +328,11 @@ def test_a_restored_partition_resumes_at_its_checkpoint_and_replays_over_several
 def test_scrapes_are_checkpointed_before_they_are_served_and_then_committed(tmp_path):
     tp = TopicPartition(USAGE, 0)
     member = Member({tp: [Rec(USAGE, 0, i, b"k", usage(i), []) for i in range(6)]})
-    consumer, _p, _stats, collectors = bridge(member)
     store = CheckpointStore(tmp_path)
     store.open()
-    scrape = ScrapeCheckpoint(consumer, collectors, Continuation(), store)
+    consumer, _p, _stats, _collectors = bridge(member, store=store)
     registry = CollectorRegistry()
-    registry.register(scrape)
+    registry.register(consumer.checkpoint)
 
     def served_and_committed() -> bool:
         value = registry.get_sample_value(
@@ -354,16 +362,19 @@ def test_a_failed_dead_letter_is_retried_before_anything_of_its_batch_counts():
     assert [m.value for m in dlq.sent] == [b"bad"]
 
 
-def test_revoked_partitions_are_checkpointed_and_committed_where_they_got_to():
+def test_revoked_partitions_are_checkpointed_and_committed_where_they_got_to(tmp_path):
     tp = TopicPartition(USAGE, 0)
     member = Member({tp: [Rec(USAGE, 0, i, b"k", usage(i), []) for i in range(4)]})
-    consumer, _p, _stats, _collectors = bridge(member)
-    checkpoints = []
-    consumer.checkpoint_now = lambda: checkpoints.append(consumer.positions())
+    store = CheckpointStore(tmp_path)
+    store.open()
+    consumer, _p, _stats, _collectors = bridge(member, store=store)
     run_until(consumer, lambda: consumer.positions().get(tp) == 4)
+    assert not (tmp_path / "checkpoint.json").exists()  # no scrape yet
     assert consumer._on_revoked([tp]) == {tp: 4}  # the transport commits these
-    assert checkpoints == [{tp: 4}]
+    saved = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert saved["positions"] == [[USAGE, 0, 4]]
     assert tp not in consumer.positions()
+    store.close()
 
 
 def test_an_unreachable_broker_marks_the_consumer_failing():
@@ -397,10 +408,11 @@ def test_a_checkpoint_of_another_cluster_or_topic_is_set_aside_and_not_trusted(t
     store.close()
     restored = store.open()
     assert restored is not None and restored.topic_ids == {USAGE: "old-id"}
-    consumer, _p, _stats, collectors = bridge(member, restored)
-    scrape = ScrapeCheckpoint(consumer, collectors, Continuation(restored.counters), store)
+    consumer, _p, _stats, _collectors = bridge(
+        member, restored, store=store, continuation=Continuation(restored.counters)
+    )
     registry = CollectorRegistry()
-    registry.register(scrape)
+    registry.register(consumer.checkpoint)
     labels = {"provider": "openai", "model": "gpt-4o", "team": "ml", "app": "chat"}
     # Before the member joins, the restored values are served.
     assert (
