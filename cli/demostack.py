@@ -204,12 +204,6 @@ class DemoStack:
         self.bridge = Endpoint("aifinops-bridge", "bridge", JOBS["bridge"], free_port())
         self.receiver = AlertReceiver()
         self.config_path = self.workdir / "aifinops.yaml"
-        # The simulated kubelet's PodResources socket (a unix socket path has at most 107 bytes).
-        self.kubelet_socket = self.workdir / "kubelet.sock"
-        if len(str(self.kubelet_socket)) > 100:
-            self.kubelet_socket = (
-                Path(tempfile.mkdtemp(prefix="aifinops-kubelet-")) / "kubelet.sock"
-            )
         self.config: Config | None = None
         self.prometheus: Prometheus | None = None
         self.alertmanager: Alertmanager | None = None
@@ -217,6 +211,14 @@ class DemoStack:
         self.anomalies: AnomalyTail | None = None
         self.gateway: KafkaEventSink | None = None
         self._stops: list[tuple[str, Callable[[], None]]] = []
+        # The simulated kubelet's PodResources socket (a unix socket path has at most 107 bytes).
+        self.kubelet_socket = self.workdir / "kubelet.sock"
+        if len(str(self.kubelet_socket)) > 100:
+            short = tempfile.mkdtemp(prefix="aifinops-kubelet-")
+            self.kubelet_socket = Path(short) / "kubelet.sock"
+            self._stops.append(
+                ("kubelet socket directory", lambda: shutil.rmtree(short, ignore_errors=True))
+            )
 
     # -- lifecycle -------------------------------------------------------------------------------
 
