@@ -38,7 +38,7 @@ from .checkpoint import Checkpoint, ScrapeCheckpoint
 from .metrics import BridgeStats
 from .pipeline import MessageProcessor
 from .producer import SendingClient
-from .records import TopicPartition
+from .records import InboundRecord, Polled, TopicPartition
 from .transport import TransportError
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ SET_ASIDE_REASONS = ("cluster_id", "topic_id", "offset_beyond_end")
 class GroupConsumer(Protocol):
     """What the loop needs of a group member (`transport.ConsumerClient`)."""
 
-    def poll(self, timeout: float, max_records: int | None = None) -> list[tuple[Any, list[Any]]]:
+    def poll(self, timeout: float, max_records: int | None = None) -> list[Polled]:
         """Records per partition."""
         ...
 
@@ -405,7 +405,7 @@ class BridgeConsumer:
 
     # -- one batch -------------------------------------------------------------------------------
 
-    def _handle(self, client: GroupConsumer, batches: list[tuple[Any, list[Any]]]) -> None:
+    def _handle(self, client: GroupConsumer, batches: list[Polled]) -> None:
         records = [r for _tp, part in batches for r in part]
         batch = self.processor.process(records, self._replay_until)
         if batch.invalid and not self._dead_letter(batch.invalid):
@@ -432,7 +432,7 @@ class BridgeConsumer:
                         # The dedupe replay of this partition reached the checkpoint's offset.
                         del replaying[key]
 
-    def _dead_letter(self, invalid: Sequence[tuple[Any, str]]) -> bool:
+    def _dead_letter(self, invalid: Sequence[tuple[InboundRecord, str]]) -> bool:
         """Write invalid messages to their DLQ; True once Kafka stored them."""
         messages = self.processor.dead_letters(invalid, self._dlq_max_bytes)
         try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from aifinops.exporters.config import TopicsConfig
 from aifinops.exporters.events import EventError, GPUEvent, loads, parse_gpu_event
@@ -21,7 +20,7 @@ from aifinops.exporters.gpu import GPUAggregator
 from aifinops.exporters.llm import DedupeWindow, PricedEvent, UsageIngest
 from aifinops.exporters.sink import COUNTED_IN_HEADER
 
-from .records import OutboundMessage
+from .records import InboundRecord, OutboundMessage
 
 REASON_HEADER = "aifinops-dlq-reason"
 ORIGIN_HEADER = "aifinops-dlq-origin"  # topic/partition/offset of the original message
@@ -36,7 +35,7 @@ class Batch:
     usage: list[PricedEvent] = field(default_factory=list)
     gpu: list[GPUEvent] = field(default_factory=list)
     # (record, reason) of every invalid message, in order.
-    invalid: list[tuple[Any, str]] = field(default_factory=list)
+    invalid: list[tuple[InboundRecord, str]] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     # (topic, identity) of messages read again after a restart only to remember their identity.
     remembered: list[tuple[str, tuple[str, str]]] = field(default_factory=list)
@@ -73,9 +72,11 @@ class MessageProcessor:
         return (self.usage_topic, self.gpu_topic)
 
     def process(
-        self, records: Iterable[Any], replay_until: Mapping[tuple[str, int], int] | None = None
+        self,
+        records: Iterable[InboundRecord],
+        replay_until: Mapping[tuple[str, int], int] | None = None,
     ) -> Batch:
-        """Sort `records` (anything with topic, partition, offset, key, value, headers).
+        """Sort `records` (kafka-python's, or anything with the attributes of `InboundRecord`).
 
         A record below `replay_until[(topic, partition)]` is one read again after a restart: only
         its identity is remembered (it is already in the restored counters).
@@ -124,14 +125,14 @@ class MessageProcessor:
                 batch.invalid.append((record, str(exc)))
         return batch
 
-    def _remember(self, record: Any, batch: Batch) -> None:
+    def _remember(self, record: InboundRecord, batch: Batch) -> None:
         try:
-            obj = loads(record.value)
-            identity = (obj["source"], obj["id"])
+            obj = loads(record.value or b"")
+            source, event_id = obj["source"], obj["id"]
         except (TypeError, ValueError, KeyError, UnicodeDecodeError):
             return
-        if isinstance(identity[0], str) and isinstance(identity[1], str):
-            batch.remembered.append((record.topic, identity))
+        if isinstance(source, str) and isinstance(event_id, str):
+            batch.remembered.append((record.topic, (source, event_id)))
 
     def apply(self, batch: Batch) -> dict[tuple[str, str], int]:
         """Count a sorted batch; returns the `(topic, result)` message counts it produced."""
@@ -163,7 +164,7 @@ class MessageProcessor:
         return counts
 
     def dead_letters(
-        self, invalid: Sequence[tuple[Any, str]], max_bytes: int
+        self, invalid: Sequence[tuple[InboundRecord, str]], max_bytes: int
     ) -> list[OutboundMessage]:
         """The DLQ message of each invalid one: original key, value and headers, plus the reason and
         where it came from. A value over `max_bytes` is cut (the header says its size); the
@@ -172,7 +173,9 @@ class MessageProcessor:
         for record, reason in invalid:
             value = record.value or b""
             headers = [
-                h for h in record.headers or () if h[0] not in (REASON_HEADER, ORIGIN_HEADER)
+                (name, data)
+                for name, data in record.headers or ()
+                if name not in (REASON_HEADER, ORIGIN_HEADER)
             ]
             headers.append((REASON_HEADER, reason.encode()[:MAX_REASON_BYTES]))
             headers.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 
@@ -15,14 +16,19 @@ class OutboundMessage(NamedTuple):
 
 
 class InboundRecord(NamedTuple):
-    """One consumed message with its position."""
+    """One consumed message with its position: what the bridge reads of a record.
+
+    The group consumer hands kafka-python's `ConsumerRecord`s through under this type, unconverted
+    (no copy per record): they have these attributes under these names, and the bridge reads
+    records only by name, never by position (`ConsumerRecord` orders its fields differently).
+    """
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
+    headers: Sequence[tuple[str, bytes]]
 
 
 class TopicPartition(NamedTuple):
@@ -30,3 +36,8 @@ class TopicPartition(NamedTuple):
 
     topic: str
     partition: int
+
+
+# One partition's records from a poll: kafka-python's own TopicPartition (a `(topic, partition)`
+# tuple, as `TopicPartition` is) and its records.
+Polled = tuple[tuple[str, int], list[InboundRecord]]

@@ -24,7 +24,7 @@ from kafka.structs import OffsetAndMetadata
 
 from aifinops.exporters.config import BridgeConfig, KafkaConfig, ProducerConfig
 
-from .records import InboundRecord, OutboundMessage, TopicPartition
+from .records import InboundRecord, OutboundMessage, Polled, TopicPartition
 
 log = logging.getLogger(__name__)
 # kafka-python's IO loop warns whenever one of its tasks waited over 100 ms, which happens every few
@@ -107,7 +107,10 @@ class KeyHashCache(DefaultPartitioner):
     ) -> int:
         """The partition of a keyed message; keyless ones as `DefaultPartitioner` places them."""
         if serialized_key is None:
-            return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
+            placed: int = super().partition(
+                topic, key, serialized_key, value, serialized_value, cluster
+            )
+            return placed
         partitions = cluster.partitions_for_topic(topic)
         if partitions is None:
             raise ValueError(f"Topic {topic} not found in ClusterMetadata")
@@ -116,7 +119,8 @@ class KeyHashCache(DefaultPartitioner):
             index = murmur2(serialized_key) & 0x7FFFFFFF
             if len(self._hashes) < self.MAX_KEYS:
                 self._hashes[serialized_key] = index
-        return sorted(partitions)[index % len(partitions)]
+        chosen: int = sorted(partitions)[index % len(partitions)]
+        return chosen
 
 
 def _describe(exc: BaseException) -> str:
@@ -201,12 +205,12 @@ class ProducerClient:
             elif future.succeeded():
                 out.append(SendResult(True))
             else:
-                exc = future.exception
+                error = future.exception
                 out.append(
                     SendResult(
                         False,
-                        _describe(exc),
-                        permanent=isinstance(exc, _PERMANENT_MESSAGE_ERRORS),
+                        _describe(error),
+                        permanent=isinstance(error, _PERMANENT_MESSAGE_ERRORS),
                     )
                 )
         return out
@@ -442,7 +446,7 @@ class ConsumerClient:
         except Exception as exc:
             log.warning("commit on rebalance failed: %s", _describe(exc))
 
-    def poll(self, timeout: float, max_records: int | None = None) -> list[tuple[Any, list[Any]]]:
+    def poll(self, timeout: float, max_records: int | None = None) -> list[Polled]:
         """The next records as `(partition, records)` pairs; raises `TransportError`."""
         try:
             batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
@@ -467,7 +471,8 @@ class ConsumerClient:
     def committed(self, partition: TopicPartition) -> int | None:
         """The group's committed offset of a partition (None when it has none)."""
         try:
-            return self._consumer.committed(KafkaTopicPartition(*partition))
+            committed: int | None = self._consumer.committed(KafkaTopicPartition(*partition))
+            return committed
         except kerrors.KafkaError as exc:
             raise TransportError(_describe(exc)) from exc
 
@@ -486,7 +491,10 @@ class ConsumerClient:
     def position(self, partition: TopicPartition) -> int | None:
         """The next offset this member will read (None when not known yet)."""
         try:
-            return self._consumer.position(KafkaTopicPartition(*partition), timeout_ms=100)
+            position: int | None = self._consumer.position(
+                KafkaTopicPartition(*partition), timeout_ms=100
+            )
+            return position
         except (kerrors.KafkaError, AssertionError, ValueError):
             return None
 
@@ -503,7 +511,8 @@ class ConsumerClient:
         except AttributeError:  # another kafka-python: only the latest fetch can tell
             pass
         try:
-            return self._consumer.highwater(tp)
+            high: int | None = self._consumer.highwater(tp)
+            return high
         except (kerrors.KafkaError, AssertionError, TypeError):
             return None
 

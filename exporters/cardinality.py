@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -99,14 +100,23 @@ class LabelLimiter:
             return dict(self._overflow)
 
 
+class FoldCounter(Protocol):
+    """Anything that counts observations folded into `__other__` per metric: a `LabelLimiter`,
+    or an aggregator that folds on its own too (`GPUAggregator`)."""
+
+    def overflow(self) -> dict[str, int]:
+        """Folded observations per metric family name."""
+        ...
+
+
 class OverflowCollector(Collector):
-    """Exposes the limiter's overflow counts.
+    """Exposes the overflow counts of limiters and aggregators (summed per metric).
 
     # TYPE aifinops_series_overflow_total counter
     aifinops_series_overflow_total{metric="aifinops_llm_tokens_total"} 12
     """
 
-    def __init__(self, limiters: Iterable[LabelLimiter]) -> None:
+    def __init__(self, limiters: Iterable[FoldCounter]) -> None:
         self._limiters = list(limiters)
 
     def collect(self) -> Iterable[Metric]:

@@ -7,6 +7,7 @@ all three. Every key can be overridden by `AIFINOPS_<SECTION>_<KEY>` (see `runti
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
@@ -301,7 +302,7 @@ class CardinalityConfig:
 
     max_values: int = 500
     # Per label name, e.g. {model: 200, app: 1000}; labels not listed use max_values.
-    per_label: dict[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    per_label: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     # Series per family (tokens, cost, requests...): new label sets beyond it fold into __other__.
     # 40,000: 500 teams x 400 apps stay at 163 MB resident, 89 ms a scrape (docs/token-exporter.md).
     max_series: int = 40_000
@@ -328,7 +329,7 @@ class LLMConfig:
 
     pricing: PricingConfig = PricingConfig()
     # team -> {daily: USD, monthly: USD}
-    budgets: dict[str, TeamBudget] = field(default_factory=lambda: MappingProxyType({}))
+    budgets: Mapping[str, TeamBudget] = field(default_factory=lambda: MappingProxyType({}))
     cardinality: CardinalityConfig = CardinalityConfig()
     # A (source, id) seen again within this window counts once.
     dedupe_window_seconds: float = 24 * 3600.0
@@ -431,7 +432,7 @@ class GPUConfig:
     # dcgm-exporter's hostname label (dcgm source), else this machine's hostname.
     node_name: str | None = None
     # Labels matched by price overrides on every node this exporter reports (e.g. the instance type).
-    node_labels: dict[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    node_labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # Read each node's labels from the Kubernetes API for price overrides (needs `get nodes`).
     node_labels_from_api: bool = False
     # Unset: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT.
@@ -455,7 +456,7 @@ class GPUConfig:
     # Seconds for each dcgm-exporter, kubelet or API request.
     timeout_seconds: float = 2.0
     team_label: str = "team"
-    namespace_teams: dict[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    namespace_teams: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # A price table replacing the shipped one (same format as exporters/data/gpu-prices.yaml).
     price_table: str | None = None
     price_overrides: tuple[GPUPriceOverride, ...] = ()
@@ -644,7 +645,7 @@ class TripwireLimits:
 class TeamTripwireLimits(TripwireLimits):
     """One team's limits replacing the defaults of `tripwires`, and per-app limits under `apps`."""
 
-    apps: dict[str, TripwireLimits] = field(default_factory=lambda: MappingProxyType({}))
+    apps: Mapping[str, TripwireLimits] = field(default_factory=lambda: MappingProxyType({}))
 
     def validate(self) -> list[tuple[str, str]]:
         """Limits are 0 or positive; app names as label values allow them."""
@@ -668,7 +669,9 @@ class TripwiresConfig:
     # A team's tokens (all types) over the last 60 seconds above this; 0 is off.
     team_tokens_per_minute: int = 5_000_000
     # team -> limits replacing the defaults above for that team, with `apps: {app: limits}`.
-    overrides: dict[str, TeamTripwireLimits] = field(default_factory=lambda: MappingProxyType({}))
+    overrides: Mapping[str, TeamTripwireLimits] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     # Alertmanager base URLs (`http://alertmanager:9093`); alerts go to `<url>/api/v2/alerts` of
     # every one. Empty: tripwires are still checked and counted, nothing is sent.
     alertmanager_urls: tuple[str, ...] = ()

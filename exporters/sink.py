@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 COUNTED_IN_HEADER = "aifinops-counted-in"
+
+# One event to hand on: its key, the CloudEvent and its headers.
+SinkItem = tuple[str, Mapping[str, Any], Mapping[str, bytes]]
 
 
 class EventSink(Protocol):
     """Receives every event an exporter counted; must never block or raise into the caller.
 
-    A sink may also offer `publish_many(topic, [(key, event, headers), ...])`, the same for many
-    events of one topic at once (the Kafka producer does: one lock and one spool write for a
-    request's events); callers that have many use it where it exists, else `publish` each.
+    `publish_many` is `publish` for many events of one topic at once (the Kafka producer takes
+    them under one lock and in one spool write); callers that have many use it.
 
     A sink that can run out of room (the Kafka producer, once its spool is full) offers
     `reserve(topic, [(key, event, headers), ...]) -> Reservation | None`: room for all of the
@@ -25,6 +27,10 @@ class EventSink(Protocol):
         self, topic: str, key: str, event: Mapping[str, Any], headers: Mapping[str, bytes]
     ) -> None:
         """Hand on one CloudEvent, to be written to `topic` under `key` with `headers`."""
+        ...
+
+    def publish_many(self, topic: str, events: Iterable[SinkItem]) -> None:
+        """`publish` for each `(key, event, headers)` of `events`, in order."""
         ...
 
 
@@ -45,9 +51,7 @@ class Reservation(Protocol):
 class ReservingSink(EventSink, Protocol):
     """An `EventSink` that can refuse events for lack of room before they are counted."""
 
-    def reserve(
-        self, topic: str, events: Sequence[tuple[str, Mapping[str, Any], Mapping[str, bytes]]]
-    ) -> Reservation | None:
+    def reserve(self, topic: str, events: Sequence[SinkItem]) -> Reservation | None:
         """Room for every event of `events` (encoded now), or None when it cannot keep them all."""
         ...
 
@@ -59,3 +63,6 @@ class NullSink:
         self, topic: str, key: str, event: Mapping[str, Any], headers: Mapping[str, bytes]
     ) -> None:
         """Discard the event."""
+
+    def publish_many(self, topic: str, events: Iterable[SinkItem]) -> None:
+        """Discard the events."""

@@ -18,8 +18,9 @@ from typing import NamedTuple
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..checks import FxRate
 from ..config import CurrencyConfig
-from .rates import FxRate, RateSchedule, RatesFileError, parse_rates_text
+from .rates import RateSchedule, RatesFileError, parse_rates_text
 
 COLLECTOR = "fx_rates"
 

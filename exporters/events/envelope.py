@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from math import isfinite
 from typing import Any, NamedTuple, TypeVar
 
 import orjson
@@ -311,7 +312,7 @@ def _plain_json(value: Any) -> bool:
                 return False
         return True
     if kind is float:
-        return value - value == 0.0  # false for NaN and the infinities
+        return isfinite(value)
     return kind is str or kind is int or value is None or kind is bool
 
 

@@ -156,12 +156,18 @@ class UsageRecord(NamedTuple):
         """The counts under genai-prices usage keys."""
         if self.detail is not None:
             return self.detail
-        return MappingProxyType(dict(zip(STANDARD_USAGE_KEYS, self[5:10], strict=True)))
+        return MappingProxyType(dict(zip(STANDARD_USAGE_KEYS, self.counts, strict=True)))
 
     @property
     def counts(self) -> tuple[int, int, int, int, int]:
         """input, cache_read, cache_write, output and reasoning tokens (`STANDARD_USAGE_KEYS`)."""
-        return self[5:10]
+        return (
+            self.input_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            self.output_tokens,
+            self.reasoning_tokens,
+        )
 
     @property
     def prices_provider(self) -> str | None:
@@ -243,8 +249,8 @@ def parse_usage_event(
         record = accept_usage(envelope.data)
         if record is not None:
             return _new(UsageEvent, (envelope, record))
-    envelope, record = parse_event(obj, _USAGE_TYPES, parse_usage, now=now, max_future=max_future)
-    return UsageEvent(envelope, record)
+    checked, parsed = parse_event(obj, _USAGE_TYPES, parse_usage, now=now, max_future=max_future)
+    return UsageEvent(checked, parsed)
 
 
 def accept_usage(data: Mapping[str, Any]) -> UsageRecord | None:
@@ -505,7 +511,8 @@ def _tokens(value: Any, name: str, problem: Any, *, required: bool) -> int | Non
     if value > MAX_TOKENS:
         problem(name, f"must be at most {MAX_TOKENS} (got {value})")
         return None
-    return value
+    count: int = value  # an int by now (checked above)
+    return count
 
 
 def _cost(value: Any, problem: Any) -> Decimal | None:

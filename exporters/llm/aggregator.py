@@ -13,7 +13,7 @@ of 1e-24 USD, plus a `Decimal` part for the costs that have more digits than tho
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal
 from types import MappingProxyType
@@ -45,7 +45,7 @@ _SUM = Context(prec=80)
 _KEY_CACHE_LIMIT = 200_000
 
 # The series keys one (provider, model, team, app) writes to, after label folding: requests with
-# status ok and error, then tokens and cost per TOKEN_TYPES.
+# status ok and error, then tokens per TOKEN_TYPES, then cost per TOKEN_TYPES.
 _Keys = tuple[tuple[str, ...], ...]
 
 
@@ -129,46 +129,45 @@ class LLMAggregator:
         requests, tokens, units_total = self._requests, self._tokens, self._cost_units
         with self._lock:
             for usage, cost in calls:
-                keys = keys_of.get(usage[:4]) or self._fold(usage[:4])
-                _p, _m, _t, _a, status, inp, cache_read, cache_write, out, _r, _c, _d = usage
-                key = keys[1] if status == "error" else keys[0]
+                # One unpacking names every field (cheaper than reading them one by one).
+                provider, model, team, app, status, inp, cache_read, cache_write, out, *_ = usage
+                attribution = (provider, model, team, app)
+                keys = keys_of.get(attribution) or self._fold(attribution)
+                ok, error, t_input, t_cache_read, t_cache_write, t_output, *usd_keys = keys
+                key = error if status == "error" else ok
                 requests[key] = requests.get(key, 0) + 1
                 # Every token type gets its series on a label set's first call (at 0 where it
                 # has none), so a later first increment is not lost to rate() as a series'
                 # first sample.
-                key = keys[2]
-                tokens[key] = tokens.get(key, 0) + inp - cache_read - cache_write
-                key = keys[3]
-                tokens[key] = tokens.get(key, 0) + cache_read
-                key = keys[4]
-                tokens[key] = tokens.get(key, 0) + cache_write
-                key = keys[5]
-                tokens[key] = tokens.get(key, 0) + out
-                units = cost[0]
+                tokens[t_input] = tokens.get(t_input, 0) + inp - cache_read - cache_write
+                tokens[t_cache_read] = tokens.get(t_cache_read, 0) + cache_read
+                tokens[t_cache_write] = tokens.get(t_cache_write, 0) + cache_write
+                tokens[t_output] = tokens.get(t_output, 0) + out
+                units = cost.units
                 if units is not None:
-                    key = keys[6]
-                    units_total[key] = units_total.get(key, 0) + units[0]
-                    key = keys[7]
-                    units_total[key] = units_total.get(key, 0) + units[1]
-                    key = keys[8]
-                    units_total[key] = units_total.get(key, 0) + units[2]
-                    key = keys[9]
-                    units_total[key] = units_total.get(key, 0) + units[3]
+                    u_input, u_cache_read, u_cache_write, u_output = usd_keys
+                    n_input, n_cache_read, n_cache_write, n_output = units
+                    units_total[u_input] = units_total.get(u_input, 0) + n_input
+                    units_total[u_cache_read] = units_total.get(u_cache_read, 0) + n_cache_read
+                    units_total[u_cache_write] = units_total.get(u_cache_write, 0) + n_cache_write
+                    units_total[u_output] = units_total.get(u_output, 0) + n_output
                 else:
-                    self._add_usd(keys[6:], cost.usd)
+                    self._add_usd(usd_keys, cost.usd)
                 rates = cost.rates
                 if rates is not None:
-                    model = self._model_key(PRICE, usage[:2])
-                    if self._rates_written.get(model) is not rates:
+                    priced = self._model_key(PRICE, (provider, model))
+                    if self._rates_written.get(priced) is not rates:
                         for token_type, rate in zip(TOKEN_TYPES, rates, strict=True):
-                            self._prices[(*model, token_type)] = rate
-                        self._rates_written[model] = rates
+                            self._prices[(*priced, token_type)] = rate
+                        self._rates_written[priced] = rates
                 elif cost.source == "unpriced":
-                    model = self._model_key(UNPRICED, usage[:2])
-                    self._unpriced[model] = self._unpriced.get(model, 0) + 1
+                    unpriced = self._model_key(UNPRICED, (provider, model))
+                    self._unpriced[unpriced] = self._unpriced.get(unpriced, 0) + 1
 
-    def _add_usd(self, keys: tuple[tuple[str, ...], ...], usd: tuple[Decimal, ...]) -> None:
+    def _add_usd(self, keys: Sequence[tuple[str, ...]], usd: tuple[Decimal, ...] | None) -> None:
         """Add a cost that is no whole number of 1e-24 USD (caller holds the lock)."""
+        if usd is None:
+            raise ValueError("a Cost holds its dollars in units or in usd, never neither")
         units_total, extra = self._cost_units, self._cost_extra
         for key, amount in zip(keys, usd, strict=True):
             units_total.setdefault(key, 0)

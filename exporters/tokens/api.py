@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -161,9 +161,9 @@ class EventsAPI:
         if may_hold_lone_surrogate(request.body):
             # What is counted here must be publishable: no encoder writes a lone surrogate.
             unencodable = [
-                (index, Problem(field, _SURROGATE_REASON))
+                (index, Problem(where, _SURROGATE_REASON))
                 for index, event in enumerate(events)
-                if (field := lone_surrogate_field(event)) is not None
+                if (where := lone_surrogate_field(event)) is not None
             ]
             if unencodable:
                 self._ingest.reject(SOURCE, len(events))
@@ -256,22 +256,13 @@ class EventsAPI:
 
     def _publish(self, counted: list[PricedEvent]) -> None:
         headers = self._headers
-        many = getattr(self._sink, "publish_many", None)
-        if many is not None:
-            # A sink that takes batches (the Kafka producer) queues a request's events at once.
-            items = [(p.event.key, p.event.to_cloudevent(), headers) for p in counted]
-            try:
-                many(self._topic, items)
-            except Exception:
-                # A sink must not raise; if one does, the events are still counted here.
-                log.exception("publishing %d events to %s failed", len(items), self._topic)
-            return
-        for priced in counted:
-            event = priced.event
-            try:
-                self._sink.publish(self._topic, event.key, event.to_cloudevent(), headers)
-            except Exception:
-                log.exception("publishing event %s to %s failed", event.envelope.id, self._topic)
+        # One call for a request's events: the Kafka producer queues them at once.
+        items = [(p.event.key, p.event.to_cloudevent(), headers) for p in counted]
+        try:
+            self._sink.publish_many(self._topic, items)
+        except Exception:
+            # A sink must not raise; if one does, the events are still counted here.
+            log.exception("publishing %d events to %s failed", len(items), self._topic)
 
 
 def _content_type(value: str) -> tuple[str, dict[str, str]]:
@@ -340,7 +331,7 @@ def _long_integer_field(raw: bytes) -> str:
     return (found or "").lstrip(".")
 
 
-def _bad(problems: list[tuple[int | None, Problem]]) -> Response:
+def _bad(problems: Sequence[tuple[int | None, Problem]]) -> Response:
     return Response.json(
         400, [{"index": index, "field": p.field, "reason": p.reason} for index, p in problems]
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -22,7 +21,7 @@ from aifinops.bridge.checkpoint import (
 from aifinops.bridge.consumer import BridgeConsumer
 from aifinops.bridge.metrics import BridgeCollector, BridgeStats
 from aifinops.bridge.pipeline import MessageProcessor
-from aifinops.bridge.records import TopicPartition
+from aifinops.bridge.records import InboundRecord, TopicPartition
 from aifinops.bridge.transport import SendResult, TransportError
 from aifinops.exporters.config import LLMConfig, TopicsConfig
 from aifinops.exporters.events import GPU_SAMPLE_TYPE, USAGE_TYPE, encode, make_event
@@ -33,15 +32,6 @@ from aifinops.exporters.runtime.exposition import RowsMetricFamily
 TOPICS = TopicsConfig()
 USAGE, GPU = TOPICS.usage.name, TOPICS.gpu.name
 WHEN = datetime.now(UTC) - timedelta(minutes=1)
-
-
-class Rec(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list
 
 
 def usage(n: int, cost: float = 0.5, **data) -> bytes:
@@ -88,16 +78,16 @@ def processor() -> MessageProcessor:
 def test_messages_are_sorted_counted_and_deduplicated():
     p = processor()
     records = [
-        Rec(USAGE, 0, 0, b"k", usage(1), []),
-        Rec(USAGE, 0, 1, b"k", usage(1), []),  # the same event again
-        Rec(USAGE, 0, 2, b"k", usage(2), [("aifinops-counted-in", b"here")]),
-        Rec(USAGE, 0, 3, b"k", usage(3), [("aifinops-counted-in", b"elsewhere")]),
-        Rec(USAGE, 0, 4, b"k", b"{", []),
-        Rec(USAGE, 0, 5, b"k", usage(4, input_tokens=-1), []),
-        Rec(USAGE, 0, 6, b"k", None, []),
-        Rec(USAGE, 0, 7, b"k", b"x" * 70_000, []),
-        Rec(GPU, 1, 0, b"n1/GPU-1", gpu(1), []),
-        Rec(GPU, 1, 1, b"n1/GPU-1", usage(9), []),  # a usage event on the GPU topic
+        InboundRecord(USAGE, 0, 0, b"k", usage(1), []),
+        InboundRecord(USAGE, 0, 1, b"k", usage(1), []),  # the same event again
+        InboundRecord(USAGE, 0, 2, b"k", usage(2), [("aifinops-counted-in", b"here")]),
+        InboundRecord(USAGE, 0, 3, b"k", usage(3), [("aifinops-counted-in", b"elsewhere")]),
+        InboundRecord(USAGE, 0, 4, b"k", b"{", []),
+        InboundRecord(USAGE, 0, 5, b"k", usage(4, input_tokens=-1), []),
+        InboundRecord(USAGE, 0, 6, b"k", None, []),
+        InboundRecord(USAGE, 0, 7, b"k", b"x" * 70_000, []),
+        InboundRecord(GPU, 1, 0, b"n1/GPU-1", gpu(1), []),
+        InboundRecord(GPU, 1, 1, b"n1/GPU-1", usage(9), []),  # a usage event on the GPU topic
     ]
     batch = p.process(records)
     counts = p.apply(batch)
@@ -124,7 +114,7 @@ def test_messages_are_sorted_counted_and_deduplicated():
 
 def test_dead_letters_keep_key_value_headers_and_say_why_and_where_from():
     p = processor()
-    record = Rec(USAGE, 3, 42, b"team/app", b"y" * 100, [("trace", b"t")])
+    record = InboundRecord(USAGE, 3, 42, b"team/app", b"y" * 100, [("trace", b"t")])
     (letter,) = p.dead_letters([(record, "value: broken")], max_bytes=10)
     assert letter.topic == TOPICS.usage_dlq.name
     assert letter.key == b"team/app"
@@ -139,9 +129,9 @@ def test_dead_letters_keep_key_value_headers_and_say_why_and_where_from():
 
 def test_a_replayed_record_is_only_remembered():
     p = processor()
-    batch = p.process([Rec(USAGE, 0, 5, b"k", usage(1), [])], {(USAGE, 0): 6})
+    batch = p.process([InboundRecord(USAGE, 0, 5, b"k", usage(1), [])], {(USAGE, 0): 6})
     assert p.apply(batch) == {}
-    again = p.process([Rec(USAGE, 0, 6, b"k", usage(1), [])], {(USAGE, 0): 6})
+    again = p.process([InboundRecord(USAGE, 0, 6, b"k", usage(1), [])], {(USAGE, 0): 6})
     assert p.apply(again) == {(USAGE, "applied"): 0, (USAGE, "duplicate"): 1}
 
 
@@ -198,7 +188,7 @@ def test_a_checkpoint_round_trips_and_its_directory_is_locked(tmp_path):
 class Member:
     """A scripted group member: partitions, committed offsets, queued poll results."""
 
-    def __init__(self, records: dict[TopicPartition, list[Rec]], committed=None) -> None:
+    def __init__(self, records: dict[TopicPartition, list[InboundRecord]], committed=None) -> None:
         self.records = records
         self.committed_offsets = dict(committed or {})
         self.positions = {tp: self.committed_offsets.get(tp, 0) for tp in records}
@@ -312,7 +302,7 @@ def bridge(member, restored=None, dlq=None, replay=0, store=None, continuation=N
 
 def test_a_restored_partition_resumes_at_its_checkpoint_and_replays_over_several_polls():
     tp = TopicPartition(USAGE, 0)
-    records = {tp: [Rec(USAGE, 0, i, b"k", usage(i % 8), []) for i in range(20)]}
+    records = {tp: [InboundRecord(USAGE, 0, i, b"k", usage(i % 8), []) for i in range(20)]}
     # Counted before the crash: 0..11 (12 events, of which e0..e7 once and e0..e3 again).
     restored = Checkpoint({tp: 12})
     member = Member(records, committed={tp: 9})
@@ -327,7 +317,7 @@ def test_a_restored_partition_resumes_at_its_checkpoint_and_replays_over_several
 
 def test_scrapes_are_checkpointed_before_they_are_served_and_then_committed(tmp_path):
     tp = TopicPartition(USAGE, 0)
-    member = Member({tp: [Rec(USAGE, 0, i, b"k", usage(i), []) for i in range(6)]})
+    member = Member({tp: [InboundRecord(USAGE, 0, i, b"k", usage(i), []) for i in range(6)]})
     store = CheckpointStore(tmp_path)
     store.open()
     consumer, _p, _stats, _collectors = bridge(member, store=store)
@@ -352,7 +342,12 @@ def test_scrapes_are_checkpointed_before_they_are_served_and_then_committed(tmp_
 def test_a_failed_dead_letter_is_retried_before_anything_of_its_batch_counts():
     tp = TopicPartition(USAGE, 0)
     member = Member(
-        {tp: [Rec(USAGE, 0, 0, b"k", usage(0), []), Rec(USAGE, 0, 1, b"k", b"bad", [])]}
+        {
+            tp: [
+                InboundRecord(USAGE, 0, 0, b"k", usage(0), []),
+                InboundRecord(USAGE, 0, 1, b"k", b"bad", []),
+            ]
+        }
     )
     dlq = DLQ(fail=2)
     consumer, _p, stats, _ = bridge(member, dlq=dlq)
@@ -364,7 +359,7 @@ def test_a_failed_dead_letter_is_retried_before_anything_of_its_batch_counts():
 
 def test_revoked_partitions_are_checkpointed_and_committed_where_they_got_to(tmp_path):
     tp = TopicPartition(USAGE, 0)
-    member = Member({tp: [Rec(USAGE, 0, i, b"k", usage(i), []) for i in range(4)]})
+    member = Member({tp: [InboundRecord(USAGE, 0, i, b"k", usage(i), []) for i in range(4)]})
     store = CheckpointStore(tmp_path)
     store.open()
     consumer, _p, _stats, _collectors = bridge(member, store=store)
@@ -393,7 +388,7 @@ def test_an_unreachable_broker_marks_the_consumer_failing():
 
 def test_a_checkpoint_of_another_cluster_or_topic_is_set_aside_and_not_trusted(tmp_path):
     tp = TopicPartition(USAGE, 0)
-    member = Member({tp: [Rec(USAGE, 0, i, b"k", usage(i), []) for i in range(6)]})
+    member = Member({tp: [InboundRecord(USAGE, 0, i, b"k", usage(i), []) for i in range(6)]})
     member.topic_ids = {USAGE: "new-id"}
     store = CheckpointStore(tmp_path)
     store.open()
@@ -435,7 +430,7 @@ def test_a_checkpoint_of_another_cluster_or_topic_is_set_aside_and_not_trusted(t
 
 def test_lag_is_unknown_not_zero_while_the_position_lies_beyond_the_log():
     tp = TopicPartition(USAGE, 0)
-    member = Member({tp: [Rec(USAGE, 0, i, b"k", usage(i), []) for i in range(6)]})
+    member = Member({tp: [InboundRecord(USAGE, 0, i, b"k", usage(i), []) for i in range(6)]})
     consumer, _p, stats, _ = bridge(member)
     run_until(consumer, lambda: consumer.positions().get(tp) == 6)
     assert stats.snapshot()[1] == {tp: 0}

@@ -426,14 +426,12 @@ def test_parse_gpu_event_checks_envelope_and_data_together():
 
 def test_the_bridge_dead_letters_json_nested_too_deeply_for_the_decoder():
     from aifinops.bridge.pipeline import MessageProcessor
+    from aifinops.bridge.records import InboundRecord
     from aifinops.exporters.config import LLMConfig, TopicsConfig
     from aifinops.exporters.gpu import GPUAggregator
     from aifinops.exporters.llm import DedupeWindow, UsageIngest
 
-    class Record:
-        topic, partition, offset, key, headers = TopicsConfig().usage.name, 0, 0, None, []
-        value = b"[" * 200_000
-
+    record = InboundRecord(TopicsConfig().usage.name, 0, 0, None, b"[" * 200_000, [])
     processor = MessageProcessor(
         UsageIngest.from_config(LLMConfig(), sources=("kafka",)),
         GPUAggregator(),
@@ -442,7 +440,7 @@ def test_the_bridge_dead_letters_json_nested_too_deeply_for_the_decoder():
         "here",
         1 << 20,
     )
-    batch = processor.process([Record()])
+    batch = processor.process([record])
     assert [reason for _record, reason in batch.invalid] == [
         "value: not valid JSON: nested too deeply: line 1 column 1 (char 0)"
     ]

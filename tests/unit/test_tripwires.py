@@ -7,12 +7,12 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from aifinops.bridge.pipeline import MessageProcessor
+from aifinops.bridge.records import InboundRecord
 from aifinops.exporters.config import (
     Config,
     LLMConfig,
@@ -415,18 +415,12 @@ def test_only_counted_events_reach_the_tripwires_and_the_bridge_skips_its_cluste
     own = call("7", team="own")
     gateway = call("8", team="gateway")
 
-    class Rec(NamedTuple):
-        topic: str
-        partition: int
-        offset: int
-        key: bytes | None
-        value: bytes | None
-        headers: list
-
     usage_topic = TopicsConfig().usage.name
     records = [
-        Rec(usage_topic, 0, 0, None, encode(own.event.to_cloudevent()), [(COUNTED_IN, b"here")]),
-        Rec(usage_topic, 0, 1, None, encode(gateway.event.to_cloudevent()), []),
+        InboundRecord(
+            usage_topic, 0, 0, None, encode(own.event.to_cloudevent()), [(COUNTED_IN, b"here")]
+        ),
+        InboundRecord(usage_topic, 0, 1, None, encode(gateway.event.to_cloudevent()), []),
     ]
     processor.apply(processor.process(records))
     assert [p.event.usage.team for p in seen[1:]] == ["gateway"]

@@ -31,6 +31,10 @@ class RecordingSink:
         if self.fail:
             raise RuntimeError("broken sink")
 
+    def publish_many(self, topic, events):
+        for key, event, headers in events:
+            self.publish(topic, key, event, headers)
+
 
 class App:
     def __init__(self, auth: AuthConfig, sink: RecordingSink, max_batch_events=1000):
