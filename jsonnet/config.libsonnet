@@ -23,6 +23,13 @@
     budgetSelector: 'job=~"aifinops-token-exporter|aifinops-bridge"',
     // The bridge's own metrics (aifinops_bridge_*).
     bridgeSelector: 'job="aifinops-bridge"',
+    // OpenCost's metrics (node_*_hourly_cost, container_*_allocation, pod_pvc_allocation,
+    // pv_hourly_cost): the job of OpenCost's ServiceMonitor. Scrape it with honor_labels (the
+    // Terraform does), or its namespace, pod and container labels become exported_*.
+    opencostSelector: 'job="opencost"',
+    // aifinops_namespace_team_info: the token exporter (every installation runs it) and the
+    // bridge; one team per namespace is taken whatever serves it.
+    namespaceTeamSelector: 'job=~"aifinops-token-exporter|aifinops-bridge"',
     // Every aifinops process: `up`, aifinops_collector_success, aifinops_series_overflow_total.
     aifinopsSelector: 'job=~"aifinops-gpu-exporter|aifinops-token-exporter|aifinops-bridge"',
 
@@ -51,6 +58,7 @@
       gpu: 'aifinops-gpu',
       llm: 'aifinops-llm',
       pipeline: 'aifinops-pipeline',
+      savings: 'aifinops-savings',
     },
 
     // ---------------------------------------------------------------------------------------
@@ -263,6 +271,9 @@
     // AIFinOpsBridgeProduceErrors: produce errors within this window, for produceErrorsFor.
     produceErrorsWindow: '5m',
     produceErrorsFor: '5m',
+    // AIFinOpsTripwireSendFailing: a token exporter or bridge failed to post tripwire alerts
+    // to Alertmanager (aifinops_tripwire_send_errors_total) within this window.
+    tripwireSendErrorsWindow: '5m',
     // AIFinOpsCostMetricsAbsent: one of these families has had no sample for
     // costMetricsAbsentWindow, for costMetricsAbsentFor...
     costMetricsFamilies: ['aifinops_llm_cost_usd_total', 'aifinops_gpu_cost_usd_total'],
@@ -274,6 +285,85 @@
     costMetricsSeenWindow: '1w',
 
     // ---------------------------------------------------------------------------------------
+    // Savings tier: group `aifinops-savings` (docs/savings.md). What each team could stop paying,
+    // in $/month, with the action that saves it: aifinops_savings_usd_per_month{action=...}.
+
+    // Evaluation interval of the savings group, and the step of the per-GPU series it records
+    // (5-minute utilisation average and peak, memory peak, busy and off-hours flags) whose
+    // look-back statistics are the evidence. Keep it equal to the sample window below.
+    savingsInterval: '5m',
+    savingsSampleWindow: '5m',
+    // Look-back of every recommendation: the evidence is the p95 / maximum / share of busy
+    // samples over this window. A week covers weekdays and the weekend.
+    savingsLookback: '7d',
+    // A GPU is only judged once this much of the look-back is recorded (a fresh GPU or a fresh
+    // installation gets no recommendation from a few minutes of data).
+    savingsMinHistory: '1d',
+    // Hours in the month the $/month figures are written for (365 x 24 / 12).
+    savingsHoursPerMonth: 730,
+    // release: a GPU held by a pod whose p95 of 5-minute average utilisation over the look-back
+    // is under this ratio saves its whole cost (the waste tier's idle threshold by default).
+    savingsIdleRatio: 0.05,
+    // A 5-minute average at or above savingsIdleRatio counts the GPU busy in that step; busy
+    // hours per day are the share of busy steps x 24.
+    // share: the smallest MIG profile of the GPU's model (savingsMigProfiles) whose compute
+    // share, times this headroom, is above the p95 of the GPU's 5-minute utilisation PEAKS
+    // (so a bursty GPU saturated at its peaks is not squeezed), and whose memory, times the
+    // memory headroom, holds the GPU's memory peak over the look-back.
+    savingsShareHeadroom: 0.8,
+    savingsShareMemoryHeadroom: 0.9,
+    // MIG profiles per GPU model, shipped as data: `match` is a regular expression on the
+    // model label of aifinops_gpu_hourly_cost_usd; `slices` the compute slices of the whole
+    // GPU; each profile its compute slices and memory (GiB). A profile costs slices/total of
+    // the GPU (how the exporter splits MIG GPUs). NVIDIA MIG user guide, "Supported profiles".
+    savingsMigProfiles: [
+      { gpu: 'A100 40GB', match: '.*A100.*40GB.*', slices: 7, profiles: [
+        { name: '1g.5gb', slices: 1, memoryGiB: 5 },
+        { name: '2g.10gb', slices: 2, memoryGiB: 10 },
+        { name: '3g.20gb', slices: 3, memoryGiB: 20 },
+        { name: '4g.20gb', slices: 4, memoryGiB: 20 },
+      ] },
+      { gpu: 'A100 80GB', match: '.*A100.*80GB.*', slices: 7, profiles: [
+        { name: '1g.10gb', slices: 1, memoryGiB: 10 },
+        { name: '2g.20gb', slices: 2, memoryGiB: 20 },
+        { name: '3g.40gb', slices: 3, memoryGiB: 40 },
+        { name: '4g.40gb', slices: 4, memoryGiB: 40 },
+      ] },
+      { gpu: 'H100 80GB', match: '.*H100.*', slices: 7, profiles: [
+        { name: '1g.10gb', slices: 1, memoryGiB: 10 },
+        { name: '2g.20gb', slices: 2, memoryGiB: 20 },
+        { name: '3g.40gb', slices: 3, memoryGiB: 40 },
+        { name: '4g.40gb', slices: 4, memoryGiB: 40 },
+      ] },
+      { gpu: 'H200 141GB', match: '.*H200.*', slices: 7, profiles: [
+        { name: '1g.18gb', slices: 1, memoryGiB: 18 },
+        { name: '2g.35gb', slices: 2, memoryGiB: 35 },
+        { name: '3g.71gb', slices: 3, memoryGiB: 71 },
+        { name: '4g.71gb', slices: 4, memoryGiB: 71 },
+      ] },
+      { gpu: 'A30 24GB', match: '.*A30.*', slices: 4, profiles: [
+        { name: '1g.6gb', slices: 1, memoryGiB: 6 },
+        { name: '2g.12gb', slices: 2, memoryGiB: 12 },
+      ] },
+    ],
+    // schedule: working hours (UTC, like the budgets): [start, end) hours on these days
+    // (0 = Sunday). A GPU busy in working hours whose off-hours steps are busy in at most
+    // savingsScheduleMaxOffHoursBusyRatio of them saves what its off-hours idle steps cost.
+    savingsWorkingHours: { startHour: 8, endHour: 20, days: [1, 2, 3, 4, 5] },
+    savingsScheduleMaxOffHoursBusyRatio: 0.05,
+    // cheaper_model what-if: provider -> model -> the cheaper model of the same provider its
+    // traffic is priced on. The token exporter and bridge must expose those models' prices
+    // (llm.what_if_models in their config; docs/savings.md).
+    savingsCheaperModels: {
+      openai: { 'gpt-4o': 'gpt-4o-mini', 'gpt-4.1': 'gpt-4.1-mini' },
+      anthropic: { 'claude-sonnet-4-5': 'claude-haiku-4-5', 'claude-opus-4-1': 'claude-sonnet-4-5' },
+    },
+    // AIFinOpsSavingsAvailable (info): a team's recommended GPU savings above this $/month,
+    // for savingsAlertFor.
+    savingsAlertUsdPerMonth: 1000,
+    savingsAlertFor: '1h',
+
+    // ---------------------------------------------------------------------------------------
     // Alertmanager (rules/alertmanager.yaml).
 
     // The bridge's webhook (DESIGN.md: POST /v1/alertmanager on port 9873). In Kubernetes, use
@@ -282,6 +372,11 @@
     // Fast tier route: every (alertname, team, model) is its own group so a new alert never
     // waits for another group's interval; group_wait is the whole Alertmanager delay.
     alertmanagerFast: { groupBy: ['alertname', 'team', 'model'], groupWait: '1s', groupInterval: '30s', repeatInterval: '1h' },
+    // Tripwire tier: AIFinOpsSpendTripwire, which the token exporter and the bridge post
+    // straight to Alertmanager's API the moment one event trips a hard limit (aifinops_tier
+    // "tripwire", label `tripwire` = which limit). Nothing to wait for: group_wait 0s; each
+    // (alertname, team, tripwire) is its own group. No inhibition silences it.
+    alertmanagerTripwire: { groupBy: ['alertname', 'team', 'tripwire'], groupWait: '0s', groupInterval: '30s', repeatInterval: '1h' },
     // Every other aifinops alert.
     alertmanagerDefault: { groupBy: ['alertname', 'team', 'period'], groupWait: '30s', groupInterval: '5m', repeatInterval: '4h' },
     // AIFinOpsWatchdog is re-sent this often, so the bridge (and whoever watches

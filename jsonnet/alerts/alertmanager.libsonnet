@@ -1,7 +1,8 @@
 // Alertmanager configuration for the pack, rendered to rules/alertmanager.yaml as commented YAML
-// (the commented receivers are examples to uncomment). Routes: the fast tier in groups of one
-// (alertname, team, model) with a 1 s group_wait, the Watchdog as a heartbeat, everything else
-// at ordinary defaults; all to the bridge's webhook, which publishes them to cost-anomalies.
+// (the commented receivers are examples to uncomment). Routes: tripwires at once (group_wait 0s),
+// the fast tier in groups of one (alertname, team, model) with a 1 s group_wait, the Watchdog as
+// a heartbeat, everything else at ordinary defaults; all to the bridge's webhook, which publishes
+// them to cost-anomalies.
 local r = import '../lib/rules.libsonnet';
 
 {
@@ -60,7 +61,19 @@ local r = import '../lib/rules.libsonnet';
           group_interval: 1m
           repeat_interval: %(watchdogRepeatInterval)s
 
-        # The tripwire tier: each (alertname, team, model) is its own group, so a new alert never
+        # Tripwires: the token exporter and the bridge post AIFinOpsSpendTripwire to this API the
+        # moment one event trips a hard limit (a single call, or a team's spend or tokens over
+        # the last minute). Notified at once (group_wait %(tripwireGroupWait)s), one group per
+        # (alertname, team, tripwire), to the bridge like every alert (so it is published to
+        # cost-anomalies); no inhibition targets this tier.
+        - receiver: aifinops-bridge
+          matchers: %(tripwireMatcher)s
+          group_by: %(tripwireGroupBy)s
+          group_wait: %(tripwireGroupWait)s
+          group_interval: %(tripwireGroupInterval)s
+          repeat_interval: %(tripwireRepeatInterval)s
+
+        # The fast tier: each (alertname, team, model) is its own group, so a new alert never
         # waits for another group's group_interval, and group_wait is the whole delay here
         # (scrape 5 s + rule group 5 s + group_wait 1 s: a spike is notified in about 10 s).
         - receiver: aifinops-bridge
@@ -124,6 +137,11 @@ local r = import '../lib/rules.libsonnet';
     defaultRepeatInterval: c.alertmanagerDefault.repeatInterval,
     watchdogMatcher: matcher('alertname="AIFinOpsWatchdog"'),
     watchdogRepeatInterval: c.alertmanagerWatchdogRepeatInterval,
+    tripwireMatcher: matcher('%s="tripwire"' % r.tierLabel),
+    tripwireGroupBy: list(c.alertmanagerTripwire.groupBy),
+    tripwireGroupWait: c.alertmanagerTripwire.groupWait,
+    tripwireGroupInterval: c.alertmanagerTripwire.groupInterval,
+    tripwireRepeatInterval: c.alertmanagerTripwire.repeatInterval,
     fastMatcher: matcher('%s="fast"' % r.tierLabel),
     fastGroupBy: list(c.alertmanagerFast.groupBy),
     fastGroupWait: c.alertmanagerFast.groupWait,

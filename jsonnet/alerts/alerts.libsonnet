@@ -12,6 +12,7 @@ local r = import '../lib/rules.libsonnet';
 (import 'anomaly.libsonnet') +
 (import 'waste.libsonnet') +
 (import 'pipeline.libsonnet') +
+(import 'savings.libsonnet') +
 (import 'alertmanager.libsonnet') +
 {
   local c = $._config,
@@ -23,6 +24,7 @@ local r = import '../lib/rules.libsonnet';
     { name: 'anomaly', interval: c.anomalyInterval },
     { name: 'waste', interval: c.wasteInterval },
     { name: 'pipeline', interval: c.pipelineInterval },
+    { name: 'savings', interval: c.savingsInterval },
   ],
 
   aifinopsGroups:: [

@@ -123,6 +123,19 @@ local r = import '../lib/rules.libsonnet';
         ],
       }),
 
+      r.alert(c, common {
+        name: 'AIFinOpsTripwireSendFailing',
+        expr: 'sum by (job, instance) (%s) > 0' % p.counterIncrease(
+          'aifinops_tripwire_send_errors_total', c.aifinopsSelector, c.tripwireSendErrorsWindow
+        ),
+        summary: 'Posting tripwire alerts to Alertmanager keeps failing; a tripped spend limit may not have paged.',
+        description: '{{ $labels.job }} at {{ $labels.instance }} had about %s failed posts of tripwire alerts to Alertmanager (tripwires.alertmanager_urls; each is retried with backoff) in the last %s. A single call or a team minute above its hard limit may not have paged yet; the fast tier still catches runaways within seconds (spend it served over the last hour: %s).' % [
+          t.count,
+          c.tripwireSendErrorsWindow,
+          spendThrough,
+        ],
+      }),
+
       r.alert(c, faking {
         name: 'AIFinOpsCostMetricsAbsent',
         'for': c.costMetricsAbsentFor,

@@ -1,5 +1,5 @@
-// Burn tier recordings: the spend series every slower tier reads (LLM + GPU, $/s, averaged over
-// the configured windows), budgets per team and period, and period-to-date spend.
+// Burn tier recordings: the spend series every slower tier reads (LLM + GPU + Kubernetes, $/s,
+// averaged over the configured windows), budgets per team and period, and period-to-date spend.
 local names = import '../lib/names.libsonnet';
 local p = import '../lib/promql.libsonnet';
 local r = import '../lib/rules.libsonnet';
@@ -87,13 +87,16 @@ local periods = {
       ||| % f,
 
     burn+: [
-      // Spend by source: LLM calls (priced per event) and GPUs (the exporter's cost counter,
-      // GPUs no pod holds included, with an empty team).
+      // Spend by source: LLM calls (priced per event), GPUs (the exporter's cost counter,
+      // GPUs no pod holds included, with an empty team) and Kubernetes compute (OpenCost's
+      // CPU, memory and storage, rules/kubernetes.libsonnet, averaged over the same window).
       r.record(n.spendBySource, |||
         label_replace(sum by (team) (rate(aifinops_llm_cost_usd_total{%(llm)s}[%(w)s])), "source", "llm", "", "")
         or
         label_replace(sum by (team) (rate(aifinops_gpu_cost_usd_total{%(gpu)s}[%(w)s])), "source", "gpu", "", "")
-      ||| % { llm: c.llmSelector, gpu: c.gpuSelector, w: step }),
+        or
+        label_replace(sum by (team) (avg_over_time(%(k8s)s[%(w)s])), "source", "kubernetes", "", "")
+      ||| % { llm: c.llmSelector, gpu: c.gpuSelector, w: step, k8s: n.kubernetesTeamCost }),
       r.record(base, 'sum by (team) (%s)' % n.spendBySource),
     ] + [
       r.record(n.spend(w), 'avg_over_time(%s[%s])' % [base, w])

@@ -3,4 +3,6 @@
 // sees the series its group recorded at the same evaluation.
 (import 'fast.libsonnet') +
 (import 'burn.libsonnet') +
-(import 'anomaly.libsonnet')
+(import 'kubernetes.libsonnet') +
+(import 'anomaly.libsonnet') +
+(import 'savings.libsonnet')

@@ -264,3 +264,39 @@ def test_a_failure_in_one_cluster_leaves_another_clusters_alerts_alone(
     s = states(am)
     assert s[("AIFinOpsLLMSpendSpike", "eu-team")] == "suppressed"
     assert s[("AIFinOpsLLMSpendSpike", "us-team")] == "active"
+
+
+def test_a_tripwire_is_notified_on_its_own_route_while_the_bridge_lags(
+    alertmanager_factory, webhook
+):
+    """The tripwire tier has a route of its own (group_wait 0s, one group per team and limit)
+    to the same bridge receiver, and a pipeline outage does not hold it back."""
+    am = alertmanager_factory(shipped_config(webhook.url))
+    am.post_alerts(
+        [
+            alert(
+                "AIFinOpsBridgeConsumerLagHigh",
+                instance="bridge:9873",
+                topic="ai-api-costs",
+                aifinops_source="all",
+            )
+        ]
+    )
+    tripwire = next(a for a in SPEND if a["labels"]["alertname"] == "AIFinOpsSpendTripwire")
+    am.post_alerts([tripwire])
+    bodies = webhook.wait_for(
+        lambda bodies: any(
+            b["groupLabels"].get("alertname") == "AIFinOpsSpendTripwire" for b in bodies
+        ),
+        timeout=10,
+    )
+    (body,) = [b for b in bodies if b["groupLabels"].get("alertname") == "AIFinOpsSpendTripwire"]
+    assert body["groupLabels"] == {
+        "alertname": "AIFinOpsSpendTripwire",
+        "team": "trip",
+        "tripwire": "request_usd",
+    }
+    (sent,) = body["alerts"]
+    assert sent["status"] == "firing"
+    assert sent["labels"]["aifinops_tier"] == "tripwire"
+    assert states(am)[("AIFinOpsSpendTripwire", "trip")] == "active"

@@ -52,6 +52,7 @@ TIERS = {
             "AIFinOpsBridgeConsumerLagHigh",
             "AIFinOpsBridgeDeadLetters",
             "AIFinOpsBridgeProduceErrors",
+            "AIFinOpsTripwireSendFailing",
             "AIFinOpsCostMetricsAbsent",
             "AIFinOpsWatchdog",
         },
@@ -295,6 +296,31 @@ def test_alertmanager_routes_fast_alerts_in_groups_of_one_with_a_one_second_wait
     assert receiver["webhook_configs"][0]["url"].endswith(":9873/v1/alertmanager")
     text = (RULES / "alertmanager.yaml").read_text()
     assert "# - name: pagerduty" in text and "# - name: slack" in text
+
+
+def test_alertmanager_routes_tripwires_at_once_to_the_bridge_and_never_inhibits_them():
+    config = yaml.safe_load((RULES / "alertmanager.yaml").read_text())
+    (tripwire,) = [
+        r for r in config["route"]["routes"] if r["matchers"] == ['aifinops_tier="tripwire"']
+    ]
+    assert tripwire["receiver"] == "aifinops-bridge"
+    assert tripwire["group_wait"] == "0s"
+    assert tripwire["group_by"] == ["alertname", "team", "tripwire"]
+    # What the exporters send (DESIGN.md "Tripwires") takes that route, not the fast one.
+    routed = _route(
+        "alertname=AIFinOpsSpendTripwire",
+        "aifinops_tier=tripwire",
+        "severity=critical",
+        "tripwire=team_usd_per_minute",
+        "team=a",
+        "app=b",
+        "model=m",
+    )
+    assert '{aifinops_tier="tripwire"}' in routed and 'aifinops_tier="fast"' not in routed
+    # Inhibitions target named tiers or alerts; none names the tripwire (a real Alertmanager
+    # shows it active during a bridge outage: tests/integration/test_alertmanager_inhibition.py).
+    for rule in config["inhibit_rules"]:
+        assert "tripwire" not in str(rule["target_matchers"]).lower(), rule
 
 
 def test_pipeline_outage_inhibits_only_the_spend_alerts_of_what_failed():
