@@ -42,6 +42,8 @@ from .webconfig import UNAUTHENTICATED_PATHS, BasicAuth, TLSContextSource, WebSe
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+# Descriptors left free below the count at which accept first failed.
+_FD_HEADROOM = 16
 # How long a worker waits for a body before leaving it to the event loop.
 _BODY_GRACE_SECONDS = 0.05
 _PRIORITY_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
@@ -152,6 +154,7 @@ class _Stats:
         self.accepted = 0
         self.open = 0
         self.accept_errors = 0
+        self.cap = 0
 
     def close(self, reason: str) -> None:
         with self.lock:
@@ -173,18 +176,20 @@ class HTTPCollector(Collector):
         """Connection gauges and counters."""
         with self._stats.lock:
             closed = dict(self._stats.closed)
-            accepted, open_, errors = (
+            accepted, open_, errors, cap = (
                 self._stats.accepted,
                 self._stats.open,
                 self._stats.accept_errors,
+                self._stats.cap,
             )
         yield GaugeMetricFamily(
             "aifinops_http_connections", "Open HTTP connections (idle and in use).", value=open_
         )
         yield GaugeMetricFamily(
             "aifinops_http_connections_limit",
-            "The most HTTP connections the server keeps open (web.max_connections).",
-            value=self._limits.max_connections,
+            "The most HTTP connections the server keeps open: web.max_connections, or fewer "
+            "once accepting failed for want of file descriptors.",
+            value=cap or self._limits.max_connections,
         )
         yield CounterMetricFamily(
             "aifinops_http_connections_accepted_total", "HTTP connections accepted.", value=accepted
@@ -294,6 +299,8 @@ class HTTPServer:
         self._returned_lock = threading.Lock()
         self._open = 0
         self._accept_paused_until = 0.0
+        # The connection cap in force: max_connections, lowered if descriptors run out first.
+        self._cap = self.limits.max_connections
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._workers = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="http")
@@ -388,7 +395,10 @@ class HTTPServer:
         next_sweep = 0.0
         try:
             while not self._stopping.is_set():
-                for key, _mask in self._selector.select(timeout=0.25):
+                timeout = 0.25
+                if self._accept_paused_until:
+                    timeout = max(0.0, min(timeout, self._accept_paused_until - time.monotonic()))
+                for key, _mask in self._selector.select(timeout=timeout):
                     if key.fileobj is self._listener:
                         self._accept()
                     elif key.fileobj is self._wake_r:
@@ -427,14 +437,27 @@ class HTTPServer:
                 with self.stats.lock:
                     self.stats.accept_errors += 1
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # Out of descriptors: free the oldest idle one, and stop polling the
-                    # listener for a moment instead of spinning on an accept that keeps failing.
-                    log.warning("accept failed (%s): pausing accepts for 100 ms", exc.strerror)
+                    # Out of descriptors: from now on keep fewer connections than this (so the
+                    # next ones evict the longest idle instead of failing), free a few, and stop
+                    # polling the listener for a moment instead of spinning on a failing accept.
+                    cap = max(8, self._open - _FD_HEADROOM)
+                    if cap < self._cap:
+                        log.warning(
+                            "accept failed (%s) with %d connections open: keeping at most %d",
+                            exc.strerror,
+                            self._open,
+                            cap,
+                        )
+                        self._cap = cap
+                        with self.stats.lock:
+                            self.stats.cap = cap
+                    while self._open > self._cap and self._evict_one():
+                        pass
                     self._evict_one()
                     self._selector.unregister(self._listener)
-                    self._accept_paused_until = time.monotonic() + 0.1
+                    self._accept_paused_until = time.monotonic() + 0.05
                 return
-            if self._open >= self.limits.max_connections and not self._evict_one():
+            if self._open >= self._cap and not self._evict_one():
                 self.stats.close("over_capacity")
                 sock.close()
                 continue
