@@ -58,6 +58,7 @@ CLOSE_REASONS = (
     "evicted",
     "over_capacity",
     "tls_error",
+    "busy",
 )
 
 
@@ -143,6 +144,8 @@ class ServerLimits:
     idle_timeout_seconds: float = 60.0
     max_request_line_bytes: int = 8192
     max_header_bytes: int = 16384
+    # Slow bodies the event loop buffers at once (each up to its route's limit); more get 503.
+    max_pending_bodies: int = 64
 
 
 class _Stats:
@@ -199,7 +202,8 @@ class HTTPCollector(Collector):
             "HTTP connections the server closed on its own, by reason: idle_timeout (keep-alive "
             "idle), header_timeout, body_timeout (a stalled request), evicted (the longest idle "
             "one, to make room under web.max_connections), over_capacity (refused: every "
-            "connection busy), tls_error (failed handshake).",
+            "connection busy), tls_error (failed handshake), busy (a slow body refused with 503 "
+            "while too many others were being received).",
             labels=["reason"],
         )
         for reason, n in closed.items():
@@ -298,6 +302,7 @@ class HTTPServer:
         self._returned: list[_Conn] = []
         self._returned_lock = threading.Lock()
         self._open = 0
+        self._pending_bodies = 0
         self._accept_paused_until = 0.0
         # The connection cap in force: max_connections, lowered if descriptors run out first.
         self._cap = self.limits.max_connections
@@ -511,6 +516,9 @@ class HTTPServer:
         with contextlib.suppress(OSError):
             conn.sock.close()
         with self._returned_lock:
+            if conn.head is not None:
+                conn.head = None
+                self._pending_bodies -= 1
             self._open -= 1
             with self.stats.lock:
                 self.stats.open = self._open
@@ -666,8 +674,10 @@ class HTTPServer:
             while True:
                 if head is None:
                     head, length = conn.head, conn.need
-                    conn.head = None
                     assert head is not None
+                    with self._returned_lock:
+                        conn.head = None
+                        self._pending_bodies -= 1
                     keep: bool | None = self._respond(conn, head, self._take(conn, length))
                 else:
                     keep = self._start(conn, head)
@@ -752,7 +762,17 @@ class HTTPServer:
         if length and headers.get("expect", "").lower() == "100-continue":
             conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         if len(conn.buf) < length and not self._read_briefly(conn, length):
-            conn.head, conn.need = head, length
+            with self._returned_lock:
+                busy = self._pending_bodies >= self.limits.max_pending_bodies
+                if not busy:
+                    self._pending_bodies += 1
+                    conn.head, conn.need = head, length
+            if busy:
+                # Each slow body is buffered whole: bound how many at once, not just their size.
+                self.stats.close("busy")
+                response = Response.text(503, "too many slow request bodies at once; retry")
+                response.headers["Retry-After"] = "1"
+                return send(response, close=True)
             return None
         return self._respond(conn, head, self._take(conn, length))
 

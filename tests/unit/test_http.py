@@ -387,3 +387,26 @@ def test_out_of_descriptors_the_server_keeps_scraping_and_does_not_spin():
     finally:
         child.stdin.close()
         child.wait(10)
+
+
+def test_slow_bodies_beyond_the_buffer_bound_get_503(hardened):
+    srv = hardened(limits=ServerLimits(max_pending_bodies=2, read_timeout_seconds=5))
+    head = b"POST /v1/echo HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123"
+    slow = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(2)]
+    try:
+        for sock in slow:
+            sock.sendall(head)
+        time.sleep(0.5)  # both are being received by the loop now
+        answer = raw(srv, head)
+        assert status_of(answer) == 503
+        assert b"Retry-After: 1" in answer
+        slow[0].sendall(b"x" * 96)  # one completes and frees its place
+        assert b'{"len":100}' in slow[0].recv(1000)
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as third:
+            third.sendall(head)
+            time.sleep(0.2)
+            third.sendall(b"x" * 96)
+            assert b'{"len":100}' in third.recv(1000)
+    finally:
+        for sock in slow:
+            sock.close()
