@@ -422,6 +422,40 @@ class GPUSimulatorConfig:
 
 
 @dataclass(frozen=True)
+class GPUPricesConfig:
+    """Where GPU prices come from besides the table and the overrides (docs/gpu-exporter.md)."""
+
+    # OpenCost's metrics endpoint, e.g. http://opencost.opencost.svc:9003/metrics: each node's
+    # node_gpu_hourly_cost (its spot or custom price) wins over the overrides and the table.
+    opencost_url: str | None = None
+    # Seconds between reads of OpenCost (it recomputes prices every minute or so).
+    opencost_refresh_seconds: float = 60.0
+    # OpenCost unreachable: its last good prices hold this long, then the overrides and table.
+    opencost_max_age_seconds: float = 900.0
+
+    def validate(self) -> list[tuple[str, str]]:
+        """An http(s) URL; a refresh shorter than the grace period."""
+        url = self.opencost_url
+        return (
+            check(
+                url is None or url.startswith(("http://", "https://")),
+                "opencost_url",
+                "must be an http:// or https:// URL",
+            )
+            + check(
+                1 <= self.opencost_refresh_seconds <= 3600,
+                "opencost_refresh_seconds",
+                "must be 1-3600",
+            )
+            + check(
+                self.opencost_max_age_seconds >= self.opencost_refresh_seconds,
+                "opencost_max_age_seconds",
+                "must be at least opencost_refresh_seconds",
+            )
+        )
+
+
+@dataclass(frozen=True)
 class GPUConfig:
     """The GPU exporter (docs/gpu-exporter.md)."""
 
@@ -460,6 +494,8 @@ class GPUConfig:
     # A price table replacing the shipped one (same format as exporters/data/gpu-prices.yaml).
     price_table: str | None = None
     price_overrides: tuple[GPUPriceOverride, ...] = ()
+    # Node prices from OpenCost (gpu.prices.opencost_url), before the overrides and the table.
+    prices: GPUPricesConfig = GPUPricesConfig()
     # A GPU unread for longer than this (source failing) is not charged for the gap.
     max_gap_seconds: float = 30.0
     # How long a finished pod's (or vanished GPU's) money series stays exposed.

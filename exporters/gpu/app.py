@@ -41,9 +41,10 @@ from .kube import (
 )
 from .model import GPUSource
 from .nvml import NVMLSource
+from .opencost import COLLECTOR, GPUPriceSourceCollector, OpenCostPricer, OpenCostPriceSource
 from .podresources.client import PodResourcesClient
 from .podresources.simulator import KubeletSimulator
-from .prices import GPUPricer, load_price_table
+from .prices import GPUPriceLookup, GPUPricer, load_price_table
 from .sampler import GPUSampler
 from .simulated import ScheduledChange, SimulatedSource, SimulatorError
 from .teams import TeamResolver
@@ -65,11 +66,14 @@ class GPUExporter:
     routes: list[Route] = field(default_factory=list)
     # The simulator's kubelet (gpu.simulator.serve_pod_resources), started before the poller.
     kubelet: KubeletSimulator | None = None
+    # OpenCost's node prices (gpu.prices.opencost_url), read before the first GPU sample.
+    price_poller: Poller[Any] | None = None
 
     @property
     def components(self) -> list[Any]:
-        """The parts with a lifecycle (the poller; its first fetch happens in `start()`)."""
-        return [self.kubelet, self.poller] if self.kubelet is not None else [self.poller]
+        """The parts with a lifecycle (the pollers; their first fetch happens in `start()`)."""
+        parts = [self.kubelet, self.price_poller, self.poller]
+        return [p for p in parts if p is not None]
 
 
 def build_gpu_exporter(
@@ -84,7 +88,27 @@ def build_gpu_exporter(
     """Wire the GPU exporter. Raises `PriceTableError` when `gpu.price_table` is unusable."""
     gpu = config.gpu
     environ = os.environ if environ is None else environ
-    pricer = GPUPricer(load_price_table(gpu.price_table), gpu.price_overrides)
+    pricer: GPUPriceLookup = GPUPricer(load_price_table(gpu.price_table), gpu.price_overrides)
+    price_poller: Poller[Any] | None = None
+    if gpu.prices.opencost_url:
+        opencost = OpenCostPriceSource(gpu.prices.opencost_url, gpu.timeout_seconds, clock=clock)
+        opencost_poller = Poller(
+            COLLECTOR, opencost, gpu.prices.opencost_refresh_seconds, health, keep_stale=True
+        )
+        price_poller = opencost_poller
+        pricer = OpenCostPricer(
+            lambda: opencost_poller.latest,
+            pricer,
+            gpu.prices.opencost_max_age_seconds,
+            clock=clock,
+        )
+        log.info(
+            "GPU prices: OpenCost %s (every %ss, last good prices kept %ss), then the overrides "
+            "and the table",
+            gpu.prices.opencost_url,
+            gpu.prices.opencost_refresh_seconds,
+            gpu.prices.opencost_max_age_seconds,
+        )
     auth = KubeAuth(gpu.token_file, gpu.ca_file, gpu.insecure_skip_verify, gpu.timeout_seconds)
     client = KubeClient(auth)
     api_url = gpu.kubernetes_api_url or in_cluster_api_url(environ)
@@ -126,8 +150,13 @@ def build_gpu_exporter(
         aggregator,
         sampler,
         poller,
-        collectors=[GPUCollector(aggregator), OverflowCollector([cast(LabelLimiter, aggregator)])],
+        collectors=[
+            GPUCollector(aggregator),
+            OverflowCollector([cast(LabelLimiter, aggregator)]),
+            GPUPriceSourceCollector(sampler.price_sources),
+        ],
         kubelet=kubelet,
+        price_poller=price_poller,
     )
     if isinstance(source, AllocatedSource):
         exporter.collectors.append(UnresolvedCollector(source))

@@ -108,10 +108,21 @@ class PriceOverride(Protocol):
 
 @dataclass(frozen=True)
 class Price:
-    """The price applied to one GPU and why (`basis`, for logs and docs)."""
+    """The price applied to one GPU, why (`basis`, for logs and docs) and which kind of source
+    set it (`source`: `override` or `table` here; `opencost`/`opencost_spot` in opencost.py),
+    the value of aifinops_gpu_price_info's `source` label."""
 
     usd_per_hour: Decimal
     basis: str
+    source: str = "table"
+
+
+class GPUPriceLookup(Protocol):
+    """Anything that prices a GPU from its model name, node and node labels."""
+
+    def price(self, model: str, node: str, labels: Mapping[str, str] | None = None) -> Price | None:
+        """The price of one hour of a `model` GPU on `node`, or None when nothing prices it."""
+        ...
 
 
 class _LineDict(dict):  # type: ignore[type-arg]
@@ -374,7 +385,7 @@ class GPUPricer:
                 continue
             if label is not None and labels.get(label[0]) != label[1]:
                 continue
-            return Price(Decimal(o.usd_per_hour), f"gpu.price_overrides[{i}]")
+            return Price(Decimal(o.usd_per_hour), f"gpu.price_overrides[{i}]", "override")
         if row is None:
             return None
         return Price(

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from ..events.envelope import GPU_SAMPLE_TYPE, make_event
@@ -32,7 +33,7 @@ from ..events.gpu import MAX_INTERVAL_SECONDS, GPUSample
 from ..sink import COUNTED_IN_HEADER, EventSink, NullSink
 from .aggregate import GPUAggregator
 from .model import GPUReading, GPUSnapshot
-from .prices import GPUPricer
+from .prices import GPUPriceLookup
 from .teams import TeamResolver
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class GPUSampler:
     def __init__(
         self,
         aggregator: GPUAggregator,
-        pricer: GPUPricer,
+        pricer: GPUPriceLookup,
         *,
         teams: TeamResolver | None = None,
         node_labels: Callable[[str], Mapping[str, str]] = lambda _node: {},
@@ -71,14 +72,25 @@ class GPUSampler:
         self._wall = wall
         self._last_us: dict[tuple[str, str], int] = {}
         self._unpriced: set[str] = set()
+        # (node, gpu, uuid) -> the source of its price at the latest read, swapped whole.
+        self._price_sources: Mapping[tuple[str, str, str], str] = MappingProxyType({})
         self.samples_applied = 0
+
+    def price_sources(self) -> Mapping[tuple[str, str, str], str]:
+        """Where each GPU of the latest read is priced from (aifinops_gpu_price_info)."""
+        return self._price_sources
 
     def on_snapshot(self, snapshot: GPUSnapshot) -> None:
         """Count every GPU of `snapshot` over the time since its previous read."""
         now_us = round(self._clock() * 1_000_000)
         when = self._wall()
         seen: set[tuple[str, str]] = set()
+        sources: dict[tuple[str, str, str], str] = {}
         for reading in snapshot.gpus:
+            price = self._pricer.price(reading.model, reading.node, self._node_labels(reading.node))
+            sources[(reading.node, str(reading.index), reading.uuid)] = (
+                "none" if price is None else price.source
+            )
             key = (reading.node, reading.uuid)
             seen.add(key)
             last_us = self._last_us.get(key)
@@ -106,6 +118,7 @@ class GPUSampler:
                     self._publish(sample, when)
         for key in [k for k in self._last_us if k not in seen]:
             del self._last_us[key]
+        self._price_sources = MappingProxyType(sources)
 
     def samples(self, reading: GPUReading, interval: Decimal) -> list[GPUSample]:
         """The samples of one GPU over `interval` seconds: one per holder (or per part of a

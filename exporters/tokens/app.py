@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 from ..config import Config
 from ..currency.source import COLLECTOR, FxRateCollector, FxRateSource, FxSnapshot
 from ..llm import UsageIngest
+from ..namespace_teams import NamespaceTeamCollector
 from ..otlp import OTLPAPI
 from ..otlp.api import SOURCES as OTLP_SOURCES
 from ..pricing import PriceUpdater
@@ -53,6 +54,8 @@ def build_token_exporter(
     ingest = UsageIngest.from_config(config.llm, sources=("http", *OTLP_SOURCES))
     sink = sink if sink is not None else NullSink()
     collectors = list(ingest.collectors(config.llm.budgets))
+    # Namespace -> team for the Kubernetes costs from OpenCost (rules/kubernetes.libsonnet).
+    collectors.append(NamespaceTeamCollector(config.gpu.namespace_teams))
     fx = _fx_rates(config, health)
     collectors.append(FxRateCollector(lambda: fx.latest))
     components: list[Component] = [*_price_updates(config, health), fx]
