@@ -16,7 +16,8 @@ HEADER = "# Generated from jsonnet/ by `make generate` (aifinops generate); do n
 ENTRY = Path("jsonnet") / "generate.jsonnet"
 # Helm cannot read files outside the chart, so the chart carries copies of the generated files.
 CHART_FILES = Path("charts") / "aifinops" / "files"
-# .proto files compiled into <name>_pb2.py and <name>_pb2_grpc.py beside them.
+# .proto files compiled into <name>_pb2.py, its type stub <name>_pb2.pyi (what mypy reads of the
+# messages, which the module makes at import time) and <name>_pb2_grpc.py beside them.
 PROTOS = (Path("exporters") / "gpu" / "podresources" / "api.proto",)
 # grpcio-tools writes its own and protobuf's version into the modules (and the code differs between
 # releases), so the committed modules come from exactly this release (pinned in the test extra).
@@ -87,6 +88,7 @@ def render_protos(root: Path) -> dict[Path, str]:
                     f"-I{root}",
                     f"-I{well_known}",
                     f"--python_out={out}",
+                    f"--pyi_out={out}",
                     f"--grpc_python_out={out}",
                     str(root / rel),
                 ]
@@ -94,7 +96,7 @@ def render_protos(root: Path) -> dict[Path, str]:
             if status != 0:
                 raise GenerateError(f"{rel}: protoc failed (exit {status}; its message is above)")
             module = ".".join((*rel.parent.parts, rel.stem))
-            for suffix in ("_pb2.py", "_pb2_grpc.py"):
+            for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"):
                 name = rel.stem + suffix
                 text = (Path(out) / rel.parent / name).read_text(encoding="utf-8")
                 # The package's own module, imported relative to it wherever it is installed.

@@ -18,6 +18,7 @@ def test_the_committed_modules_are_what_generate_makes_of_the_proto():
     rendered = render_protos(REPO)
     assert set(rendered) == {
         Path("exporters/gpu/podresources/api_pb2.py"),
+        Path("exporters/gpu/podresources/api_pb2.pyi"),  # the messages' types, for mypy
         Path("exporters/gpu/podresources/api_pb2_grpc.py"),
     }
     for rel, text in rendered.items():
