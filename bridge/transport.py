@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -375,16 +375,10 @@ class ConsumerSettings:
 
     @classmethod
     def from_config(cls, bridge: BridgeConfig, topics: tuple[str, ...]) -> ConsumerSettings:
-        """The group member the `bridge` section describes, over `topics`."""
-        return cls(
-            group_id=bridge.group_id,
-            topics=topics,
-            auto_offset_reset=bridge.auto_offset_reset,
-            max_poll_records=bridge.max_poll_records,
-            max_poll_interval_ms=bridge.max_poll_interval_ms,
-            session_timeout_ms=bridge.session_timeout_ms,
-            heartbeat_interval_ms=bridge.heartbeat_interval_ms,
-        )
+        """The group member the `bridge` section describes, over `topics`: every other field is
+        the section's key of the same name."""
+        named = {f.name: getattr(bridge, f.name) for f in fields(cls) if f.name != "topics"}
+        return cls(topics=topics, **named)
 
 
 class ConsumerClient:

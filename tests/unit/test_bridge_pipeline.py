@@ -438,3 +438,19 @@ def test_lag_is_unknown_not_zero_while_the_position_lies_beyond_the_log():
     member.records[tp] = member.records[tp][:2]
     consumer._update_lag(member)
     assert stats.snapshot()[1] == {}
+
+
+def test_the_group_member_is_configured_by_the_bridge_section_alone():
+    from aifinops.bridge.transport import ConsumerSettings
+    from aifinops.exporters.config import BridgeConfig
+
+    section = BridgeConfig(
+        group_id="g1",
+        auto_offset_reset="latest",
+        max_poll_records=7,
+        max_poll_interval_ms=2000,
+        session_timeout_ms=9000,
+        heartbeat_interval_ms=1000,
+    )
+    settings = ConsumerSettings.from_config(section, (USAGE, GPU))
+    assert settings == ConsumerSettings("g1", (USAGE, GPU), "latest", 7, 2000, 9000, 1000)
