@@ -39,7 +39,7 @@ local savingsNames = import '../lib/savings.libsonnet';
       local fraction = profile.slices / table.slices;
       |||
         label_replace(
-          %(pod)s * %(saved)s
+          %(pod)s * %(saved)d / %(slices)d
           and on (%(key)s) max by (%(key)s) (aifinops_gpu_hourly_cost_usd{%(sel)s})
           and on (%(key)s) (%(peak)s <= %(util)s)
           and on (%(key)s) (%(mem)s <= %(bytes)s)
@@ -48,7 +48,8 @@ local savingsNames = import '../lib/savings.libsonnet';
         )
       ||| % {
         pod: podMonthly,
-        saved: p.num(1 - fraction),
+        saved: table.slices - profile.slices,
+        slices: table.slices,
         key: gpuKey,
         sel: p.withMatchers(gsel, ['model=~"%s"' % table.match]),
         peak: s.peakP95,
@@ -94,7 +95,7 @@ local savingsNames = import '../lib/savings.libsonnet';
       // share: the smallest MIG profile that fits (the largest saving).
       r.record(
         s.savings,
-        'topk by (%s, namespace, pod) (1,\n%s)' % [gpuKey, std.join('or\n', candidates)],
+        'topk by (%s, namespace, pod) (1,\n%s)\n' % [gpuKey, std.join('or\n', candidates)],
         { action: 'share' },
       ),
       // schedule: what the off-hours idle steps cost, for a GPU busy in working hours only.

@@ -57,9 +57,16 @@ TIERS = {
             "AIFinOpsWatchdog",
         },
     ),
+    "savings": ("5m", {"AIFinOpsSavingsAvailable"}),
 }
 ALL_ALERTS = set().union(*(alerts for _, alerts in TIERS.values()))
-DASHBOARD_UIDS = {"aifinops-overview", "aifinops-gpu", "aifinops-llm", "aifinops-pipeline"}
+DASHBOARD_UIDS = {
+    "aifinops-overview",
+    "aifinops-gpu",
+    "aifinops-llm",
+    "aifinops-pipeline",
+    "aifinops-savings",
+}
 
 
 def tool(name: str) -> str:
