@@ -51,6 +51,7 @@ STANDARD_USAGE_KEYS = (
     "output_tokens",
     "output_reasoning_tokens",
 )
+_INPUT, _CACHE_READ, _CACHE_WRITE, _OUTPUT, _REASONING = STANDARD_USAGE_KEYS
 DATA_FIELDS = frozenset(
     (
         *TOKEN_FIELDS,
@@ -156,7 +157,15 @@ class UsageRecord(NamedTuple):
         """The counts under genai-prices usage keys."""
         if self.detail is not None:
             return self.detail
-        return MappingProxyType(dict(zip(STANDARD_USAGE_KEYS, self.counts, strict=True)))
+        return MappingProxyType(
+            {
+                _INPUT: self.input_tokens,
+                _CACHE_READ: self.cache_read_tokens,
+                _CACHE_WRITE: self.cache_write_tokens,
+                _OUTPUT: self.output_tokens,
+                _REASONING: self.reasoning_tokens,
+            }
+        )
 
     @property
     def counts(self) -> tuple[int, int, int, int, int]:

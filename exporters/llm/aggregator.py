@@ -130,10 +130,23 @@ class LLMAggregator:
         with self._lock:
             for usage, cost in calls:
                 # One unpacking names every field (cheaper than reading them one by one).
-                provider, model, team, app, status, inp, cache_read, cache_write, out, *_ = usage
+                (provider, model, team, app, status, inp, cache_read, cache_write, out, _, _, _) = (
+                    usage
+                )
                 attribution = (provider, model, team, app)
                 keys = keys_of.get(attribution) or self._fold(attribution)
-                ok, error, t_input, t_cache_read, t_cache_write, t_output, *usd_keys = keys
+                (
+                    ok,
+                    error,
+                    t_input,
+                    t_cache_read,
+                    t_cache_write,
+                    t_output,
+                    u_input,
+                    u_cache_read,
+                    u_cache_write,
+                    u_output,
+                ) = keys
                 key = error if status == "error" else ok
                 requests[key] = requests.get(key, 0) + 1
                 # Every token type gets its series on a label set's first call (at 0 where it
@@ -145,14 +158,13 @@ class LLMAggregator:
                 tokens[t_output] = tokens.get(t_output, 0) + out
                 units = cost.units
                 if units is not None:
-                    u_input, u_cache_read, u_cache_write, u_output = usd_keys
                     n_input, n_cache_read, n_cache_write, n_output = units
                     units_total[u_input] = units_total.get(u_input, 0) + n_input
                     units_total[u_cache_read] = units_total.get(u_cache_read, 0) + n_cache_read
                     units_total[u_cache_write] = units_total.get(u_cache_write, 0) + n_cache_write
                     units_total[u_output] = units_total.get(u_output, 0) + n_output
                 else:
-                    self._add_usd(usd_keys, cost.usd)
+                    self._add_usd((u_input, u_cache_read, u_cache_write, u_output), cost.usd)
                 rates = cost.rates
                 if rates is not None:
                     priced = self._model_key(PRICE, (provider, model))
