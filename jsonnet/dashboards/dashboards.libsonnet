@@ -7,5 +7,6 @@
     'aifinops-gpu.json': (import 'gpu.libsonnet')($._config),
     'aifinops-llm.json': (import 'llm.libsonnet')($._config),
     'aifinops-pipeline.json': (import 'pipeline.libsonnet')($._config),
+    'aifinops-savings.json': (import 'savings.libsonnet')($._config),
   },
 }

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from support.dashboards import (
     BUILTIN_VARIABLES,
@@ -26,6 +28,7 @@ UIDS = {
     "aifinops-gpu.json": "aifinops-gpu",
     "aifinops-llm.json": "aifinops-llm",
     "aifinops-pipeline.json": "aifinops-pipeline",
+    "aifinops-savings.json": "aifinops-savings",
 }
 GENERATED_NOTICE = "Generated from jsonnet/ by make generate; do not edit."
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -59,6 +62,21 @@ DESIGN_METRICS: dict[str, set[str]] = {
     "aifinops_bridge_spooled_messages": set(),
     "aifinops_bridge_alerts_forwarded_total": {"status"},
     "aifinops_series_overflow_total": {"metric"},
+}
+# The savings tier's recorded series the savings dashboard reads (rules/aifinops-savings.yaml,
+# docs/savings.md) and their labels.
+_GPU = {"node", "gpu", "uuid"}
+SAVINGS_SERIES: dict[str, set[str]] = {
+    "aifinops_savings_usd_per_month": _GPU
+    | {"namespace", "pod", "team", "action", "profile", "provider", "model", "to_model"},
+    "team:aifinops_savings_usd_per_month:sum": {"team"},
+    "team:aifinops_savings_opportunity_usd_per_month:sum": {"team"},
+    "gpu:aifinops_gpu_utilization_ratio:p95_7d": _GPU,
+    "gpu:aifinops_gpu_utilization_peak_ratio:p95_7d": _GPU,
+    "gpu:aifinops_gpu_memory_used_bytes:max_7d": _GPU,
+    "gpu:aifinops_gpu_busy_hours_per_day:avg_7d": _GPU,
+    "gpu:aifinops_gpu_off_hours_busy:ratio_7d": _GPU,
+    "team_model:aifinops_llm_cache_hit_ratio:ratio_7d": {"team", "provider", "model"},
 }
 # Labels Prometheus adds to every scraped series.
 TARGET_LABELS = {"job", "instance"}
@@ -230,11 +248,18 @@ def test_queries_use_design_metric_names_and_labels(name: str, dashboard: dict[s
         for metric, matchers in re.findall(r"\b([a-zA-Z_:][\w:]*)\{([^}]*)\}", expr):
             if metric in PROMETHEUS_SERIES:
                 continue
-            assert metric in DESIGN_METRICS, f"{metric} is not an architecture.md metric: {expr}"
+            known = DESIGN_METRICS | SAVINGS_SERIES
+            assert metric in known, f"{metric} is not an architecture.md metric: {expr}"
             for label in re.findall(r"(\w+)\s*[=!]~?", matchers):
-                assert label in DESIGN_METRICS[metric] | TARGET_LABELS, f"{metric} has no {label}"
-        for metric in re.findall(r"\baifinops_\w+", expr):
-            assert metric in DESIGN_METRICS, f"{metric} is not an architecture.md metric: {expr}"
+                assert label in known[metric] | TARGET_LABELS, f"{metric} has no {label}"
+        # Recorded savings series, then every family name left in the query.
+        for metric in re.findall(r"[\w:]*:aifinops_\w+:[\w]+", expr):
+            assert metric in SAVINGS_SERIES, f"{metric} is not a recorded savings series: {expr}"
+        bare = re.sub(r"[\w:]*:aifinops_\w+:[\w]+", "", expr)
+        for metric in re.findall(r"\baifinops_\w+", bare):
+            assert metric in DESIGN_METRICS | SAVINGS_SERIES, (
+                f"{metric} is not a known family: {expr}"
+            )
 
 
 @pytest.mark.parametrize(("name", "dashboard"), all_dashboards(), ids=ids(all_dashboards()))
@@ -407,3 +432,16 @@ def test_threshold_steps_ascend_from_a_base_colour(name: str, dashboard: dict[st
         assert steps[0]["value"] is None, panel["title"]
         values = [s["value"] for s in steps[1:]]
         assert values == sorted(values), panel["title"]
+
+
+def test_savings_dashboard_reads_only_series_the_savings_tier_records():
+    rules = Path(__file__).resolve().parents[2] / "rules"
+    group = yaml.safe_load((rules / "aifinops-savings.yaml").read_text())["groups"][0]
+    recorded = {rule["record"] for rule in group["rules"] if "record" in rule}
+    assert set(SAVINGS_SERIES) <= recorded
+    exprs = " ".join(q.expr for q in panel_queries(DASHBOARDS["aifinops-savings.json"]))
+    used = set(re.findall(r"[\w:]*aifinops_\w+(?::\w+)?", exprs))
+    assert used and used <= recorded, used - recorded
+    # Every action is on the dashboard: GPU recommendations and LLM opportunities apart.
+    assert 'action=~"release|share|schedule"' in exprs
+    assert 'action=~"prompt_cache|cheaper_model"' in exprs
