@@ -26,10 +26,11 @@ function(c) {
   spendBySource: 'team_source:aifinops_spend_usd_per_second:avg' + c.spendRateWindow,
   spend(window): 'team:aifinops_spend_usd_per_second:avg' + window,
   spendBase: self.spend(c.spendRateWindow),
-  // Kubernetes costs from OpenCost (rules/kubernetes.libsonnet), $/s per namespace and per
-  // team, label resource = cpu, memory, storage or gpu (GPUs of nodes without a GPU exporter).
+  // Kubernetes costs from OpenCost (rules/kubernetes.libsonnet), $/s per namespace now and per
+  // team averaged over spendRateWindow, label resource = cpu, memory, storage or gpu (GPUs of
+  // nodes without a GPU exporter).
   kubernetesNamespaceCost: 'namespace_resource:aifinops_kubernetes_cost_usd_per_second:sum',
-  kubernetesTeamCost: 'team_resource:aifinops_kubernetes_cost_usd_per_second:sum',
+  kubernetesTeamCost: 'team_resource:aifinops_kubernetes_cost_usd_per_second:avg' + c.spendRateWindow,
   // Budgets and their periods.
   budget: 'team_period:aifinops_budget_usd:max',
   periodStart: 'period:aifinops_budget_period_start:timestamp_seconds',

@@ -95,7 +95,7 @@ local periods = {
         or
         label_replace(sum by (team) (rate(aifinops_gpu_cost_usd_total{%(gpu)s}[%(w)s])), "source", "gpu", "", "")
         or
-        label_replace(sum by (team) (avg_over_time(%(k8s)s[%(w)s])), "source", "kubernetes", "", "")
+        label_replace(sum by (team) (%(k8s)s), "source", "kubernetes", "", "")
       ||| % { llm: c.llmSelector, gpu: c.gpuSelector, w: step, k8s: n.kubernetesTeamCost }),
       r.record(base, 'sum by (team) (%s)' % n.spendBySource),
     ] + [

@@ -63,22 +63,25 @@ local r = import '../lib/rules.libsonnet';
             )
         ) / 3600
       |||),
-      // Per team: a namespace's team from aifinops_namespace_team_info (one team per
-      // namespace; several processes may serve it); a namespace without one is unattributed
-      // (empty team), as GPU and LLM spend without a team is.
+      // Per team, averaged over spendRateWindow like the other sources' rates: each
+      // namespace's average goes to its team from aifinops_namespace_team_info (one team per
+      // namespace; several processes may serve it). Averaging per namespace before the join
+      // keeps a missed scrape of the map from leaving dollars on the wrong team for a whole
+      // window. A namespace without a team is unattributed (empty team), as GPU and LLM spend
+      // without a team is.
       r.record(n.kubernetesTeamCost, |||
         sum by (team, resource) (
-            %(nsCost)s
+            avg_over_time(%(nsCost)s[%(w)s])
           * on (namespace) group_left (team)
             topk by (namespace) (1, max by (namespace, team) (aifinops_namespace_team_info{%(ns)s}))
           or
             (
-                %(nsCost)s
+                avg_over_time(%(nsCost)s[%(w)s])
               unless on (namespace)
                 aifinops_namespace_team_info{%(ns)s}
             )
         )
-      ||| % (f { nsCost: n.kubernetesNamespaceCost })),
+      ||| % (f { nsCost: n.kubernetesNamespaceCost, w: c.spendRateWindow })),
     ],
   },
 

@@ -1,0 +1,187 @@
+"""The whole bill with OpenCost: the real GPU exporter prices GPUs from a served OpenCost page (the
+spot price, then the table once OpenCost has been down past the grace period, its collector at 0);
+a real Prometheus scraping an OpenCost-format exposition, the token exporter (namespace -> team) and
+the GPU exporter records each team's Kubernetes $/s and its whole bill with the shipped burn rules."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from aifinops.cli.stack import Process, free_port, http_ok, wait_until
+from support.static_http import StaticHTTPServer
+from support.token_daemon import TokenDaemon
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+OPENCOST = (REPO / "tests" / "fixtures" / "opencost" / "metrics.prom").read_text()
+GPU_BIN = Path(sys.executable).parent / "aifinops-gpu-exporter"
+TEAMS = {"ml-training": "nlp", "inference": "platform", "research": "research", "search": "search"}
+
+
+def _gpu_exporter(tmp: Path, config: str) -> tuple[Process, str, int]:
+    port = free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "gpu.yml").write_text(config)
+    process = Process(
+        "gpu-exporter",
+        [
+            str(GPU_BIN),
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--config.file={tmp / 'gpu.yml'}",
+            "--source=simulated",
+            "--log.level=debug",
+        ],
+        tmp,
+    )
+    process.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_ok(f"{url}/-/healthy"), 20, "gpu exporter up")
+    return process, url, port
+
+
+def _gpu_config(opencost_url: str, max_age: int) -> str:
+    return (
+        "gpu:\n  interval_seconds: 0.2\n  simulator: {nodes: 2, gpus_per_node: 2}\n"
+        f"  prices:\n    opencost_url: {opencost_url}\n"
+        f"    opencost_refresh_seconds: 1\n    opencost_max_age_seconds: {max_age}\n"
+    )
+
+
+def test_gpu_exporter_takes_the_spot_price_from_opencost_then_the_table_when_it_is_down(
+    tmp_path, prometheus_factory
+):
+    opencost = StaticHTTPServer(OPENCOST)
+    process, _url, port = _gpu_exporter(tmp_path / "gpu", _gpu_config(opencost.url, 4))
+    try:
+        prom = prometheus_factory(
+            scrape_configs=[
+                {
+                    "job_name": "aifinops-gpu-exporter",
+                    "scrape_interval": "1s",
+                    "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+                }
+            ]
+        )
+
+        def price(node: str) -> list[tuple[str, str]]:
+            rows = prom.query(
+                f'aifinops_gpu_hourly_cost_usd{{node="{node}"}}'
+                f' * on (node, gpu, uuid) group_left (source) aifinops_gpu_price_info{{node="{node}"}}'
+            )
+            return sorted((r["metric"]["source"], r["value"][1]) for r in rows)
+
+        # sim-node-0 is a spot node OpenCost prices at $2.50/GPU-hour; OpenCost has no GPU
+        # price for sim-node-1 (0): the table's H100 price.
+        wait_until(
+            lambda: price("sim-node-0") == [("opencost_spot", "2.5")] * 2, 30, "spot price used"
+        )
+        assert price("sim-node-1") == [("table", "6.88")] * 2
+        assert prom.query('aifinops_collector_success{collector="opencost"}')[0]["value"][1] == "1"
+
+        # OpenCost down: the collector says so at once; the last good price holds for the
+        # grace period (4 s), then the table prices the node.
+        opencost.status = 503
+        wait_until(
+            lambda: prom.query('aifinops_collector_success{collector="opencost"} == 0') != [],
+            15,
+            "collector opencost at 0",
+        )
+        wait_until(
+            lambda: price("sim-node-0") == [("table", "6.88")] * 2, 30, "table after the grace"
+        )
+        process.check_alive()
+    finally:
+        process.stop()
+        opencost.close()
+
+
+def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_opencost(
+    tmp_path, prometheus_factory
+):
+    opencost = StaticHTTPServer(OPENCOST)
+    teams = "".join(f"    {ns}: {team}\n" for ns, team in TEAMS.items())
+    tokens = TokenDaemon(tmp_path / "tokens", f"gpu:\n  namespace_teams:\n{teams}")
+    tokens.start()
+    # The GPU exporter runs on both simulated nodes: their GPUs are its, never OpenCost's.
+    gpu, _, gpu_port = _gpu_exporter(tmp_path / "gpu", _gpu_config(opencost.url, 60))
+    try:
+        burn = tmp_path / "aifinops-burn.yaml"
+        shipped = (REPO / "rules" / "aifinops-burn.yaml").read_text()
+        burn.write_text(re.sub(r'interval: "\w+"', 'interval: "1s"', shipped))
+
+        def job(name: str, port: int, honor: bool = False) -> dict:
+            return {
+                "job_name": name,
+                "scrape_interval": "1s",
+                "honor_labels": honor,
+                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+            }
+
+        opencost_port = int(opencost.base_url.rsplit(":", 1)[1])
+        prom = prometheus_factory(
+            rule_files=[burn],
+            scrape_configs=[
+                # As OpenCost's docs scrape it: its namespace/pod/instance labels kept.
+                job("opencost", opencost_port, honor=True),
+                job("aifinops-token-exporter", tokens.port),
+                job("aifinops-gpu-exporter", gpu_port),
+            ],
+        )
+
+        def per_hour(expr: str) -> dict[str, float]:
+            return {
+                r["metric"].get("team", ""): round(float(r["value"][1]) * 3600, 6)
+                for r in prom.query(expr)
+            }
+
+        expected = {
+            "nlp": 0.66,  # 8 cores, 64 GiB on sim-node-0, 100 GiB of a PV
+            "platform": 0.24,  # 4 cores, 16 GiB on sim-node-0
+            "research": 0.12,  # 2 cores, 8 GiB on sim-node-1 (its pause container not counted)
+            "search": 0.14,  # 2 cores, 4 GiB on cpu-node-0
+            "": 0.07,  # batch: no team
+        }
+        query = 'team_source:aifinops_spend_usd_per_second:avg5m{source="kubernetes"}'
+        try:
+            wait_until(
+                lambda: per_hour(query) == pytest.approx(expected, abs=1e-6),
+                60,
+                "Kubernetes $/h per team",
+            )
+        except Exception:
+            raise AssertionError(
+                f"{per_hour(query)} != {expected}; "
+                f"{prom.query('aifinops_namespace_team_info')}; "
+                f"{prom.query('namespace_resource:aifinops_kubernetes_cost_usd_per_second:sum')}"
+            ) from None
+        # The GPU exporter's dollars are in the same bill, under source="gpu"; the whole bill
+        # per team is their sum.
+        wait_until(
+            lambda: (
+                "nlp" in per_hour('team_source:aifinops_spend_usd_per_second:avg5m{source="gpu"}')
+            ),
+            60,
+            "GPU spend recorded",
+        )
+        total = per_hour("team:aifinops_spend_usd_per_second:avg5m")
+        by_source = per_hour(
+            'sum by (team) (team_source:aifinops_spend_usd_per_second:avg5m{source=~"gpu|kubernetes"})'
+        )
+        assert total["search"] == pytest.approx(0.14)
+        assert total["nlp"] == pytest.approx(by_source["nlp"], rel=0.05)
+        # No GPU dollars from OpenCost: the GPU exporter runs on every GPU node here.
+        assert (
+            prom.query(
+                'namespace_resource:aifinops_kubernetes_cost_usd_per_second:sum{resource="gpu"}'
+            )
+            == []
+        )
+    finally:
+        gpu.stop()
+        tokens.stop()
+        opencost.close()
