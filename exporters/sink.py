@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 COUNTED_IN_HEADER = "aifinops-counted-in"
 
@@ -48,6 +48,7 @@ class Reservation(Protocol):
         ...
 
 
+@runtime_checkable
 class ReservingSink(EventSink, Protocol):
     """An `EventSink` that can refuse events for lack of room before they are counted."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +26,7 @@ from ..events.envelope import (
 )
 from ..llm.ingest import PricedEvent, UsageIngest
 from ..runtime.http import Request, Response, Route
-from ..sink import COUNTED_IN_HEADER, EventSink, NullSink, Reservation
+from ..sink import COUNTED_IN_HEADER, EventSink, NullSink, Reservation, ReservingSink
 from .ratelimit import RateLimiter, retry_after
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,8 @@ class EventsAPI:
         self._sink = sink
         # Nothing to build for a sink that discards (Kafka off).
         self._publishing = not isinstance(sink, NullSink)
+        # A sink that can run out of room (the Kafka producer) is asked for it first.
+        self._reserving = sink if self._publishing and isinstance(sink, ReservingSink) else None
         self._topic = topic
         self._headers = {COUNTED_IN_HEADER: cluster.encode()}
         self._auth = TokenAuth(auth)
@@ -225,11 +227,10 @@ class EventsAPI:
         if credential is not None and not credential.gateway:
             prepared = [priced.with_team(credential.team) for priced in prepared]
         reservation = None
-        reserve = getattr(self._sink, "reserve", None) if self._publishing else None
-        if reserve is not None:
+        if self._reserving is not None:
             # Room first: an event counted here but lost on the way to Kafka would hide spend
             # from the central bridge, so without room nothing is counted and the gateway retries.
-            reservation = self._reserve(reserve, prepared)
+            reservation = self._reserve(self._reserving, prepared)
             if reservation is None:
                 return None
         counted = self._ingest.apply_all(prepared, source)
@@ -243,13 +244,11 @@ class EventsAPI:
             self._publish(counted)
         return counted
 
-    def _reserve(
-        self, reserve: Callable[..., Reservation | None], prepared: list[PricedEvent]
-    ) -> Reservation | None:
+    def _reserve(self, sink: ReservingSink, prepared: list[PricedEvent]) -> Reservation | None:
         headers = self._headers
         items = [(p.event.key, p.event.to_cloudevent(), headers) for p in prepared]
         try:
-            return reserve(self._topic, items)
+            return sink.reserve(self._topic, items)
         except Exception:
             log.exception("reserving room for %d events on %s failed", len(items), self._topic)
             return None
