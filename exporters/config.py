@@ -324,6 +324,36 @@ _APP = re.compile(r"[A-Za-z0-9._:/@-]{0,128}")
 
 
 @dataclass(frozen=True)
+class WhatIfModel:
+    """A model whose prices the LLM families expose although nobody calls it, so the rule pack's
+    cheaper-model what-if (docs/savings.md) can price traffic on it."""
+
+    provider: str
+    model: str
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Both names are label values of the price gauge."""
+        return check(
+            bool(_TEAM.fullmatch(self.provider)),
+            "provider",
+            "must be 1-128 characters of [A-Za-z0-9._:/@-]",
+        ) + check(
+            bool(_TEAM.fullmatch(self.model)),
+            "model",
+            "must be 1-128 characters of [A-Za-z0-9._:/@-]",
+        )
+
+
+# The cheaper models of the rule pack's default `savingsCheaperModels` (jsonnet/config.libsonnet).
+DEFAULT_WHAT_IF_MODELS = (
+    WhatIfModel("openai", "gpt-4o-mini"),
+    WhatIfModel("openai", "gpt-4.1-mini"),
+    WhatIfModel("anthropic", "claude-haiku-4-5"),
+    WhatIfModel("anthropic", "claude-sonnet-4-5"),
+)
+
+
+@dataclass(frozen=True)
 class LLMConfig:
     """LLM usage accounting shared by the token exporter and the bridge (same prices, same limits)."""
 
@@ -335,6 +365,10 @@ class LLMConfig:
     dedupe_window_seconds: float = 24 * 3600.0
     # Bounds the window's memory (about 70 bytes per event); the oldest are forgotten first.
     dedupe_max_entries: int = 1_000_000
+    # Models whose catalogue (or override) prices are exposed from the start, before any call:
+    # the cheaper models the rule pack prices what-ifs on. Keep it equal to the targets of the
+    # mixin's `savingsCheaperModels`.
+    what_if_models: tuple[WhatIfModel, ...] = DEFAULT_WHAT_IF_MODELS
 
     def validate(self) -> list[tuple[str, str]]:
         """Team names as label values allow them; a positive window."""

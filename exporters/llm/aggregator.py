@@ -176,6 +176,18 @@ class LLMAggregator:
                     unpriced = self._model_key(UNPRICED, (provider, model))
                     self._unpriced[unpriced] = self._unpriced.get(unpriced, 0) + 1
 
+    def seed_prices(self, provider: str, model: str, rates: tuple[Decimal, ...]) -> None:
+        """Expose `rates` (USD per million tokens per `TOKEN_TYPES` entry) as the price of a model
+        nobody has called yet (a what-if model of the rule pack); a priced call replaces them."""
+        with self._lock:
+            priced = self._model_key(PRICE, (provider, model))
+            if priced in self._rates_written:
+                return
+            for token_type, rate in zip(TOKEN_TYPES, rates, strict=True):
+                self._prices[(*priced, token_type)] = rate
+            # A marker no call's rates are, so the first priced call always writes its own.
+            self._rates_written[priced] = ()
+
     def _add_usd(self, keys: Sequence[tuple[str, ...]], usd: tuple[Decimal, ...] | None) -> None:
         """Add a cost that is no whole number of 1e-24 USD (caller holds the lock)."""
         if usd is None:

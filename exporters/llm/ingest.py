@@ -11,16 +11,17 @@ HTTP ingest (`source="http"`) and the Kafka bridge (`source="kafka"`) both do
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from prometheus_client.registry import Collector
 
 from ..cardinality import LabelLimiter, OverflowCollector
-from ..config import LLMConfig, TeamBudget
+from ..config import LLMConfig, TeamBudget, WhatIfModel
 from ..events.envelope import DEFAULT_MAX_FUTURE, EventError, Problem
 from ..events.usage import UsageEvent, parse_usage_event
 from ..pricing import Cost, Pricer, PricingError
+from ..runtime.config import ConfigError
 from .aggregator import INGEST_SOURCES, LLMAggregator
 from .collector import LLMCollector
 from .dedupe import DedupeWindow
@@ -70,11 +71,33 @@ class UsageIngest:
         limiter = LabelLimiter(
             cardinality.max_values, cardinality.per_label, cardinality.max_series
         )
-        return cls(
+        ingest = cls(
             Pricer(overrides),
             LLMAggregator(limiter, tuple(sources)),
             DedupeWindow(config.dedupe_window_seconds, config.dedupe_max_entries),
         )
+        ingest.expose_what_if_prices(config.what_if_models)
+        return ingest
+
+    def expose_what_if_prices(
+        self, models: Sequence[WhatIfModel], when: datetime | None = None
+    ) -> None:
+        """Expose the prices (catalogue or override, base tier) at `when` (now) of `models`,
+        which nobody may call, for the rule pack's cheaper-model what-if. Raises `ConfigError`
+        naming each model without a price."""
+        when = when or datetime.now(UTC)
+        problems = []
+        for i, what_if in enumerate(models):
+            card = self.pricer.card(what_if.provider, what_if.model, when)
+            if card is None:
+                problems.append(
+                    f"llm.what_if_models[{i}]: {what_if.provider}/{what_if.model} has no price "
+                    "in the catalogue or the overrides"
+                )
+                continue
+            self.aggregator.seed_prices(what_if.provider, what_if.model, card.rates())
+        if problems:
+            raise ConfigError(problems)
 
     def collectors(self, budgets: Mapping[str, TeamBudget] | None = None) -> list[Collector]:
         """The collectors to register: every LLM family, budgets, and the label overflow count."""
