@@ -339,6 +339,24 @@ def test_scrapes_are_checkpointed_before_they_are_served_and_then_committed(tmp_
     assert member.closed  # stop leaves the group
 
 
+def test_a_checkpoint_that_cannot_be_written_fails_the_scrape_and_commits_nothing(tmp_path):
+    class FullDisk(CheckpointStore):
+        def save(self, checkpoint):
+            raise OSError("No space left on device")
+
+    tp = TopicPartition(USAGE, 0)
+    member = Member({tp: [InboundRecord(USAGE, 0, i, b"k", usage(i), []) for i in range(3)]})
+    consumer, _p, _stats, _collectors = bridge(member, store=FullDisk(tmp_path))
+    run_until(consumer, lambda: consumer.positions().get(tp) == 3)
+    with pytest.raises(OSError, match="No space"):
+        list(consumer.checkpoint.collect())
+    # Lock, write, commit: the write failed, so no offset was handed to the group, even on stop.
+    assert all(tp not in offsets for offsets in member.commits)
+    consumer.start()
+    consumer.stop()
+    assert all(tp not in offsets for offsets in member.commits)
+
+
 def test_a_failed_dead_letter_is_retried_before_anything_of_its_batch_counts():
     tp = TopicPartition(USAGE, 0)
     member = Member(
