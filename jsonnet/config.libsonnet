@@ -266,6 +266,15 @@
     // AIFinOpsBridgeConsumerLagHigh: messages behind on a topic, for bridgeLagFor.
     bridgeLagMessages: 10000,
     bridgeLagFor: '5m',
+    // AIFinOpsKafkaConsumerLagGrowing: a consumer group's lag on one of these topics (Strimzi's
+    // Kafka Exporter, kafka_consumergroup_lag) is above kafkaLagMinMessages and its trend over
+    // kafkaLagTrendWindow is upward, for kafkaLagGrowingFor. The topics are the chart's defaults
+    // (kafka.topics); list yours if you renamed them.
+    kafkaExporterSelector: 'job=~".+"',
+    kafkaLagTopics: ['ai-api-costs', 'gpu-utilization-events', 'cost-anomalies'],
+    kafkaLagMinMessages: 100,
+    kafkaLagTrendWindow: '5m',
+    kafkaLagGrowingFor: '10m',
     // AIFinOpsBridgeDeadLetters: invalid (dead-lettered) messages within this window.
     deadLetterWindow: '10m',
     // AIFinOpsBridgeProduceErrors: produce errors within this window, for produceErrorsFor.

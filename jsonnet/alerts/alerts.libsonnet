@@ -12,6 +12,7 @@ local r = import '../lib/rules.libsonnet';
 (import 'anomaly.libsonnet') +
 (import 'waste.libsonnet') +
 (import 'pipeline.libsonnet') +
+(import 'kafka.libsonnet') +
 (import 'savings.libsonnet') +
 (import 'alertmanager.libsonnet') +
 {

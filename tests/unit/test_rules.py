@@ -55,6 +55,7 @@ TIERS = {
             "AIFinOpsTripwireSendFailing",
             "AIFinOpsCostMetricsAbsent",
             "AIFinOpsWatchdog",
+            "AIFinOpsKafkaConsumerLagGrowing",
         },
     ),
     "savings": ("5m", {"AIFinOpsSavingsAvailable"}),
