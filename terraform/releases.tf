@@ -91,7 +91,9 @@ resource "helm_release" "opencost" {
           port          = 9090
         }
       }
-      metrics = { serviceMonitor = { enabled = true } }
+      # honorLabels keeps OpenCost's own namespace, pod, container and instance labels (the
+      # rule pack joins its costs on them); its job is "opencost", the rules' opencostSelector.
+      metrics = { serviceMonitor = { enabled = true, honorLabels = true } }
     }
   })]
 
@@ -179,6 +181,12 @@ resource "helm_release" "aifinops" {
         # Holders from the kubelet's PodResources API (/var/lib/kubelet/pod-resources on the
         # accelerated AMI): every GPU a pod is allocated, time-sliced replicas included.
         podResources = { enabled = true }
+      }
+      # GPU prices per node from OpenCost (spot and custom prices), the table as fallback.
+      config = {
+        gpu = {
+          prices = { opencost_url = "http://opencost.${local.monitoring_namespace}.svc:9003/metrics" }
+        }
       }
       # Tripwires are posted straight to kube-prometheus-stack's Alertmanager.
       tripwires = {

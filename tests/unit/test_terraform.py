@@ -154,7 +154,7 @@ def test_kafka_cluster_chart_renders_a_3_broker_kraft_cluster():
     assert helm.lint(KAFKA_CHART, strict=True)["errors"] == []
     with helm.Chart.load(KAFKA_CHART) as chart:
         docs = load_manifests(chart.render(name="kafka", namespace="kafka"))
-    assert [validate(d) for d in docs] == ["crd", "crd"]
+    assert [validate(d) for d in docs] == ["crd", "crd", "crd"]
     pool = next(d for d in docs if d["kind"] == "KafkaNodePool")
     kafka = next(d for d in docs if d["kind"] == "Kafka")
     assert pool["spec"]["replicas"] == 3
@@ -169,6 +169,46 @@ def test_kafka_cluster_chart_renders_a_3_broker_kraft_cluster():
         listener for listener in kafka["spec"]["kafka"]["listeners"] if not listener["tls"]
     )
     assert plain["port"] == 9092
+
+
+def test_kafka_cluster_exports_consumer_lag_and_broker_metrics_to_kube_prometheus_stack():
+    with helm.Chart.load(KAFKA_CHART) as chart:
+        docs = load_manifests(chart.render(name="kafka", namespace="kafka"))
+    kafka = next(d for d in docs if d["kind"] == "Kafka")
+    # Strimzi's Kafka Exporter reports every consumer group on the three aifinops topics.
+    exporter = kafka["spec"]["kafkaExporter"]
+    with helm.Chart.load(REPO / "charts" / "aifinops") as chart:
+        topics = chart.values["kafka"]["topics"]
+    for key in ("usage", "gpu", "anomalies"):
+        assert re.fullmatch(exporter["topicRegex"], topics[key]["name"]), key
+    assert not re.fullmatch(exporter["topicRegex"], topics["usageDlq"]["name"])
+    assert exporter["groupRegex"] == ".*"
+    assert kafka["spec"]["kafka"]["metricsConfig"]["type"] == "strimziMetricsReporter"
+    # The PodMonitor (valid against the vendored CRD) selects this cluster's Strimzi pods on the
+    # port both the brokers and the exporter serve metrics on.
+    monitor = next(d for d in docs if d["kind"] == "PodMonitor")
+    assert validate(monitor) == "crd"
+    assert monitor["spec"]["selector"]["matchLabels"] == {
+        "strimzi.io/cluster": kafka["metadata"]["name"],
+        "strimzi.io/kind": "Kafka",
+    }
+    assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["tcp-prometheus"]
+    # The shipped kube-prometheus-stack values select PodMonitors in every namespace.
+    kps = yaml.safe_load((REPO / "charts" / "kube-prometheus-stack-values.yaml").read_text())
+    spec = kps["prometheus"]["prometheusSpec"]
+    assert spec["podMonitorSelectorNilUsesHelmValues"] is False
+    assert spec["podMonitorNamespaceSelector"] == {}
+    # Turned off, neither the exporter nor the monitor is rendered.
+    with helm.Chart.load(KAFKA_CHART) as chart:
+        off = load_manifests(
+            chart.render(
+                name="kafka",
+                namespace="kafka",
+                values={"kafkaExporter": {"enabled": False}, "metrics": {"enabled": False}},
+            )
+        )
+    assert [d["kind"] for d in off] == ["KafkaNodePool", "Kafka"]
+    assert "kafkaExporter" not in off[1]["spec"]
 
 
 # --- checkov -----------------------------------------------------------------------------------------
