@@ -34,6 +34,7 @@ from aifinops.exporters.config import (
     ProducerConfig,
     TopicsConfig,
 )
+from aifinops.exporters.gpu.simulated import SimulatedSource
 from aifinops.exporters.runtime.config import load_config
 
 from . import topics
@@ -85,12 +86,34 @@ SIMULATOR = {
     "nodes": 2,
     "gpus_per_node": 4,
     "models": ["NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB"],
-    "patterns": ["busy", "bursty", "idle", "unallocated", "crashed", "allocated"],
+    # Each GPU kind of the savings tier has its GPU (docs/savings.md): idle and allocated are
+    # released, light is shared as a MIG profile, office is scheduled; bursty must get nothing.
+    "patterns": [
+        "busy",
+        "bursty",
+        "idle",
+        "unallocated",
+        "crashed",
+        "allocated",
+        "light",
+        "office",
+    ],
     "serve_pod_resources": True,
 }
 # The sixth GPU in pattern order gets `allocated`: held by research/notebook-1-1, no process.
 ALLOCATED_GPU = ("sim-node-1", 1)
 NAMESPACE_TEAMS = {"research": "research"}
+
+
+def demo_fleet() -> SimulatedSource:
+    """The GPU exporter's simulated fleet (same GPUs, pods and patterns), for its history."""
+    sim: dict[str, Any] = SIMULATOR
+    return SimulatedSource(
+        nodes=sim["nodes"],
+        gpus_per_node=sim["gpus_per_node"],
+        models=sim["models"],
+        patterns=sim["patterns"],
+    )
 
 
 @dataclass(frozen=True)
@@ -352,13 +375,17 @@ class DemoStack:
             alertmanagers=[self.alertmanager.address],
         )
         if self.history_hours > 0:
-            self.progress(f"writing {self.history_hours:g} h of recorded history for the fast tier")
+            self.progress(
+                f"writing {self.history_hours:g} h of recorded history for the fast tier"
+                + (" and 3 days for the savings tier" if self.gpu_source == "simulated" else "")
+            )
             backfill(
                 self.prometheus.workdir / "data",
                 files,
                 self.workloads,
                 hours=self.history_hours,
                 daily_cycle=self.daily_cycle,
+                fleet=demo_fleet() if self.gpu_source == "simulated" else None,
             )
         self._stops.append(("Prometheus", self.prometheus.stop))
         self.prometheus.start()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
@@ -40,6 +40,8 @@ QUERIES = {
     ),
     "gpu_count": f"count(aifinops_gpu_info{{{GPU_JOBS}}})",
     "gpu_held": f"count(count by (uuid) (aifinops_gpu_allocated{{{GPU_JOBS}}}))",
+    # The savings tier's GPU recommendations (docs/savings.md), recorded every 5 minutes.
+    "savings": 'aifinops_savings_usd_per_month{action=~"release|share|schedule"}',
 }
 
 
@@ -61,6 +63,8 @@ class Spend:
     gpu: list[tuple[str, float, float]]  # team, $/h, idle $/h
     gpus: int
     gpus_held: int
+    # action, namespace/pod, node GPU index, MIG profile ("" but for share), $/month
+    savings: list[tuple[str, str, str, str, float]] = field(default_factory=list)
 
 
 def _value(sample: Mapping[str, Any]) -> float:
@@ -101,6 +105,21 @@ def read_spend(prometheus: Queryable) -> Spend:
     def scalar(name: str) -> float:
         return _value(results[name][0]) if results[name] else 0.0
 
+    savings = sorted(
+        (
+            (
+                m.get("action", ""),
+                f"{m.get('namespace', '')}/{m.get('pod', '')}",
+                f"{m.get('node', '')} GPU {m.get('gpu', '')}",
+                m.get("profile", ""),
+                _value(s),
+            )
+            for s in results["savings"]
+            for m in (s["metric"],)
+        ),
+        key=lambda row: -row[4],
+    )
+
     return Spend(
         llm=llm,
         by_job={s["metric"].get("job", ""): _value(s) for s in results["llm_by_job"]},
@@ -108,6 +127,7 @@ def read_spend(prometheus: Queryable) -> Spend:
         gpu=gpu,
         gpus=int(scalar("gpu_count")),
         gpus_held=int(scalar("gpu_held")),
+        savings=savings,
     )
 
 
@@ -229,6 +249,16 @@ class LiveView:
         for team, usd, idle_usd in spend.gpu:
             share = f"{idle_usd / usd:.0%}" if usd else "-"
             lines.append(f"  {team or '(no pod)':12} {usd:10,.2f} {idle_usd:10,.2f} {share:>6}")
+        monthly = sum(row[4] for row in spend.savings)
+        lines += [
+            "",
+            f"GPU savings available: ${monthly:,.0f}/month (savings tier, last 7 days)"
+            if spend.savings
+            else "GPU savings available: none yet (the savings tier evaluates every 5 minutes)",
+        ]
+        for action, pod, gpu, profile, usd in spend.savings[:rows]:
+            action_text = f"{action} to {profile}" if profile else action
+            lines.append(f"  {action_text:18} {pod:28} {gpu:18} ${usd:10,.0f}/month")
         return lines
 
     @staticmethod

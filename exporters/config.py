@@ -383,7 +383,9 @@ class LLMConfig:
         )
 
 
-GPUPattern = Literal["busy", "bursty", "idle", "unallocated", "crashed", "steady", "allocated"]
+GPUPattern = Literal[
+    "busy", "bursty", "idle", "unallocated", "crashed", "steady", "allocated", "light", "office"
+]
 
 
 @dataclass(frozen=True)

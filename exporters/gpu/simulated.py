@@ -12,6 +12,10 @@
 - `allocated`: a pod was given the GPU and never started a process on it (a notebook that never
   imported torch): 0 %, nothing in memory, no process. Only the kubelet's allocation knows who
   holds it; process attribution sees no holder.
+- `light`: a small model served on a whole GPU, 8-16 % utilised (peaks included) in 8 % of its
+  memory: the savings tier's share to a MIG profile (docs/savings.md);
+- `office`: busy (60-80 %) from 08:00 to 20:00 UTC on weekdays by the wall clock, idle at other
+  times: the savings tier's schedule.
 
 A reading's `holders` are the pods with a process on the GPU (what process attribution finds).
 `allocation()` is the kubelet's view, every pod a GPU is allocated to, as a PodResources `List`
@@ -32,17 +36,30 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 from .model import GPUReading, GPUSnapshot, PodRef
 from .podresources import api_pb2
 from .podresources.simulator import container, list_response, pod
 
-PATTERNS = ("busy", "bursty", "idle", "unallocated", "crashed", "steady", "allocated")
+PATTERNS = (
+    "busy",
+    "bursty",
+    "idle",
+    "unallocated",
+    "crashed",
+    "steady",
+    "allocated",
+    "light",
+    "office",
+)
 DEFAULT_PATTERNS = ("busy", "bursty", "idle", "unallocated", "crashed")
 DEFAULT_MODELS = ("NVIDIA H100 80GB HBM3",)
 GIB = 1 << 30
+# The `office` pattern's working hours: [start, end) UTC on Monday to Friday.
+OFFICE_HOURS = (8, 20)
 
 # (model name fragment, memory GiB, board power W) for realistic numbers; first match wins.
 _SPECS = (
@@ -130,6 +147,7 @@ class SimulatedSource:
         schedule: Sequence[ScheduledChange] = (),
         node_prefix: str = "sim-node-",
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         for p in patterns:
             if p not in PATTERNS:
@@ -138,6 +156,8 @@ class SimulatedSource:
             raise SimulatorError("models and patterns must not be empty")
         self._clock = clock
         self._start = clock()
+        # Unix time at the start: the `office` pattern follows the time of day.
+        self._wall_start = wall_clock()
         self._crash_after = crash_after_seconds
         self._seed = seed
         self._lock = threading.Lock()
@@ -208,6 +228,15 @@ class SimulatedSource:
             t = self._advance()
             return GPUSnapshot(tuple(self._reading(g, t) for g in self._gpus.values()))
 
+    def reading_at(self, unix_seconds: float) -> GPUSnapshot:
+        """What the fleet reads at wall-clock time `unix_seconds` (before the start too), each
+        GPU with its current pattern as if it had held it from the start: the demo's recorded
+        history. Changes nothing."""
+        t = unix_seconds - self._wall_start
+        with self._lock:
+            initial = [replace(g, since=0.0) for g in self._gpus.values()]
+        return GPUSnapshot(tuple(self._reading(g, t) for g in initial))
+
     def allocation(self) -> api_pb2.ListPodResourcesResponse:
         """The kubelet's view of the fleet now: every pod a GPU is allocated to (all patterns but
         `unallocated`), holding `nvidia.com/gpu` with the GPU's UUID."""
@@ -256,6 +285,12 @@ class SimulatedSource:
             util, mem = g.utilization, 0.50
         elif pattern == "allocated":
             util, mem = 0.0, 0.0
+        elif pattern == "light":
+            util, mem = 0.08 + 0.08 * noise, 0.08
+        elif pattern == "office":
+            util, mem = (
+                (0.60 + 0.2 * noise, 0.6) if office_hours(self._wall_start + t) else (0.0, 0.6)
+            )
         else:
             util, mem = 0.0, 0.0
         util = round(util, 2)  # NVML and dcgm-exporter report whole percents
@@ -271,3 +306,9 @@ class SimulatedSource:
             power_watts=round(idle_watts + (g.tdp - idle_watts) * util, 1),
             holders=(g.holder,) if held else (),
         )
+
+
+def office_hours(unix_seconds: float) -> bool:
+    """Whether `unix_seconds` falls in OFFICE_HOURS of a weekday (UTC)."""
+    when = datetime.fromtimestamp(unix_seconds, UTC)
+    return when.weekday() < 5 and OFFICE_HOURS[0] <= when.hour < OFFICE_HOURS[1]

@@ -29,6 +29,7 @@ INTERVALS = {
     "aifinops-anomaly": 300,
     "aifinops-waste": 30,
     "aifinops-pipeline": 30,
+    "aifinops-savings": 300,
 }
 JOBS = ("aifinops-token-exporter", "aifinops-gpu-exporter", "aifinops-bridge")
 
