@@ -20,14 +20,14 @@ function(c)
     g.stat(
       'GPU savings recommended ($/month)',
       'What the selected teams could stop paying a month for GPUs, from the largest recommended action per pod (release, share, schedule), judged over the last %s. Act on the table below, pod by pod.' % c.savingsLookback,
-      [g.query('sum(%s{%s})' % [s.teamSavings, team], 'GPU')],
+      [g.query('sum(%s{%s}) or vector(0)' % [s.teamSavings, team], 'GPU')],
       'currencyUSD',
       { decimals: 0, thresholds: g.thresholds('green', [[c.savingsAlertUsdPerMonth, 'orange']]) },
     ),
     g.stat(
       'LLM opportunities, upper bound ($/month)',
       'The most prompt caching or the configured cheaper model could save a month (the larger of the two per model): an upper bound, not a promise. Check the cache hit ratio and the quality of the cheaper model first.',
-      [g.query('sum(%s{%s})' % [s.teamOpportunities, team], 'LLM')],
+      [g.query('sum(%s{%s}) or vector(0)' % [s.teamOpportunities, team], 'LLM')],
       'currencyUSD',
       { decimals: 0 },
     ),

@@ -232,7 +232,10 @@ def test_every_panel_has_data_against_the_raw_metric_families(scraped):
     """With every docs/architecture.md family exposed (no recording rules, no alert rules loaded), no
     panel of the four dashboards is blank."""
     prometheus = scraped()
-    assert panels_without_data(prometheus, DASHBOARDS.values()) == []
+    # The savings dashboard reads only the savings tier's recorded series, which need a day of
+    # history: tests/integration/test_savings_prometheus.py checks its panels over the demo's.
+    dashboards = [d for name, d in DASHBOARDS.items() if name != "aifinops-savings.json"]
+    assert panels_without_data(prometheus, dashboards) == []
 
 
 def test_checker_names_the_panels_without_data(scraped):

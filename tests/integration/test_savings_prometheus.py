@@ -18,6 +18,7 @@ import yaml
 from aifinops.cli.demostack import NAMESPACE_TEAMS, SIMULATOR, demo_fleet
 from aifinops.cli.history import backfill
 from aifinops.cli.stack import Process, Prometheus, free_port, http_ok, wait_until
+from support.dashboards import load_dashboards, panels_without_data
 
 pytestmark = pytest.mark.integration
 
@@ -134,5 +135,11 @@ def test_the_demo_fleet_gets_each_gpu_recommendation_from_its_recorded_history(
                 assert 0 < monthly < hourly[(node, gpu)] * 730
         total = prom.query("team:aifinops_savings_usd_per_month:sum")
         assert sum(float(s["value"][1]) for s in total) == pytest.approx(sum(found.values()))
+        # Every panel of the savings dashboard has data but the LLM tables (no LLM traffic here).
+        savings = load_dashboards()["aifinops-savings.json"]
+        assert panels_without_data(prom, [savings]) == [
+            "AI FinOps / Savings: Opportunities by team and model",
+            "AI FinOps / Savings: Cache hit ratio by team and model",
+        ]
     finally:
         prom.stop()
