@@ -117,6 +117,18 @@ function(c)
       { w: 24, h: 10, sortBy: 'GPU cost', thresholds: g.thresholds('green', [[0.2, 'orange'], [0.5, 'red']]) },
     ),
 
+    g.row('Prices'),
+    g.table(
+      'Price of each GPU and where it comes from',
+      'Each GPU\'s price per GPU-hour and its source: opencost (the node\'s real price from OpenCost, gpu.prices.opencost_url), opencost_spot (the same on a spot node), override (gpu.price_overrides), table (the shipped list prices) or none (not priced: no money counted). A GPU on table while OpenCost runs means OpenCost has no GPU price for its node, or has been unreachable past the grace period: check the opencost collector on the pipeline dashboard.',
+      [
+        g.query(q.gpuPrice, '', instant=true),
+        g.query(q.gpuPriceSource, '', instant=true),
+      ],
+      [['$ per GPU-hour', 'currencyUSD']],
+      { w: 24, h: 8, hidden: ['Value #B'], sortBy: '$ per GPU-hour' },
+    ),
+
     g.row('Memory and power'),
     g.timeseries(
       'GPU memory used',

@@ -89,6 +89,16 @@ function(c)
       { legendCalcs: ['last', 'max'] },
     ),
     g.timeseries(
+      'Consumer group lag on the aifinops topics (Kafka Exporter)',
+      'Messages every consumer group is behind on %s, from Strimzi\'s Kafka Exporter: the bridge, and any other reader of the topics (a FOCUS export, a SIEM reading cost-anomalies). A line that keeps rising is a group slower than the topic fills; AIFinOpsKafkaConsumerLagGrowing fires after %s of growth. The bridge\'s own count is drawn too; only it shows where the Kafka Exporter is not deployed.' % [std.join(', ', c.kafkaLagTopics), c.kafkaLagGrowingFor],
+      [
+        g.query(q.kafkaGroupLag, '{{consumergroup}} {{topic}}'),
+        g.query('sum by (topic) (%s)' % q.bridgeLag, 'bridge (its own count) {{topic}}'),
+      ],
+      'short',
+      { legendCalcs: ['last', 'max'] },
+    ),
+    g.timeseries(
       'Dead letters/s by topic',
       'Invalid messages sent to the topic\'s .dlq per second (0 when there are none). Each is spend not counted: read the DLQ (its header says why), fix the producer, and replay.',
       [g.query(q.deadLetters, '{{topic}}')],

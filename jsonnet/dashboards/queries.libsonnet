@@ -129,6 +129,26 @@ function(c) {
   podIdleShare:: '%s\n/\n%s' % [q.podIdleCost, q.podCost],
   podGpus:: 'count by (namespace, pod, team) (count by (namespace, pod, team, node, gpu, uuid) (aifinops_gpu_allocated{%s}))' % q.gpu(),
 
+  // Where each GPU's price comes from (aifinops_gpu_price_info: opencost, opencost_spot,
+  // override, table, none), next to the price itself.
+  gpuPriceSource:: q.gpuScoped('max by (node, gpu, uuid, source) (aifinops_gpu_price_info{%s})' % c.gpuSelector),
+  gpuPrice:: q.gpuScoped('max by (node, gpu, uuid, model) (aifinops_gpu_hourly_cost_usd{%s})' % c.gpuSelector),
+
+  // ---- The whole bill ----
+  // Kubernetes compute (CPU, memory, storage; GPUs of nodes without a GPU exporter) from
+  // OpenCost, per team and resource: the burn tier's recorded series (rules/kubernetes.libsonnet
+  // joins OpenCost's per-namespace costs to teams; the join is too long to repeat per panel).
+  kubernetesPerHour(by):: '%s (%s{%s}) * 3600' % [
+    q.sumBy(by),
+    (import '../lib/names.libsonnet')(c).kubernetesTeamCost,
+    q.team,
+  ],
+  // GPU spend less its idle part: what the GPUs cost while working.
+  gpuBusyPerHour(by):: '(%s - %s)' % [
+    q.gpuSpendPerHour(by, q.gpuTeam()),
+    q.gpuIdlePerHour(by, q.gpuTeam()),
+  ],
+
   // ---- LLM API ----
   llmPerHour(by, sel=q.llm()):: q.perHour('aifinops_llm_cost_usd_total', by, sel),
   llmTokensPerSecond(by, sel=q.llm()):: q.perSecond('aifinops_llm_tokens_total', by, sel),
@@ -189,6 +209,11 @@ function(c) {
   bridgeMessages:: 'sum by (topic, result) (rate(aifinops_bridge_messages_total{%s}[$__rate_interval]))' % c.bridgeSelector,
   bridgeLag:: 'max by (topic, partition) (aifinops_bridge_consumer_lag_messages{%s})' % c.bridgeSelector,
   bridgeMaxLag:: 'max(aifinops_bridge_consumer_lag_messages{%s})' % c.bridgeSelector,
+  // Every consumer group's lag on the aifinops topics, from Strimzi's Kafka Exporter.
+  kafkaGroupLag:: 'sum by (consumergroup, topic) (kafka_consumergroup_lag{%s, topic=~"%s"})' % [
+    c.kafkaExporterSelector,
+    std.join('|', c.kafkaLagTopics),
+  ],
   // Invalid messages are the ones the bridge dead-letters to the topic's .dlq.
   deadLetters:: q.orZeroWhile(
     'sum by (topic) (rate(aifinops_bridge_messages_total{%s, result="invalid"}[$__rate_interval]))' % c.bridgeSelector,
