@@ -3,6 +3,7 @@
 local g = import '../lib/dashboards/grafana.libsonnet';
 local queries = import 'queries.libsonnet';
 local common = import 'common.libsonnet';
+local savingsNames = import '../lib/savings.libsonnet';
 
 function(c)
   local q = queries(c);
@@ -19,18 +20,25 @@ function(c)
       { graph: true, decimals: 2 },
     ),
     g.stat(
+      'Savings available ($/month)',
+      'What the selected teams could stop paying a month for GPUs by acting on the savings recommendations (release idle GPUs, share them as MIG profiles, scale them to zero out of working hours), judged over the last %s. Open the savings dashboard for each pod, its action and its evidence.' % c.savingsLookback,
+      [g.query('sum(%s{team=~"$team"}) or vector(0)' % savingsNames(c).teamSavings, 'Savings')],
+      'currencyUSD',
+      { decimals: 0, links: [d.linkTo('savings', 'Savings')] },
+    ),
+    g.stat(
       'GPU spend ($/h)',
       'What the GPUs cost per hour at their configured hourly prices, held or not. Open the GPU dashboard for the split by team, namespace and pod.',
       [g.query(q.gpuSpendPerHour('', q.gpuTeam()), 'GPU')],
       'currencyUSD',
-      { graph: true, decimals: 2, links: [d.linkTo('gpu', 'GPU cost and waste')] },
+      { w: 3, graph: true, decimals: 2, links: [d.linkTo('gpu', 'GPU cost and waste')] },
     ),
     g.stat(
       'LLM API spend ($/h)',
       'What LLM API calls cost per hour, priced per call from the price catalogue (cache and tier prices applied). Open the LLM dashboard for the split by provider, model, team and app.',
       [g.query(q.llmPerHour('', q.llmTeam()), 'LLM API')],
       'currencyUSD',
-      { graph: true, decimals: 2, links: [d.linkTo('llm', 'LLM API spend')] },
+      { w: 3, graph: true, decimals: 2, links: [d.linkTo('llm', 'LLM API spend')] },
     ),
     g.stat(
       'Idle GPU waste ($/h)',
@@ -44,14 +52,14 @@ function(c)
       'Idle GPU cost as a share of all GPU cost. Above a third, capacity is oversized for the work: consolidate pods onto fewer GPUs or use time-slicing or MIG.',
       [g.query(q.gpuIdleShare(q.gpuTeam()), 'Idle share')],
       'percentunit',
-      { graph: true, decimals: 1, min: 0, max: 1, thresholds: g.thresholds('green', [[0.2, 'orange'], [0.5, 'red']]) },
+      { w: 3, graph: true, decimals: 1, min: 0, max: 1, thresholds: g.thresholds('green', [[0.2, 'orange'], [0.5, 'red']]) },
     ),
     g.stat(
       'Cost alerts firing',
       'How many aifinops cost alerts fire now (the always-firing watchdog excluded). Anything above zero needs a look: the table on the right names them, and each alert links its runbook.',
       [g.query(q.costAlertsFiring, 'Firing')],
       'short',
-      { thresholds: g.thresholds('green', [[1, 'red']]) },
+      { w: 3, thresholds: g.thresholds('green', [[1, 'red']]) },
     ),
 
     g.timeseries(
@@ -70,44 +78,6 @@ function(c)
       [g.query(q.costAlerts, '', instant=true)],
       [],
       { w: 8, h: 9, noValue: 'No cost alerts firing', hidden: ['__name__', 'alertstate', 'Value', 'instance', 'job'] },
-    ),
-
-    g.row('The whole bill'),
-    g.stat(
-      'Kubernetes compute ($/h)',
-      'The CPU, memory and storage of the selected teams\' pods per hour, from OpenCost (and the GPUs of nodes without an aifinops GPU exporter), at the node\'s real price. Budgets, burn rates and anomalies count it with GPU and LLM spend (source="kubernetes"). It reads 0 until OpenCost is scraped (docs/rules.md "Kubernetes costs").',
-      [g.query(q.orZeroWhile(q.kubernetesPerHour(''), 'aifinops_build_info{%s}' % c.aifinopsSelector), 'Kubernetes')],
-      'currencyUSD',
-      { graph: true, decimals: 2, w: 4, h: 9 },
-    ),
-    g.table(
-      'Bill per team ($/h)',
-      'Each team\'s AI bill per hour, side by side: LLM API calls, GPUs while working, GPUs paid for idle, and Kubernetes compute (CPU, memory, storage from OpenCost). "%s" is spend no team owns. The GPU idle column is money to win back first.' % c.dashboardUnattributedLabel,
-      [
-        g.query(q.named(q.llmPerHour('team', q.llmTeam()), 'team'), '', instant=true),
-        g.query(q.named(q.gpuBusyPerHour('team'), 'team'), '', instant=true),
-        g.query(q.named(q.gpuIdlePerHour('team', q.gpuTeam()), 'team'), '', instant=true),
-        g.query(q.named(q.kubernetesPerHour('team'), 'team'), '', instant=true),
-      ],
-      [
-        ['LLM API', 'currencyUSD'],
-        ['GPU in use', 'currencyUSD'],
-        ['GPU idle', 'currencyUSD'],
-        ['Kubernetes', 'currencyUSD'],
-      ],
-      { w: 8, h: 9, sortBy: 'LLM API' },
-    ),
-    g.timeseries(
-      'The whole bill, stacked ($/h)',
-      'The selected teams\' AI spend per hour as one bill, stacked: LLM API, GPUs working and idle, and Kubernetes compute by resource. The top of the stack is what the budgets are measured against.',
-      [
-        g.query(q.llmPerHour('', q.llmTeam()), 'LLM API'),
-        g.query(q.gpuBusyPerHour(''), 'GPU in use'),
-        g.query(q.gpuIdlePerHour('', q.gpuTeam()), 'GPU idle'),
-        g.query(q.kubernetesPerHour('resource'), 'Kubernetes {{resource}}'),
-      ],
-      'currencyUSD',
-      { stack: true, w: 12, h: 9 },
     ),
 
     g.row('Budget'),
