@@ -40,6 +40,7 @@ from aifinops.exporters.runtime.config import load_config
 from . import topics
 from .alertwatch import AlertReceiver, AnomalyTail
 from .history import backfill
+from .opencost_demo import OpenCostDemo
 from .stack import (
     Alertmanager,
     KafkaBroker,
@@ -102,7 +103,16 @@ SIMULATOR = {
 }
 # The sixth GPU in pattern order gets `allocated`: held by research/notebook-1-1, no process.
 ALLOCATED_GPU = ("sim-node-1", 1)
-NAMESPACE_TEAMS = {"research": "research"}
+# Namespace -> team (aifinops_namespace_team_info): the GPU pods' namespaces and the LLM teams'
+# own, so the demo OpenCost's Kubernetes costs land on the same teams as their GPU and LLM spend.
+NAMESPACE_TEAMS = {
+    "research": "research",
+    "ml-training": "nlp",
+    "inference": "platform",
+    "platform": "platform",
+    "search": "search",
+    "support": "support",
+}
 
 
 def demo_fleet() -> SimulatedSource:
@@ -226,6 +236,8 @@ class DemoStack:
         )
         self.bridge = Endpoint("aifinops-bridge", "bridge", JOBS["bridge"], free_port())
         self.receiver = AlertReceiver()
+        # OpenCost's /metrics for the simulated cluster (Kubernetes costs, node GPU prices).
+        self.opencost = OpenCostDemo()
         self.config_path = self.workdir / "aifinops.yaml"
         self.config: Config | None = None
         self.prometheus: Prometheus | None = None
@@ -252,6 +264,7 @@ class DemoStack:
         self._step("alert receiver", self._start_receiver)
         self._step("Kafka-protocol broker", self._start_broker)
         self._step("topics", self._create_topics)
+        self._step("OpenCost-format endpoint", self._start_opencost)
         self._step("Prometheus", self._start_prometheus)
         self._step("Alertmanager", self._start_alertmanager)
         self._step(f"GPU exporter ({self.gpu_source})", lambda: self._start_daemon(self.gpu))
@@ -280,6 +293,10 @@ class DemoStack:
         self.receiver.start()
         self._stops.append(("alert receiver", self.receiver.stop))
 
+    def _start_opencost(self) -> None:
+        self.opencost.start()
+        self._stops.append(("OpenCost-format endpoint", self.opencost.stop))
+
     def _start_broker(self) -> None:
         self._stops.append(("broker", self.broker.stop))
         self.broker.start()
@@ -305,6 +322,7 @@ class DemoStack:
                 "namespace_teams": NAMESPACE_TEAMS,
                 "simulator": SIMULATOR,
                 "pod_resources_socket": str(self.kubelet_socket),
+                "prices": {"opencost_url": self.opencost.url},
             },
         }
         self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -362,6 +380,16 @@ class DemoStack:
             }
             for e in (self.gpu, self.tokens, self.bridge)
         ]
+        # As OpenCost is scraped in a cluster (the rules' opencostSelector): its own namespace,
+        # pod and instance labels kept.
+        scrape.append(
+            {
+                "job_name": "opencost",
+                "scrape_interval": "15s",
+                "honor_labels": True,
+                "static_configs": [{"targets": [f"127.0.0.1:{self.opencost.port}"]}],
+            }
+        )
         scrape.append(
             {
                 "job_name": "alertmanager",
@@ -492,6 +520,7 @@ class DemoStack:
             out["Alertmanager"] = self.alertmanager.url
         for e in (self.gpu, self.tokens, self.bridge):
             out[f"{e.name} metrics"] = f"{e.url}/metrics"
+        out["OpenCost-format metrics"] = self.opencost.url
         out["usage API"] = f"{self.tokens.url}/v1/events"
         out["Kafka bootstrap"] = self.broker.bootstrap
         return out

@@ -185,3 +185,60 @@ def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_openc
         gpu.stop()
         tokens.stop()
         opencost.close()
+
+
+def test_the_demos_opencost_endpoint_gives_each_demo_team_its_kubernetes_bill(
+    tmp_path, prometheus_factory
+):
+    from aifinops.cli.demostack import NAMESPACE_TEAMS
+    from aifinops.cli.opencost_demo import OpenCostDemo
+
+    opencost = OpenCostDemo()
+    opencost.start()
+    teams = "".join(f"    {ns}: {team}\n" for ns, team in NAMESPACE_TEAMS.items())
+    tokens = TokenDaemon(tmp_path / "tokens", f"gpu:\n  namespace_teams:\n{teams}")
+    tokens.start()
+    try:
+        burn = tmp_path / "aifinops-burn.yaml"
+        shipped = (REPO / "rules" / "aifinops-burn.yaml").read_text()
+        burn.write_text(re.sub(r'interval: "\w+"', 'interval: "1s"', shipped))
+        prom = prometheus_factory(
+            rule_files=[burn],
+            scrape_configs=[
+                {
+                    "job_name": name,
+                    "scrape_interval": "1s",
+                    "honor_labels": name == "opencost",
+                    "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+                }
+                for name, port in (
+                    ("opencost", opencost.port),
+                    ("aifinops-token-exporter", tokens.port),
+                )
+            ],
+        )
+        # No GPU exporter here: the GPUs come from OpenCost (sim-node-0's at $6.88/h each,
+        # sim-node-1's unpriced there).
+        expected = {
+            "nlp": 16 * 0.04 + 128 * 0.005 + 500 * 0.000109589 + 6.88,
+            "platform": 8 * 0.04 + 32 * 0.005 + 6.88 + 2 * 0.048 + 4 * 0.0064,
+            "research": 4 * 0.04 + 16 * 0.005,
+            "search": 6 * 0.048 + 12 * 0.0064,
+            "support": 4 * 0.048 + 8 * 0.0064,
+            "": 0.1 * 0.048 + 0.07 * 0.0064,  # kube-system: no team
+        }
+        query = 'team_source:aifinops_spend_usd_per_second:avg5m{source="kubernetes"}'
+
+        def per_hour() -> dict[str, float]:
+            return {
+                r["metric"].get("team", ""): float(r["value"][1]) * 3600 for r in prom.query(query)
+            }
+
+        wait_until(
+            lambda: per_hour() == pytest.approx(expected, abs=1e-6),
+            60,
+            "the demo's Kubernetes bill",
+        )
+    finally:
+        tokens.stop()
+        opencost.stop()
