@@ -80,6 +80,44 @@ function(c)
       { w: 8, h: 9, noValue: 'No cost alerts firing', hidden: ['__name__', 'alertstate', 'Value', 'instance', 'job'] },
     ),
 
+    g.row('The whole bill'),
+    g.stat(
+      'Kubernetes compute ($/h)',
+      'The CPU, memory and storage of the selected teams\' pods per hour, from OpenCost (and the GPUs of nodes without an aifinops GPU exporter), at the node\'s real price. Budgets, burn rates and anomalies count it with GPU and LLM spend (source="kubernetes"). It reads 0 until OpenCost is scraped (docs/rules.md "Kubernetes costs").',
+      [g.query(q.orZeroWhile(q.kubernetesPerHour(''), 'aifinops_build_info{%s}' % c.aifinopsSelector), 'Kubernetes')],
+      'currencyUSD',
+      { graph: true, decimals: 2, w: 4, h: 9 },
+    ),
+    g.table(
+      'Bill per team ($/h)',
+      'Each team\'s AI bill per hour, side by side: LLM API calls, GPUs while working, GPUs paid for idle, and Kubernetes compute (CPU, memory, storage from OpenCost). "%s" is spend no team owns. The GPU idle column is money to win back first.' % c.dashboardUnattributedLabel,
+      [
+        g.query(q.named(q.llmPerHour('team', q.llmTeam()), 'team'), '', instant=true),
+        g.query(q.named(q.gpuBusyPerHour('team'), 'team'), '', instant=true),
+        g.query(q.named(q.gpuIdlePerHour('team', q.gpuTeam()), 'team'), '', instant=true),
+        g.query(q.named(q.kubernetesPerHour('team'), 'team'), '', instant=true),
+      ],
+      [
+        ['LLM API', 'currencyUSD'],
+        ['GPU in use', 'currencyUSD'],
+        ['GPU idle', 'currencyUSD'],
+        ['Kubernetes', 'currencyUSD'],
+      ],
+      { w: 8, h: 9, sortBy: 'LLM API' },
+    ),
+    g.timeseries(
+      'The whole bill, stacked ($/h)',
+      'The selected teams\' AI spend per hour as one bill, stacked: LLM API, GPUs working and idle, and Kubernetes compute by resource. The top of the stack is what the budgets are measured against.',
+      [
+        g.query(q.llmPerHour('', q.llmTeam()), 'LLM API'),
+        g.query(q.gpuBusyPerHour(''), 'GPU in use'),
+        g.query(q.gpuIdlePerHour('', q.gpuTeam()), 'GPU idle'),
+        g.query(q.kubernetesPerHour('resource'), 'Kubernetes {{resource}}'),
+      ],
+      'currencyUSD',
+      { stack: true, w: 12, h: 9 },
+    ),
+
     g.row('Budget'),
     g.stat(
       'Spend today',

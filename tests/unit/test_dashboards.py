@@ -62,6 +62,15 @@ DESIGN_METRICS: dict[str, set[str]] = {
     "aifinops_bridge_spooled_messages": set(),
     "aifinops_bridge_alerts_forwarded_total": {"status"},
     "aifinops_series_overflow_total": {"metric"},
+    # Whole bill (docs/gpu-exporter.md "Prices", docs/rules.md "Kubernetes costs").
+    "aifinops_gpu_price_info": {"node", "gpu", "uuid", "source"},
+    "aifinops_namespace_team_info": {"namespace", "team"},
+    # Strimzi's Kafka Exporter (docs/deploy.md "Kafka lag").
+    "kafka_consumergroup_lag": {"consumergroup", "topic", "partition"},
+}
+# The burn tier's Kubernetes costs from OpenCost (rules/kubernetes.libsonnet) the overview reads.
+KUBERNETES_SERIES: dict[str, set[str]] = {
+    "team_resource:aifinops_kubernetes_cost_usd_per_second:avg5m": {"team", "resource"},
 }
 # The savings tier's recorded series the savings dashboard reads (rules/aifinops-savings.yaml,
 # docs/savings.md) and their labels.
@@ -248,13 +257,15 @@ def test_queries_use_design_metric_names_and_labels(name: str, dashboard: dict[s
         for metric, matchers in re.findall(r"\b([a-zA-Z_:][\w:]*)\{([^}]*)\}", expr):
             if metric in PROMETHEUS_SERIES:
                 continue
-            known = DESIGN_METRICS | SAVINGS_SERIES
+            known = DESIGN_METRICS | SAVINGS_SERIES | KUBERNETES_SERIES
             assert metric in known, f"{metric} is not an architecture.md metric: {expr}"
             for label in re.findall(r"(\w+)\s*[=!]~?", matchers):
                 assert label in known[metric] | TARGET_LABELS, f"{metric} has no {label}"
         # Recorded savings series, then every family name left in the query.
         for metric in re.findall(r"[\w:]*:aifinops_\w+:[\w]+", expr):
-            assert metric in SAVINGS_SERIES, f"{metric} is not a recorded savings series: {expr}"
+            assert metric in SAVINGS_SERIES | KUBERNETES_SERIES, (
+                f"{metric} is not a recorded savings or Kubernetes series: {expr}"
+            )
         bare = re.sub(r"[\w:]*:aifinops_\w+:[\w]+", "", expr)
         for metric in re.findall(r"\baifinops_\w+", bare):
             assert metric in DESIGN_METRICS | SAVINGS_SERIES, (
@@ -452,3 +463,37 @@ def test_savings_dashboard_reads_only_series_the_savings_tier_records():
     assert sum(p["gridPos"]["w"] for p in top) == 24
     (query,) = panel_queries({"panels": [top[1]]})
     assert "team:aifinops_savings_usd_per_month:sum" in query.expr
+
+
+def test_the_whole_bill_price_sources_and_every_groups_kafka_lag_are_shown():
+    def panel(file: str, title: str) -> dict[str, Any]:
+        (found,) = [p for p in content_panels(DASHBOARDS[file]) if p["title"] == title]
+        return found
+
+    def exprs(p: dict[str, Any]) -> str:
+        return "\n".join(t["expr"] for t in p["targets"])
+
+    # Per team, side by side: LLM, GPU working, GPU idle and Kubernetes compute...
+    table = exprs(panel("aifinops-overview.json", "Bill per team ($/h)"))
+    for family in (
+        "aifinops_llm_cost_usd_total",
+        "aifinops_gpu_cost_usd_total",
+        "aifinops_gpu_idle_cost_usd_total",
+        "team_resource:aifinops_kubernetes_cost_usd_per_second:avg5m",
+    ):
+        assert family in table
+    # ...and stacked as one bill.
+    stacked = panel("aifinops-overview.json", "The whole bill, stacked ($/h)")
+    assert stacked["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"] == "normal"
+    assert "team_resource:aifinops_kubernetes_cost_usd_per_second:avg5m" in exprs(stacked)
+    # Each GPU's price source.
+    prices = exprs(panel("aifinops-gpu.json", "Price of each GPU and where it comes from"))
+    assert "aifinops_gpu_price_info" in prices and "source" in prices
+    # Every consumer group's lag on the three topics.
+    lag = exprs(
+        panel(
+            "aifinops-pipeline.json", "Consumer group lag on the aifinops topics (Kafka Exporter)"
+        )
+    )
+    assert "sum by (consumergroup, topic) (kafka_consumergroup_lag{" in lag
+    assert 'topic=~"ai-api-costs|gpu-utilization-events|cost-anomalies"' in lag
