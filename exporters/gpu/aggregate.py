@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -206,8 +207,9 @@ class GPUAggregator:
         self._clock = clock
         self._lock = threading.Lock()
         self._gpus: dict[tuple[str, str, str], _LiveGPU] = {}
-        # (node, gpu, uuid, namespace, pod, team) -> [cost, idle cost, last applied]
-        self._money: dict[tuple[str, ...], list] = {}
+        # (node, gpu, uuid, namespace, pod, team) -> [cost units, idle units, last applied,
+        # cost rest, idle rest]: ints, a float and Fractions, added to in place.
+        self._money: dict[tuple[str, ...], list[Any]] = {}
         self._pods: dict[tuple[str, str], float] = {}
         self._overflow: dict[str, int] = {}
         self._ratios: dict[object, tuple[int, int]] = {}
@@ -230,7 +232,7 @@ class GPUAggregator:
         else:
             # The pods sharing a GPU have the same price, interval, utilisation and holder
             # count: one computation for all of them.
-            memo: dict[tuple, tuple] = {}
+            memo: dict[tuple[object, ...], tuple[int | Fraction | None, int | Fraction | None]] = {}
             monies = []
             for sample, _ in samples:
                 key = (
@@ -315,8 +317,10 @@ class GPUAggregator:
             self._purge(now)
             gpus = tuple(live.gauge_state() for live in self._gpus.values())
             money = tuple(
-                MoneyTotal(*key, entry[0], entry[1], entry[3], entry[4])  # type: ignore[misc]
-                for key, entry in self._money.items()
+                MoneyTotal(
+                    node, gpu, uuid, namespace, pod, team, entry[0], entry[1], entry[3], entry[4]
+                )
+                for (node, gpu, uuid, namespace, pod, team), entry in self._money.items()
             )
         return GPUAggregateSnapshot(gpus, money)
 
@@ -387,13 +391,13 @@ class GPUAggregator:
         """Drop GPUs not sampled within the TTL and money series and pods past retention."""
         self._last_purge = now
         gpu_cutoff = now - self._gpu_ttl
-        for key in [k for k, live in self._gpus.items() if live.seen < gpu_cutoff]:
-            del self._gpus[key]
+        for gkey in [k for k, live in self._gpus.items() if live.seen < gpu_cutoff]:
+            del self._gpus[gkey]
         cutoff = now - self._retention
-        for key in [k for k, entry in self._money.items() if entry[2] < cutoff]:
-            del self._money[key]
-        for key in [k for k, seen in self._pods.items() if seen < cutoff]:
-            del self._pods[key]
+        for mkey in [k for k, entry in self._money.items() if entry[2] < cutoff]:
+            del self._money[mkey]
+        for pkey in [k for k, seen in self._pods.items() if seen < cutoff]:
+            del self._pods[pkey]
 
 
 class GPUCollector(Collector):

@@ -106,7 +106,7 @@ def split(
     """The exact shares of one GPU: `holdings` maps a MIG device UUID (None: the whole GPU or a
     replica of it) to the containers holding it, in order. The shares add up to the whole GPU."""
     if reading.mig_slices <= 0:
-        return _equal(list(holdings.get(None, ())), 1, 1, None)
+        return tuple(_equal(list(holdings.get(None, ())), 1, 1, None))
     total = reading.mig_slices
     shares: list[Share] = []
     held = 0

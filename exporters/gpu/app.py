@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from prometheus_client.registry import Collector
 
@@ -27,7 +27,7 @@ from ..runtime.poll import Poller
 from ..runtime.selfmetrics import CollectorHealth
 from ..sink import EventSink
 from .aggregate import GPUAggregator, GPUCollector
-from .allocation import AllocatedSource, UnresolvedCollector
+from .allocation import AllocatedSource, PodLabels, UnresolvedCollector
 from .attribution import ProcessAttributor
 from .dcgm import DCGMSource
 from .kube import (
@@ -152,7 +152,7 @@ def build_gpu_exporter(
         poller,
         collectors=[
             GPUCollector(aggregator),
-            OverflowCollector([cast(LabelLimiter, aggregator)]),
+            OverflowCollector([aggregator]),
             GPUPriceSourceCollector(sampler.price_sources),
         ],
         kubelet=kubelet,
@@ -178,6 +178,7 @@ def _with_allocation(
     gpu = config.gpu
     socket_path = gpu.pod_resources_socket
     kubelet = None
+    labels: PodLabels | None
     if isinstance(inner, SimulatedSource):
         if not gpu.simulator.serve_pod_resources or not socket_path:
             log.info("GPU holders: the simulator's processes (no PodResources served)")

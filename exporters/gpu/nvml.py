@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 def _load_pynvml() -> ModuleType:
     import pynvml  # nvidia-ml-py; imported lazily so the exporter starts without it
 
-    return pynvml
+    module: ModuleType = pynvml  # untyped library: mypy sees Any
+    return module
 
 
 def _text(value: Any) -> str:

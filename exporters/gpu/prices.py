@@ -26,9 +26,12 @@ from typing import Any, Protocol
 
 import yaml
 
+# MAX_DECIMAL_PLACES stays importable from here (opencost.py reads it).
+from ..checks import MAX_DECIMAL_PLACES as MAX_DECIMAL_PLACES
+from ..checks import PriceRule, check_price, exact_decimal
+
 DEFAULT_TABLE = Path(__file__).resolve().parent.parent / "data" / "gpu-prices.yaml"
 INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type")
-MAX_DECIMAL_PLACES = 9
 
 _ROW_FIELDS = {
     "model": True,
@@ -96,16 +99,6 @@ class PriceTable:
         return None
 
 
-class PriceOverride(Protocol):
-    """The shape of a `gpu.price_overrides` entry (see `config.GPUPriceOverride`)."""
-
-    usd_per_hour: Decimal
-    model: str | None
-    node: str | None
-    instance_type: str | None
-    node_label: str | None
-
-
 @dataclass(frozen=True)
 class Price:
     """The price applied to one GPU, why (`basis`, for logs and docs) and which kind of source
@@ -161,38 +154,8 @@ def _construct_float(loader: _Loader, node: yaml.ScalarNode) -> Any:
         return text  # .inf / .nan: reported as "not a finite number" by the checks
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
-_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)  # type: ignore[arg-type]
-
-
-def _exact(value: Any) -> Decimal | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, Decimal) and value.is_finite():
-        return value
-    if isinstance(value, str):
-        try:
-            d = Decimal(value)
-        except InvalidOperation:
-            return None
-        return d if d.is_finite() else None
-    return None
-
-
-def check_price(value: Any) -> str | None:
-    """Why `value` is not a usable price in dollars (None when it is): a finite decimal, at least 0,
-    at most 9 decimal places."""
-    d = _exact(value)
-    if d is None:
-        return f"must be a decimal number (got {value!r})"
-    if d < 0:
-        return f"must not be negative (got {value})"
-    exponent = d.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
-        return f"more than {MAX_DECIMAL_PLACES} decimal places (got {value})"
-    return None
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 def load_price_table(path: str | Path | None = None) -> PriceTable:
@@ -272,7 +235,7 @@ def _row(raw: _LineDict, where: str) -> tuple[PriceRow | None, list[tuple[int, s
             if reason:
                 bad(key, reason)
             else:
-                prices[key] = _exact(raw[key])  # type: ignore[assignment]
+                prices[key] = exact_decimal(raw[key])  # type: ignore[assignment]
     gpus = raw.get("gpus_per_instance")
     if "gpus_per_instance" in raw and (
         isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1
@@ -315,28 +278,10 @@ def _row(raw: _LineDict, where: str) -> tuple[PriceRow | None, list[tuple[int, s
     )
 
 
-def override_problems(override: PriceOverride) -> list[tuple[str, str]]:
-    """`(field, reason)` for each problem of one override (used by the config's `validate()`)."""
-    problems: list[tuple[str, str]] = []
-    reason = check_price(override.usd_per_hour)
-    if reason:
-        problems.append(("usd_per_hour", reason))
-    if override.model is not None:
-        try:
-            re.compile(override.model)
-        except re.error as exc:
-            problems.append(("model", f"not a regular expression ({exc})"))
-    if override.node_label is not None:
-        key, sep, _ = override.node_label.partition("=")
-        if not sep or not key:
-            problems.append(("node_label", "must be key=value"))
-    return problems
-
-
 class GPUPricer:
     """Prices a GPU from its model name, node and node labels: overrides first, then the table."""
 
-    def __init__(self, table: PriceTable, overrides: Sequence[PriceOverride] = ()) -> None:
+    def __init__(self, table: PriceTable, overrides: Sequence[PriceRule] = ()) -> None:
         self._table = table
         self._overrides = [
             (

@@ -140,8 +140,11 @@ class PodResourcesClient:
                 # A fresh channel next time: the socket may have been recreated by a kubelet
                 # restart, and a channel's own reconnect backoff grows to minutes.
                 self._close()
-                code = exc.code() if isinstance(exc, grpc.Call) else None
-                details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+                # grpc raises errors that are both RpcError and Call, which its stubs say
+                # cannot be: test the error as a plain object.
+                error: object = exc
+                code = error.code() if isinstance(error, grpc.Call) else None
+                details = error.details() if isinstance(error, grpc.Call) else str(exc)
                 name = code.name if code is not None else "ERROR"
                 raise PodResourcesError(
                     f"{self.socket_path}: List failed: {name}: {details}"

@@ -72,7 +72,9 @@ class _Lister(api_pb2_grpc.PodResourcesListerServicer):
         self._allocation = allocation
         self.calls = 0
 
-    def List(self, request, context):  # the gRPC method's name
+    def List(  # the gRPC method's name
+        self, request: api_pb2.ListPodResourcesRequest, context: grpc.ServicerContext
+    ) -> api_pb2.ListPodResourcesResponse:
         self.calls += 1
         return self._allocation()
 
