@@ -10,7 +10,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 PYTEST_ARGS ?=
 
-.PHONY: all setup system-deps checkov test lint fmt generate check-generated demo bench image clean
+.PHONY: all setup system-deps checkov test lint typecheck fmt generate check-generated demo bench image clean
 
 all: generate lint test
 
@@ -47,9 +47,16 @@ checkov: $(CHECKOV_STAMP)
 
 setup: system-deps $(STAMP) $(CHECKOV_STAMP)
 
-lint: $(STAMP)
+lint: $(STAMP) typecheck
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# mypy --strict over the package as it installs: links map aifinops.exporters and aifinops.bridge
+# onto their folders (setuptools' package-dir mapping, which mypy cannot read).
+MYPY_SRC := build/mypy-src
+typecheck: $(STAMP)
+	@mkdir -p $(MYPY_SRC)/aifinops && for p in exporters bridge cli; do ln -sfn ../../../$$p $(MYPY_SRC)/aifinops/$$p; done
+	MYPYPATH=$(MYPY_SRC) $(VENV)/bin/mypy -p aifinops.exporters -p aifinops.bridge
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff format .
