@@ -2,7 +2,8 @@
 // OpenCost's metrics, joined on the node and the persistent volume as OpenCost's own allocation
 // queries join them, and handed to teams through aifinops_namespace_team_info. GPUs come from
 // OpenCost only on nodes where no aifinops GPU exporter reports (aifinops_gpu_info has no series
-// for the node), so a GPU is never counted twice. These rules run first in the burn group, whose
+// for the node), and a GPU node's CPU and memory only where its GPU price is not all-in, so
+// nothing is counted twice. These rules run first in the burn group, whose
 // spend-by-source series adds them as source="kubernetes".
 local names = import '../lib/names.libsonnet';
 local r = import '../lib/rules.libsonnet';
@@ -22,7 +23,21 @@ local r = import '../lib/rules.libsonnet';
     },
     // One recorded series per namespace and resource, in $/s.
     local byNamespace(resource, expr) =
-      r.record(n.kubernetesNamespaceCost, expr % f, { resource: resource }),
+      r.record(n.kubernetesNamespaceCost, expr % (f {
+        cpuPrice: std.rstripChars(nodePrice('node_cpu_hourly_cost'), '\n'),
+        ramPrice: std.rstripChars(nodePrice('node_ram_hourly_cost'), '\n'),
+      }), { resource: resource }),
+    // A node's $/unit-hour of `family`, except on nodes whose GPUs the GPU exporter prices
+    // all-in (source table or override: the instance's price / its GPUs, CPU and memory
+    // included): there the node's CPU and memory are already in the GPU dollars. Nodes whose
+    // GPUs are priced from OpenCost's node_gpu_hourly_cost (the GPU part only) keep theirs.
+    local nodePrice(family) = |||
+      (
+          max by (node) (%(family)s{%(oc)s})
+        unless on (node)
+          group by (node) (aifinops_gpu_price_info{%(gpu)s, source=~"table|override"})
+      )
+    ||| % (f { family: family }),
 
     rules: [
       // CPU: cores allocated (max of request and usage, OpenCost's definition) x $/core-hour.
@@ -30,7 +45,7 @@ local r = import '../lib/rules.libsonnet';
         sum by (namespace) (
             container_cpu_allocation{%(oc)s, %(ctr)s}
           * on (node) group_left ()
-            max by (node) (node_cpu_hourly_cost{%(oc)s})
+            %(cpuPrice)s
         ) / 3600
       |||),
       // Memory: bytes allocated / GiB x $/GiB-hour.
@@ -38,7 +53,7 @@ local r = import '../lib/rules.libsonnet';
         sum by (namespace) (
             container_memory_allocation_bytes{%(oc)s, %(ctr)s} / %(gib)d
           * on (node) group_left ()
-            max by (node) (node_ram_hourly_cost{%(oc)s})
+            %(ramPrice)s
         ) / 3600
       |||),
       // Storage: the bytes of a volume each pod holds (OpenCost already divides a claim among

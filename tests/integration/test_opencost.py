@@ -142,7 +142,8 @@ def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_openc
         expected = {
             "nlp": 0.66,  # 8 cores, 64 GiB on sim-node-0, 100 GiB of a PV
             "platform": 0.24,  # 4 cores, 16 GiB on sim-node-0
-            "research": 0.12,  # 2 cores, 8 GiB on sim-node-1 (its pause container not counted)
+            # research's notebook runs on sim-node-1, whose GPUs the exporter prices from the
+            # table (all-in: the node's CPU and memory included): nothing more from OpenCost.
             "search": 0.14,  # 2 cores, 4 GiB on cpu-node-0
             "": 0.07,  # batch: no team
         }
