@@ -287,6 +287,17 @@ def _route(*labels: str) -> str:
     return result.stdout
 
 
+def test_savings_alert_is_routed_like_the_waste_tier():
+    def route(alertname: str, tier: str) -> str:
+        tree = _route(f"alertname={alertname}", f"aifinops_tier={tier}", "severity=info", "team=a")
+        return tree.replace(alertname, "").replace(tier, "")
+
+    assert route("AIFinOpsSavingsAvailable", "savings") == route(
+        "AIFinOpsUnattributedSpend", "waste"
+    )
+    assert "default-route" in route("AIFinOpsSavingsAvailable", "savings")
+
+
 def test_alertmanager_routes_fast_alerts_in_groups_of_one_with_a_one_second_wait():
     config = yaml.safe_load((RULES / "alertmanager.yaml").read_text())
     fast = next(r for r in config["route"]["routes"] if r["matchers"] == ['aifinops_tier="fast"'])
