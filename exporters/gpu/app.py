@@ -153,7 +153,7 @@ def build_gpu_exporter(
         collectors=[
             GPUCollector(aggregator),
             OverflowCollector([aggregator]),
-            GPUPriceSourceCollector(sampler.price_sources),
+            GPUPriceSourceCollector(sampler.price_sources, gpu.max_gpus),
         ],
         kubelet=kubelet,
         price_poller=price_poller,

@@ -167,10 +167,14 @@ class OpenCostPricer:
 
 class GPUPriceSourceCollector:
     """`aifinops_gpu_price_info{node,gpu,uuid,source}` = 1: where each GPU's price comes from
-    (`opencost`, `opencost_spot`, `override`, `table`, or `none` when nothing prices it)."""
+    (`opencost`, `opencost_spot`, `override`, `table`, or `none` when nothing prices it). At most
+    `max_gpus` series (`gpu.max_gpus`, the bound of every per-GPU family), in label order."""
 
-    def __init__(self, sources: Callable[[], Mapping[tuple[str, str, str], str]]) -> None:
+    def __init__(
+        self, sources: Callable[[], Mapping[tuple[str, str, str], str]], max_gpus: int = 10_000
+    ) -> None:
         self._sources = sources
+        self._max = max_gpus
 
     def collect(self) -> list[Metric]:
         """One series per GPU of the latest read."""
@@ -180,6 +184,6 @@ class GPUPriceSourceCollector:
             "table, none).",
             labels=["node", "gpu", "uuid", "source"],
         )
-        for (node, gpu, uuid), source in sorted(self._sources().items()):
+        for (node, gpu, uuid), source in sorted(self._sources().items())[: self._max]:
             family.add_metric([node, gpu, uuid, source], 1)
         return [family]

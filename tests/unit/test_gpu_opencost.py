@@ -96,6 +96,21 @@ def test_the_price_source_of_each_gpu_is_one_series():
     ]
 
 
+def test_the_price_source_series_are_bounded_by_max_gpus():
+    sources = {(f"node-{i:03d}", "0", f"GPU-{i}"): "table" for i in range(50)}
+    [family] = GPUPriceSourceCollector(lambda: sources, max_gpus=10).collect()
+    assert len(family.samples) == 10
+    assert family.samples[0].labels["node"] == "node-000"
+
+
+def test_the_nodes_read_from_one_opencost_page_are_bounded(monkeypatch):
+    from aifinops.exporters.gpu import opencost
+
+    monkeypatch.setattr(opencost, "MAX_NODES", 3)
+    text = "".join(f'node_gpu_hourly_cost{{node="n{i}",instance="n{i}"}} 2.5\n' for i in range(5))
+    assert set(parse_opencost(text, 0).nodes) == {"n0", "n1", "n2"}
+
+
 def test_the_opencost_settings_are_checked_when_the_config_loads(tmp_path):
     cfg = tmp_path / "c.yml"
     cfg.write_text(
