@@ -1,31 +1,30 @@
-"""The event schema every part shares: the CloudEvents envelope and each event type's `data`."""
+"""The event schema every part shares: the CloudEvents envelope and each event type's `data`.
 
-from .envelope import (
-    ANOMALY_TYPE,
-    GPU_SAMPLE_TYPE,
-    USAGE_TYPE,
-    Envelope,
+`codec` (JSON in and out, the `Problem` listing), `envelope` (CloudEvents attributes), `usage` (LLM
+usage events), `gpu` (GPU sample events) and `providers` (provider names and response shapes).
+"""
+
+from .codec import (
     EventError,
     Problem,
     decode,
     encode,
     loads,
     lone_surrogate_field,
-    make_event,
     may_hold_lone_surrogate,
+)
+from .envelope import (
+    ANOMALY_TYPE,
+    GPU_SAMPLE_TYPE,
+    USAGE_TYPE,
+    Envelope,
+    make_event,
     parse_envelope,
     parse_event,
 )
 from .gpu import GPUEvent, GPUSample, parse_gpu_event, parse_gpu_sample
-from .usage import (
-    TOKEN_TYPES,
-    UsageEvent,
-    UsageRecord,
-    otel_provider_name,
-    parse_usage,
-    parse_usage_event,
-    prices_provider_id,
-)
+from .providers import otel_provider_name, prices_provider_id
+from .usage import TOKEN_TYPES, UsageEvent, UsageRecord, parse_usage, parse_usage_event
 
 __all__ = [
     "ANOMALY_TYPE",

@@ -1,17 +1,14 @@
-"""The CloudEvents 1.0 envelope every aifinops event travels in: building, encoding and validating it."""
+"""The CloudEvents 1.0 envelope every aifinops event travels in: building and validating it."""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from math import isfinite
 from typing import Any, NamedTuple, TypeVar
 
-import orjson
+from .codec import EventError, Problem
 
 USAGE_TYPE = "io.aifinops.llm.usage.v1"
 GPU_SAMPLE_TYPE = "io.aifinops.gpu.sample.v1"
@@ -36,26 +33,6 @@ _PLAIN_RFC3339 = re.compile(
 _fromisoformat = datetime.fromisoformat
 # Builds a named tuple from its values without the keyword-handling `__new__` (5x cheaper).
 _new = tuple.__new__
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason an event is invalid: the field (dotted, e.g. `data.input_tokens`) and why."""
-
-    field: str
-    reason: str
-
-    def as_dict(self) -> dict[str, str]:
-        """The `{field, reason}` shape of a 400 body entry."""
-        return {"field": self.field, "reason": self.reason}
-
-
-class EventError(ValueError):
-    """An event that cannot be accepted; `problems` lists every reason found."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{p.field}: {p.reason}" for p in problems))
 
 
 class Envelope(NamedTuple):
@@ -274,124 +251,3 @@ def make_event(
     if subject is not None:
         event["subject"] = subject
     return event
-
-
-def encode(event: Mapping[str, Any]) -> bytes:
-    """Compact UTF-8 JSON, as the event goes on the wire: what `json.dumps` with compact
-    separators and `ensure_ascii=False` writes (orjson writes it, several times faster, when the
-    event holds only plain JSON values; floats may then spell their exponent differently)."""
-    if _plain_json(event):
-        try:
-            return _orjson_dumps(event)
-        except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, a lone surrogate
-            pass
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _plain_json(value: Any) -> bool:
-    """True when `value` is made of dicts with string keys, lists, tuples, strings, integers,
-    booleans, None and finite floats only: values orjson and json encode alike (anything else,
-    e.g. NaN, a str subclass or a UUID, is left to json, which decides as it always did)."""
-    kind = type(value)
-    if kind is dict:
-        for key, item in value.items():
-            kind = type(item)
-            if type(key) is not str:
-                return False
-            if kind is str or kind is int or item is None or kind is bool:
-                continue
-            if not _plain_json(item):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        for item in value:
-            kind = type(item)
-            if kind is str or kind is int or item is None or kind is bool:
-                continue
-            if not _plain_json(item):
-                return False
-        return True
-    if kind is float:
-        return isfinite(value)
-    return kind is str or kind is int or value is None or kind is bool
-
-
-def loads(raw: bytes | str) -> Any:
-    """`json.loads`, several times faster on the JSON producers write: what it accepts, the
-    values it returns and the errors it raises (`json.JSONDecodeError`, `UnicodeDecodeError`)
-    are `json.loads`'s, except that JSON nested too deeply for it is a `JSONDecodeError` too
-    rather than a `RecursionError`.
-
-    orjson parses strict RFC 8259 UTF-8 JSON with the same results as `json`, except integers
-    beyond 64 bits, which it turns into floats: a value with a run of 19 digits, and whatever
-    orjson refuses (NaN, Infinity, lone surrogates, a BOM, UTF-16, deep nesting), goes to `json`.
-    """
-    if type(raw) is bytes and _LONG_DIGIT_RUN not in raw.translate(_DIGITS_AS_NINES):
-        try:
-            return _orjson_loads(raw)
-        except _OrjsonDecodeError:
-            pass
-    try:
-        return _json_loads(raw)
-    except RecursionError:
-        raise json.JSONDecodeError("nested too deeply", "", 0) from None
-
-
-_orjson_loads = orjson.loads
-_orjson_dumps = orjson.dumps
-_OrjsonDecodeError = orjson.JSONDecodeError
-_json_loads = json.loads
-_DIGITS_AS_NINES = bytes.maketrans(b"012345678", b"999999999")
-# Integers of up to 18 digits are within 64 bits, where orjson returns what json does.
-_LONG_DIGIT_RUN = b"9" * 19
-
-
-def decode(raw: bytes | str) -> Any:
-    """Parse a message value; raise `EventError` when it is not UTF-8 JSON."""
-    try:
-        return loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EventError([Problem("", f"not valid JSON: {exc}")]) from exc
-
-
-# A `\uD800`..`\uDFFF` escape: the only way a surrogate gets into a decoded JSON string (raw
-# UTF-8 cannot carry one), so a body without it needs no walk.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
-
-
-def may_hold_lone_surrogate(raw: bytes) -> bool:
-    """False when the JSON text `raw` cannot decode to a string holding a lone surrogate (it has
-    no surrogate escape); True means `lone_surrogate_field` must look."""
-    return b"\\u" in raw and _SURROGATE_ESCAPE.search(raw) is not None
-
-
-def lone_surrogate_field(value: Any, path: str = "") -> str | None:
-    """The dotted path (`subject`, `data.metadata.note`, `data.tags[2]`) of the first string, or
-    object key, holding a lone surrogate: no UTF-8 encoder (Kafka's, orjson's) can write such an
-    event, so it must be refused where it arrives rather than counted and then lost. None when
-    there is none."""
-    kind = type(value)
-    if kind is str:
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return path or "(value)"
-        return None
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str):
-                try:
-                    key.encode()
-                except UnicodeEncodeError:
-                    return f"{path}.{key!a}" if path else ascii(key)
-            found = lone_surrogate_field(item, where)
-            if found is not None:
-                return found
-        return None
-    if kind is list or kind is tuple:
-        for i, item in enumerate(value):
-            found = lone_surrogate_field(item, f"{path}[{i}]")
-            if found is not None:
-                return found
-    return None

@@ -36,12 +36,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+from .codec import EventError, Problem
 from .envelope import (
     DEFAULT_MAX_FUTURE,
     GPU_SAMPLE_TYPE,
     Envelope,
-    EventError,
-    Problem,
     parse_event,
 )
 

@@ -1,11 +1,10 @@
-"""Validates and normalises `io.aifinops.llm.usage.v1` data into frozen usage records (tokens, provider names).
+"""The `io.aifinops.llm.usage.v1` event: its `data` fields, their validation and the usage record.
 
 One LLM API call arrives either with its token counts (`input_tokens`, `cache_read_tokens`,
 `cache_write_tokens`, `output_tokens`, `reasoning_tokens`) or with the provider's `response` (or
-just its usage part) plus `api_flavor`, which the genai-prices extractor for that provider turns
-into the same counts. Providers count differently (OpenAI's `prompt_tokens` include cached tokens,
-Anthropic's `input_tokens` exclude cache reads and writes), so the extractor's normalisation is the
-one place that knows each shape; everything downstream sees `input_tokens` as *all* input tokens.
+just its usage part) plus `api_flavor`, which `providers.extract_response` turns into the same
+counts; everything downstream sees `input_tokens` as *all* input tokens. Provider names and
+response shapes live in `providers.py`, not here.
 
 `parse_usage_event` is what the HTTP ingest and the Kafka bridge both call: it checks the envelope
 and the data together and raises one `EventError` listing every `Problem(field, reason)`. Most
@@ -25,15 +24,21 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
+from .codec import EventError, Problem
 from .envelope import (
     DEFAULT_MAX_FUTURE,
     SPECVERSION,
     USAGE_TYPE,
     Envelope,
-    EventError,
-    Problem,
     accept_envelope,
     parse_event,
+)
+from .providers import (
+    MEMO_LIMIT,
+    SEEN_PROVIDERS,
+    extract_response,
+    prices_provider_id,
+    provider_name,
 )
 
 TOKEN_FIELDS = (
@@ -73,60 +78,12 @@ MAX_TOKENS = 10**12
 MAX_COST_USD = Decimal(10**9)
 OTHER = "__other__"
 
-# OpenTelemetry `gen_ai.provider.name` values and the genai-prices provider id that prices them.
-# Names not listed here are used as given: genai-prices resolves its own ids and close aliases.
-OTEL_TO_PRICES: Mapping[str, str | None] = MappingProxyType(
-    {
-        "openai": "openai",
-        "anthropic": "anthropic",
-        "aws.bedrock": "aws",
-        "azure.ai.openai": "azure",
-        "azure.ai.inference": "azure",
-        "gcp.gemini": "google",
-        "gcp.vertex_ai": "google",
-        "gcp.gen_ai": "google",
-        "mistral_ai": "mistral",
-        "x_ai": "x-ai",
-        "deepseek": "deepseek",
-        "groq": "groq",
-        "cohere": "cohere",
-        "perplexity": "perplexity",
-        # A well-known OpenTelemetry value the catalogue has no prices for.
-        "ibm.watsonx.ai": None,
-    }
-)
-# genai-prices ids whose OpenTelemetry value differs; the `provider` label always carries the latter.
-PRICES_TO_OTEL: Mapping[str, str] = MappingProxyType(
-    {
-        "aws": "aws.bedrock",
-        "azure": "azure.ai.openai",
-        "google": "gcp.gemini",
-        "mistral": "mistral_ai",
-        "x-ai": "x_ai",
-    }
-)
-
-_PROVIDER = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _MODEL = re.compile(r"[A-Za-z0-9@~][A-Za-z0-9._:/@+=~-]{0,199}")
 _ATTRIBUTION = re.compile(r"[A-Za-z0-9._:/@-]{0,128}")
-_PROVIDER_RULE = "must be 1-64 characters of [a-z0-9._-] starting with a letter or digit"
 _MODEL_RULE = (
     "must be 1-200 characters of [A-Za-z0-9._:/@+=~-] starting with a letter, digit, @ or ~"
 )
 _ATTRIBUTION_RULE = "must be at most 128 characters of [A-Za-z0-9._:/@-]"
-
-
-def otel_provider_name(name: str) -> str:
-    """The OpenTelemetry `gen_ai.provider.name` for a provider given by either naming scheme."""
-    lowered = name.strip().lower()
-    return PRICES_TO_OTEL.get(lowered, lowered)
-
-
-def prices_provider_id(otel_name: str) -> str | None:
-    """The genai-prices provider id to price an OpenTelemetry provider name with (None: none)."""
-    if otel_name in OTEL_TO_PRICES:
-        return OTEL_TO_PRICES[otel_name]
-    return otel_name
 
 
 class UsageRecord(NamedTuple):
@@ -284,7 +241,7 @@ def accept_usage(data: Mapping[str, Any]) -> UsageRecord | None:
         or app not in _VALID_ATTRIBUTION
     ):
         return None
-    provider = _PROVIDERS.get(provider)
+    provider = SEEN_PROVIDERS.get(provider)
     status = get("status", "ok")
     if provider is None or (status != "ok" and status != "error"):
         return None
@@ -351,7 +308,7 @@ def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord
     def problem(name: str, reason: str) -> None:
         problems.append(Problem(f"{prefix}.{name}", reason))
 
-    provider = _provider(data.get("provider"), problem)
+    provider = provider_name(data.get("provider"), problem)
     model = _label(data.get("model"), "model", _MODEL, _MODEL_RULE, problem, required=False)
     team = _label(data.get("team"), "team", _ATTRIBUTION, _ATTRIBUTION_RULE, problem) or ""
     app = _label(data.get("app"), "app", _ATTRIBUTION, _ATTRIBUTION_RULE, problem) or ""
@@ -366,7 +323,7 @@ def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord
             close = difflib.get_close_matches(str(key), DATA_FIELDS, n=1, cutoff=0.8)
             if close:
                 problem(str(key), f"unknown field (did you mean {close[0]}?)")
-            elif type(key) is str and len(_EXTRA_FIELDS) < _MEMO_LIMIT:
+            elif type(key) is str and len(_EXTRA_FIELDS) < MEMO_LIMIT:
                 _EXTRA_FIELDS.add(key)
 
     counts: dict[str, int] | None = None
@@ -380,7 +337,9 @@ def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord
         elif not _is_mapping(response):
             problem("response", "must be a JSON object (the provider's response or its usage)")
         elif provider is not None:
-            extracted = _extract(response, provider, data.get("api_flavor"), problem)
+            extracted = extract_response(
+                response, provider, data.get("api_flavor"), problem, max_tokens=MAX_TOKENS
+            )
             if extracted is not None:
                 response_model, counts, usage = extracted
                 detail = MappingProxyType(usage)
@@ -449,32 +408,11 @@ def _is_mapping(value: Any) -> bool:
 _VALID_MODELS: set[str] = set()
 _VALID_ATTRIBUTION: set[str] = {""}
 _VALID: dict[re.Pattern[str], set[str]] = {_MODEL: _VALID_MODELS, _ATTRIBUTION: _VALID_ATTRIBUTION}
-_PROVIDERS: dict[str, str] = {}
 # Extra `data` fields found to be no near-miss of a known one (a gateway's own fields).
 _EXTRA_FIELDS: set[str] = set()
-_MEMO_LIMIT = 50_000
 # The fields `accept_usage` handles itself; `response` and `api_flavor` take the full check.
 _PLAIN_FIELDS = DATA_FIELDS - {"response", "api_flavor"}
 _new = tuple.__new__
-
-
-def _provider(value: Any, problem: Any) -> str | None:
-    known = _PROVIDERS.get(value) if type(value) is str else None
-    if known is not None:
-        return known
-    if value is None:
-        problem("provider", "required")
-        return None
-    if not isinstance(value, str):
-        problem("provider", f"must be a string (got {type(value).__name__})")
-        return None
-    name = otel_provider_name(value)
-    if not _PROVIDER.fullmatch(name):
-        problem("provider", f"{_PROVIDER_RULE} (got {value!r})")
-        return None
-    if len(_PROVIDERS) < _MEMO_LIMIT:
-        _PROVIDERS[value] = name
-    return name
 
 
 def _label(
@@ -497,7 +435,7 @@ def _label(
     if value == OTHER:
         problem(name, f"{OTHER} is reserved for folded label values")
         return None
-    if len(valid) < _MEMO_LIMIT:
+    if len(valid) < MEMO_LIMIT:
         valid.add(value)
     return value
 
@@ -543,85 +481,3 @@ def _cost(value: Any, problem: Any) -> Decimal | None:
         problem("cost_usd", f"must be between 0 and {MAX_COST_USD} (got {value!r})")
         return None
     return cost
-
-
-def _extract(
-    response: Mapping[str, Any], provider: str, flavor: Any, problem: Any
-) -> tuple[str | None, dict[str, int], dict[str, int | Decimal]] | None:
-    """Normalise a provider response with the genai-prices extractor for its provider and flavor.
-
-    The provider's extractor is called directly rather than through `genai_prices.extract_usage`,
-    which also looks the model up and fails for a model the catalogue does not know: such a call
-    must still have its tokens counted (and be reported unpriced).
-    """
-    from genai_prices import data_snapshot
-
-    prices_id = prices_provider_id(provider)
-    snapshot = data_snapshot.get_snapshot()
-    try:
-        if prices_id is None:
-            raise LookupError(provider)
-        catalogue_provider = snapshot.find_provider(None, prices_id, None)
-    except LookupError:
-        problem(
-            "response",
-            f"the price catalogue has no response extractor for provider {provider!r}; "
-            "send the token fields instead",
-        )
-        return None
-    extractors = catalogue_provider.extractors or []
-    flavors = [e.api_flavor for e in extractors]
-    if flavor is None:
-        if "default" in flavors:
-            flavor = "default"
-        elif len(flavors) == 1:
-            flavor = flavors[0]
-        else:
-            problem("api_flavor", f"required for provider {provider} (one of {', '.join(flavors)})")
-            return None
-    if not isinstance(flavor, str) or flavor not in flavors:
-        problem("api_flavor", f"must be one of {', '.join(flavors)} (got {flavor!r})")
-        return None
-    extractor = extractors[flavors.index(flavor)]
-    root = [extractor.root] if isinstance(extractor.root, str) else list(extractor.root)
-    if all(isinstance(step, str) for step in root) and root[0] not in response:
-        # Just the usage part was sent: put it where the extractor looks for it.
-        wrapped: Any = response
-        for step in reversed(root):
-            wrapped = {step: wrapped}
-        response = wrapped
-    try:
-        model, extracted = catalogue_provider.extract_usage(response, api_flavor=flavor)
-    except ValueError as exc:
-        problem("response", str(exc))
-        return None
-    usage: dict[str, int | Decimal] = {}
-    for key, value in vars(extracted).items():
-        if isinstance(value, int):
-            usage[key] = value
-        elif key.endswith("_tokens"):
-            if not float(value).is_integer():
-                problem("response", f"{key} must be a whole number of tokens (got {value})")
-                return None
-            usage[key] = int(value)
-        else:  # seconds, characters, pages: fractional counts are legitimate
-            usage[key] = Decimal(repr(value)) if isinstance(value, float) else value
-    counts: dict[str, int] = {}
-    for name, usage_key in (
-        ("input_tokens", "input_tokens"),
-        ("cache_read_tokens", "cache_read_tokens"),
-        ("cache_write_tokens", "cache_write_tokens"),
-        ("output_tokens", "output_tokens"),
-        ("reasoning_tokens", "output_reasoning_tokens"),
-    ):
-        try:
-            # Attribute access infers an unreported key (0) and refuses an inconsistent report.
-            value = getattr(extracted, usage_key)
-        except ValueError as exc:
-            problem("response", str(exc))
-            return None
-        counts[name] = int(value)
-        if counts[name] > MAX_TOKENS:
-            problem("response", f"{usage_key} must be at most {MAX_TOKENS} (got {value})")
-            return None
-    return model, counts, usage

@@ -18,7 +18,8 @@ from prometheus_client.registry import Collector
 
 from ..cardinality import LabelLimiter, OverflowCollector
 from ..config import LLMConfig, TeamBudget, WhatIfModel
-from ..events.envelope import DEFAULT_MAX_FUTURE, EventError, Problem
+from ..events.codec import EventError, Problem
+from ..events.envelope import DEFAULT_MAX_FUTURE
 from ..events.usage import UsageEvent, parse_usage_event
 from ..pricing import Cost, Pricer, PricingError
 from ..runtime.config import ConfigError

@@ -32,7 +32,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from ..config import OTLPConfig
-from ..events.envelope import EventError, Problem
+from ..events.codec import EventError, Problem
 from ..llm.ingest import PricedEvent, UsageIngest
 from ..runtime.http import Request, Response, Route
 from ..tokens.api import RETRY_AFTER_SECONDS, Credential, EventsAPI

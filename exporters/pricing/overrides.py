@@ -25,7 +25,8 @@ from types import MappingProxyType
 from typing import Any
 
 from ..checks import check
-from ..events.usage import TOKEN_TYPES, otel_provider_name
+from ..events.providers import otel_provider_name
+from ..events.usage import TOKEN_TYPES
 
 _HUNDRED = Decimal(100)
 

@@ -20,7 +20,8 @@ from typing import Any, Literal, NamedTuple
 
 from genai_prices import data_snapshot
 
-from ..events.usage import TOKEN_TYPES, UsageRecord, prices_provider_id
+from ..events.providers import prices_provider_id
+from ..events.usage import TOKEN_TYPES, UsageRecord
 from .overrides import PriceOverride
 from .ratecard import CardCost, PricingError, RateCard, as_usd, total_usd
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config import AuthConfig
-from ..events.envelope import (
+from ..events.codec import (
     EventError,
     Problem,
     loads,

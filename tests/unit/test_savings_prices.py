@@ -14,7 +14,8 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from aifinops.exporters.config import DEFAULT_WHAT_IF_MODELS, LLMConfig, WhatIfModel
-from aifinops.exporters.events.usage import TOKEN_TYPES, prices_provider_id
+from aifinops.exporters.events.providers import prices_provider_id
+from aifinops.exporters.events.usage import TOKEN_TYPES
 from aifinops.exporters.llm import UsageIngest
 from aifinops.exporters.runtime.config import ConfigError
 

@@ -13,7 +13,8 @@ from prometheus_client import CollectorRegistry
 
 from aifinops.exporters.config import LLMConfig
 from aifinops.exporters.events import USAGE_TYPE, make_event, parse_usage
-from aifinops.exporters.events.usage import STANDARD_USAGE_KEYS, otel_provider_name
+from aifinops.exporters.events.providers import otel_provider_name
+from aifinops.exporters.events.usage import STANDARD_USAGE_KEYS
 from aifinops.exporters.llm import DedupeWindow, UsageIngest
 from aifinops.exporters.pricing import Pricer, RateCard
 from aifinops.exporters.pricing.ratecard import UNITS_PER_USD, exact_units, units_to_usd

@@ -70,7 +70,7 @@ def genai_total(provider_id: str, model: str, tokens: dict[str, int], when: date
 
 
 def test_cached_pricing_equals_calc_price_across_the_whole_catalogue():
-    from aifinops.exporters.events.usage import otel_provider_name
+    from aifinops.exporters.events.providers import otel_provider_name
 
     pricer = Pricer()
     rng = random.Random(20250901)
