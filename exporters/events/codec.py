@@ -110,11 +110,47 @@ _LONG_DIGIT_RUN = b"9" * 19
 
 
 def decode(raw: bytes | str) -> Any:
-    """Parse a message value; raise `EventError` when it is not UTF-8 JSON."""
+    """Parse a message value; raise `EventError` when it is not UTF-8 JSON or holds an integer
+    too long to convert (that one names its field)."""
     try:
         return loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EventError([Problem("", f"not valid JSON: {exc}")]) from exc
+    except ValueError as exc:
+        raise EventError([Problem(long_integer_field(raw), str(exc))]) from exc
+
+
+def long_integer_field(raw: bytes | str) -> str:
+    """The dotted path (`data.input_tokens`, `[3].data.input_tokens` in a batch) of the first
+    integer in the JSON text `raw` too long for Python to convert (over 4,300 digits,
+    CVE-2020-10735), which `loads` refuses with a bare `ValueError`; "" when none is found."""
+
+    class _Long(str):
+        pass
+
+    def parse_int(text: str) -> Any:
+        return _Long(text) if len(text.lstrip("-")) > 4300 else 0
+
+    def find(value: Any, path: str) -> str | None:
+        if isinstance(value, _Long):
+            return path
+        if isinstance(value, dict):
+            items: Any = ((f"{path}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+        else:
+            return None
+        for sub, item in items:
+            if (found := find(item, sub)) is not None:
+                return found
+        return None
+
+    try:
+        found = find(json.loads(raw, parse_int=parse_int), "")
+    except (ValueError, RecursionError):
+        return ""
+    # Within a batch the path starts at the event: [3].data.input_tokens
+    return (found or "").lstrip(".")
 
 
 # A `\uD800`..`\uDFFF` escape: the only way a surrogate gets into a decoded JSON string (raw

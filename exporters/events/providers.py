@@ -13,7 +13,7 @@ an extractor in genai-prices or a case here, with a test in `tests/unit/tokens/t
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -96,11 +96,17 @@ def provider_name(value: Any, problem: Report) -> str | None:
 
 
 def extract_response(
-    response: Mapping[str, Any], provider: str, flavor: Any, problem: Report, *, max_tokens: int
+    response: Mapping[str, Any],
+    provider: str,
+    flavor: Any,
+    problem: Report,
+    fields: Iterable[tuple[str, str]],
+    max_tokens: int,
 ) -> tuple[str | None, dict[str, int], dict[str, int | Decimal]] | None:
     """Normalise a provider response (or its usage part) with the genai-prices extractor for its
     provider and `api_flavor`: the response's model (None when it names none), the five counts
-    under the usage event's token field names, and every count under genai-prices usage keys.
+    under the usage event's token field names (`fields`: each with its genai-prices usage key),
+    and every count under genai-prices usage keys.
     None after reporting why the response cannot be read (fields `response`, `api_flavor`).
 
     The provider's extractor is called directly rather than through `genai_prices.extract_usage`,
@@ -160,13 +166,7 @@ def extract_response(
         else:  # seconds, characters, pages: fractional counts are legitimate
             usage[key] = Decimal(repr(value)) if isinstance(value, float) else value
     counts: dict[str, int] = {}
-    for name, usage_key in (
-        ("input_tokens", "input_tokens"),
-        ("cache_read_tokens", "cache_read_tokens"),
-        ("cache_write_tokens", "cache_write_tokens"),
-        ("output_tokens", "output_tokens"),
-        ("reasoning_tokens", "output_reasoning_tokens"),
-    ):
+    for name, usage_key in fields:
         try:
             # Attribute access infers an unreported key (0) and refuses an inconsistent report.
             value = getattr(extracted, usage_key)

@@ -41,21 +41,28 @@ from .providers import (
     provider_name,
 )
 
-TOKEN_FIELDS = (
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "reasoning_tokens",
+
+class TokenField(NamedTuple):
+    """One token count of usage `data`: its field, its genai-prices usage key, and whether an
+    event must give it (an optional one not given is 0)."""
+
+    name: str
+    usage_key: str
+    required: bool
+
+
+# The token fields of usage `data`, in `UsageRecord` order: the one list the field checks, the
+# provider-response normalisation and pricing's usage keys are all derived from.
+TOKEN_SPEC = (
+    TokenField("input_tokens", "input_tokens", required=True),
+    TokenField("cache_read_tokens", "cache_read_tokens", required=False),
+    TokenField("cache_write_tokens", "cache_write_tokens", required=False),
+    TokenField("output_tokens", "output_tokens", required=True),
+    TokenField("reasoning_tokens", "output_reasoning_tokens", required=False),
 )
+TOKEN_FIELDS = tuple(f.name for f in TOKEN_SPEC)
 # The genai-prices usage keys of the token fields, in `TOKEN_FIELDS` order.
-STANDARD_USAGE_KEYS = (
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "output_reasoning_tokens",
-)
+STANDARD_USAGE_KEYS = tuple(f.usage_key for f in TOKEN_SPEC)
 _INPUT, _CACHE_READ, _CACHE_WRITE, _OUTPUT, _REASONING = STANDARD_USAGE_KEYS
 DATA_FIELDS = frozenset(
     (
@@ -338,7 +345,7 @@ def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord
             problem("response", "must be a JSON object (the provider's response or its usage)")
         elif provider is not None:
             extracted = extract_response(
-                response, provider, data.get("api_flavor"), problem, max_tokens=MAX_TOKENS
+                response, provider, data.get("api_flavor"), problem, _NAME_KEYS, MAX_TOKENS
             )
             if extracted is not None:
                 response_model, counts, usage = extracted
@@ -349,12 +356,12 @@ def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord
         if "api_flavor" in data:
             problem("api_flavor", "only meaningful with response")
         counts = {}
-        for name in TOKEN_FIELDS:
+        for name, _, required in TOKEN_SPEC:
             value = data.get(name)
             if type(value) is int and 0 <= value <= MAX_TOKENS:
                 counts[name] = value
                 continue
-            value = _tokens(value, name, problem, required=name in _REQUIRED_TOKENS)
+            value = _tokens(value, name, problem, required=required)
             if value is not None:
                 counts[name] = value
         if len(counts) != len(TOKEN_FIELDS):
@@ -394,8 +401,8 @@ def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord
     )
 
 
-_REQUIRED_TOKENS = frozenset(("input_tokens", "output_tokens"))
 _USAGE_TYPES = frozenset((USAGE_TYPE,))
+_NAME_KEYS = tuple((f.name, f.usage_key) for f in TOKEN_SPEC)
 
 
 def _is_mapping(value: Any) -> bool:

@@ -22,6 +22,7 @@ from ..events.codec import (
     Problem,
     loads,
     lone_surrogate_field,
+    long_integer_field,
     may_hold_lone_surrogate,
 )
 from ..llm.ingest import PricedEvent, UsageIngest
@@ -135,7 +136,7 @@ class EventsAPI:
         except ValueError as exc:
             # Python refuses to convert integers of more than 4,300 digits (CVE-2020-10735).
             self._ingest.reject(SOURCE)
-            field = _long_integer_field(request.body)
+            field = long_integer_field(request.body)
             index, _, rest = field.removeprefix("[").partition("]")
             if field.startswith("[") and index.isdigit():
                 return _bad([(int(index), Problem(rest.lstrip("."), str(exc)))])
@@ -297,37 +298,6 @@ def _unauthorized() -> Response:
         {"error": "a valid bearer token is required (Authorization: Bearer <token>)"},
         {"WWW-Authenticate": 'Bearer realm="aifinops"'},
     )
-
-
-def _long_integer_field(raw: bytes) -> str:
-    """The dotted path of the first integer too long to convert (`data.input_tokens`), or ""."""
-
-    class _Long(str):
-        pass
-
-    def parse_int(text: str) -> Any:
-        return _Long(text) if len(text.lstrip("-")) > 4300 else 0
-
-    def find(value: Any, path: str) -> str | None:
-        if isinstance(value, _Long):
-            return path
-        if isinstance(value, dict):
-            items: Any = ((f"{path}.{k}", v) for k, v in value.items())
-        elif isinstance(value, list):
-            items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
-        else:
-            return None
-        for sub, item in items:
-            if (found := find(item, sub)) is not None:
-                return found
-        return None
-
-    try:
-        found = find(json.loads(raw, parse_int=parse_int), "")
-    except (ValueError, RecursionError):
-        return ""
-    # Within a batch the path starts at the event: [3].data.input_tokens
-    return (found or "").lstrip(".")
 
 
 def _bad(problems: Sequence[tuple[int | None, Problem]]) -> Response:

@@ -62,3 +62,13 @@ def test_lone_surrogates_are_found_with_their_path_and_pairs_are_not():
     pair = b'{"note":"\\ud83d\\ude00"}'
     assert may_hold_lone_surrogate(pair) and lone_surrogate_field(loads(pair)) is None
     assert not may_hold_lone_surrogate(b'{"note":"\\u00e9 \xc3\xa9"}')
+
+
+def test_an_integer_too_long_to_convert_is_an_event_error_naming_its_field():
+    huge = "9" * 5000
+    raw = f'{{"id":"e1","data":{{"tags":[1,{huge}]}}}}'.encode()
+    with pytest.raises(EventError) as err:
+        decode(raw)
+    (problem,) = err.value.problems
+    assert problem.field == "data.tags[1]"
+    assert "4300" in problem.reason
