@@ -38,7 +38,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
-from aifinops.cli.stack import KafkaBroker, free_port, http_ok, wait_until
+from aifinops.cli.demo.stack import KafkaBroker, free_port, http_ok, wait_until
 from aifinops.exporters.events import encode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

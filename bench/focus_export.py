@@ -28,7 +28,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from aifinops.cli.aifinops import main as aifinops
-from aifinops.cli.stack import KafkaBroker
+from aifinops.cli.demo.stack import KafkaBroker
 from aifinops.exporters.events import GPU_SAMPLE_TYPE, USAGE_TYPE, encode, make_event
 
 MODELS = [

@@ -29,7 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from aifinops.cli.stack import free_port, wait_until
+from aifinops.cli.demo.stack import free_port, wait_until
 
 BIN = Path(sys.executable).parent / "aifinops-token-exporter"
 BASELINE = """

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 from genai_prices import Usage, calc_price
 
-from aifinops.cli.stack import free_port, http_ok, wait_until
+from aifinops.cli.demo.stack import free_port, http_ok, wait_until
 from aifinops.exporters.events import USAGE_TYPE, make_event, parse_usage_event
 from aifinops.exporters.pricing import Pricer
 

@@ -58,10 +58,10 @@ from typing import Any
 
 import yaml
 
-from aifinops.cli.alertwatch import AnomalyEvent, Notification
-from aifinops.cli.demo import FAST_ALERTS, Interrupted, signals_stop
-from aifinops.cli.demostack import DemoStack
-from aifinops.cli.traffic import (
+from aifinops.cli.demo.alertwatch import AnomalyEvent, Notification
+from aifinops.cli.demo.command import FAST_ALERTS, Interrupted, signals_stop
+from aifinops.cli.demo.demostack import DemoStack
+from aifinops.cli.demo.traffic import (
     DEFAULT_WORKLOADS,
     RUNAWAY_FACTOR,
     RUNAWAY_MODEL,

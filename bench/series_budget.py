@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 
-from aifinops.cli.stack import free_port, http_ok, wait_until
+from aifinops.cli.demo.stack import free_port, http_ok, wait_until
 from aifinops.exporters.events import USAGE_TYPE, make_event
 
 

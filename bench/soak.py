@@ -42,7 +42,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
-from aifinops.cli.stack import KafkaBroker, free_port, http_ok, wait_until
+from aifinops.cli.demo.stack import KafkaBroker, free_port, http_ok, wait_until
 from aifinops.exporters.events import USAGE_TYPE, make_event
 
 BIN = Path(sys.executable).parent

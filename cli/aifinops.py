@@ -15,7 +15,7 @@ VERBS = {
     "config": ("check a configuration file and print every problem", "config_check"),
     "demo": (
         "run the whole pipeline here with traffic, a runaway and an idle GPU, and watch it",
-        "demo",
+        "demo.command",
     ),
     "focus": ("export LLM and GPU spend from Kafka as FOCUS 1.2 files for chargeback", "focus"),
     "generate": ("render rules, dashboards and chart copies from jsonnet/", "generate"),

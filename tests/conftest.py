@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from aifinops.cli.stack import Alertmanager, KafkaBroker, Process, Prometheus
+from aifinops.cli.demo.stack import Alertmanager, KafkaBroker, Process, Prometheus
 from support.webhook import WebhookReceiver
 
 REPO = Path(__file__).resolve().parent.parent

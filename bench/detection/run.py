@@ -54,7 +54,7 @@ from pathlib import Path
 import _jsonnet
 import yaml
 
-from aifinops.cli.traffic import poisson
+from aifinops.cli.demo.traffic import poisson
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_STEP = 5

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from aifinops.cli.stack import wait_until
+from aifinops.cli.demo.stack import wait_until
 
 pytestmark = pytest.mark.integration
 

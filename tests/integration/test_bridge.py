@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from genai_prices import Usage, calc_price
 
-from aifinops.cli.stack import wait_until
+from aifinops.cli.demo.stack import wait_until
 from aifinops.exporters.events import GPU_SAMPLE_TYPE, USAGE_TYPE, encode, make_event
 from support.bridge_daemon import BridgeDaemon, bridge_config
 from support.kafka_helpers import consume, create_topics, produce

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aifinops.cli.stack import free_port, wait_until
+from aifinops.cli.demo.stack import free_port, wait_until
 from aifinops.exporters.events import ANOMALY_TYPE
 from support.bridge_daemon import BridgeDaemon, bridge_config
 from support.kafka_helpers import consume, create_topics

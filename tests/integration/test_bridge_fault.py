@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 from kafka import KafkaProducer
 
-from aifinops.cli.stack import wait_until
+from aifinops.cli.demo.stack import wait_until
 from aifinops.exporters.events import USAGE_TYPE, encode, make_event
 from support.bridge_daemon import BridgeDaemon, bridge_config
 from support.kafka_helpers import create_topics

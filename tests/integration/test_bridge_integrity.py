@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aifinops.cli.stack import KafkaBroker, wait_until
+from aifinops.cli.demo.stack import KafkaBroker, wait_until
 from aifinops.exporters.events import USAGE_TYPE, encode, make_event
 from support.bridge_daemon import BridgeDaemon, bridge_config
 from support.kafka_helpers import consume, create_topics, produce

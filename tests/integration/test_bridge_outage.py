@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from aifinops.cli.stack import wait_until
+from aifinops.cli.demo.stack import wait_until
 from aifinops.exporters.events import USAGE_TYPE, make_event
 from support.bridge_daemon import BridgeDaemon, bridge_config
 from support.token_daemon import TokenDaemon

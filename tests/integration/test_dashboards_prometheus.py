@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from aifinops.cli.stack import Prometheus, StackError, free_port
+from aifinops.cli.demo.stack import Prometheus, StackError, free_port
 from support.dashboards import (
     load_dashboards,
     panel_queries,

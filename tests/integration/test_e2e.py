@@ -20,16 +20,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aifinops.cli.alertwatch import AnomalyEvent, InjectedAnomaly, Notification
-from aifinops.cli.demo import (
+from aifinops.cli.demo.alertwatch import AnomalyEvent, InjectedAnomaly, Notification
+from aifinops.cli.demo.command import (
     CATCH_DEADLINE_SECONDS,
     FAST_ALERTS,
     IDLE_GPU,
     inject_idle_gpu,
     started_anomaly,
 )
-from aifinops.cli.demostack import DemoStack, rule_files
-from aifinops.cli.traffic import RUNAWAY_FACTOR, RUNAWAY_MODEL, RUNAWAY_TEAM, TrafficGenerator
+from aifinops.cli.demo.demostack import DemoStack, rule_files
+from aifinops.cli.demo.traffic import RUNAWAY_FACTOR, RUNAWAY_MODEL, RUNAWAY_TEAM, TrafficGenerator
 from aifinops.exporters.events import ANOMALY_TYPE
 from support.dashboards import load_dashboards, panels_without_data
 

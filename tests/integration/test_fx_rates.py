@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aifinops.cli.stack import wait_until
+from aifinops.cli.demo.stack import wait_until
 from support.token_daemon import TokenDaemon
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aifinops.cli.stack import Process, free_port, http_ok, wait_until
+from aifinops.cli.demo.stack import Process, free_port, http_ok, wait_until
 from support.static_http import StaticHTTPServer
 
 pytestmark = pytest.mark.integration

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from aifinops.cli.stack import Process, Prometheus, free_port, wait_until
+from aifinops.cli.demo.stack import Process, Prometheus, free_port, wait_until
 from aifinops.exporters.events import USAGE_TYPE, make_event
 from support.bridge_daemon import BridgeDaemon, bridge_config
 from support.token_daemon import BATCH, BIN, TokenDaemon

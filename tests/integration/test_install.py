@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aifinops.cli.stack import free_port, http_ok, wait_until
+from aifinops.cli.demo.stack import free_port, http_ok, wait_until
 from aifinops.exporters.events import USAGE_TYPE, make_event
 from support.token_daemon import TokenDaemon
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aifinops.cli.stack import Process, free_port, http_ok, wait_until
+from aifinops.cli.demo.stack import Process, free_port, http_ok, wait_until
 from support.static_http import StaticHTTPServer
 from support.token_daemon import TokenDaemon
 
@@ -191,8 +191,8 @@ def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_openc
 def test_the_demos_opencost_endpoint_gives_each_demo_team_its_kubernetes_bill(
     tmp_path, prometheus_factory
 ):
-    from aifinops.cli.demostack import NAMESPACE_TEAMS
-    from aifinops.cli.opencost_demo import OpenCostDemo
+    from aifinops.cli.demo.demostack import NAMESPACE_TEAMS
+    from aifinops.cli.demo.opencost import OpenCostDemo
 
     opencost = OpenCostDemo()
     opencost.start()

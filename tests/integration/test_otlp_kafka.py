@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from google.rpc.status_pb2 import Status
 
-from aifinops.cli.stack import wait_until
+from aifinops.cli.demo.stack import wait_until
 from support.bridge_daemon import BridgeDaemon, bridge_config
 from support.kafka_helpers import consume, create_topics
 from support.otlp import post, span, traces

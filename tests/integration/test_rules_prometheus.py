@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from aifinops.cli.stack import wait_until
+from aifinops.cli.demo.stack import wait_until
 from aifinops.exporters.runtime.http import HTTPServer
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """The savings tier in a real Prometheus 2.42 over the demo's recorded history: the demo fleet's GPU
 exporter (the real daemon, simulated fleet served through the kubelet's PodResources API) scraped
 live, three days of the savings group's per-GPU steps backfilled from the same fleet
-(`cli/history.py`), and the shipped rules recommend each GPU action for the GPU whose pattern
+(`cli/demo/history.py`), and the shipped rules recommend each GPU action for the GPU whose pattern
 calls for it, and nothing for the bursty GPU saturated at its peaks."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aifinops.cli.demostack import NAMESPACE_TEAMS, SIMULATOR, demo_fleet
-from aifinops.cli.history import backfill
-from aifinops.cli.stack import Process, Prometheus, free_port, http_ok, wait_until
+from aifinops.cli.demo.demostack import NAMESPACE_TEAMS, SIMULATOR, demo_fleet
+from aifinops.cli.demo.history import backfill
+from aifinops.cli.demo.stack import Process, Prometheus, free_port, http_ok, wait_until
 from support.dashboards import load_dashboards, panels_without_data
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from genai_prices import Usage, calc_price
 
-from aifinops.cli.stack import Prometheus
+from aifinops.cli.demo.stack import Prometheus
 from aifinops.exporters.events import USAGE_TYPE, make_event
 from support.token_daemon import BIN, TokenDaemon
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aifinops.cli.stack import KafkaBroker, wait_until
+from aifinops.cli.demo.stack import KafkaBroker, wait_until
 from aifinops.exporters.cardinality import OTHER
 from aifinops.exporters.config import CardinalityConfig
 from aifinops.exporters.events import USAGE_TYPE, make_event

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aifinops.cli.stack import KafkaBroker, wait_until
+from aifinops.cli.demo.stack import KafkaBroker, wait_until
 from aifinops.exporters.events import USAGE_TYPE, make_event
 from support.kafka_helpers import Record, consume
 from support.token_daemon import TokenDaemon

@@ -99,7 +99,7 @@ def test_check_reports_a_topic_with_too_few_partitions_and_a_missing_one(
 
 
 def test_an_unreachable_broker_is_a_clear_error(tmp_path, capsys):
-    from aifinops.cli.stack import free_port
+    from aifinops.cli.demo.stack import free_port
 
     status = main(
         [

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from aifinops.cli.stack import Alertmanager, wait_until
+from aifinops.cli.demo.stack import Alertmanager, wait_until
 from aifinops.exporters.events import ANOMALY_TYPE, USAGE_TYPE, encode, make_event
 from aifinops.exporters.sink import COUNTED_IN_HEADER
 from aifinops.exporters.tripwire import fingerprint

@@ -1,1 +1,1 @@
-"""Test helpers: Kafka clients and a webhook receiver (the services themselves come from aifinops.cli.stack)."""
+"""Test helpers: Kafka clients and a webhook receiver (the services themselves come from aifinops.cli.demo.stack)."""

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from aifinops.cli.stack import Process, free_port, http_ok, wait_until
+from aifinops.cli.demo.stack import Process, free_port, http_ok, wait_until
 
 BIN = Path(sys.executable).parent / "aifinops-bridge"
 

@@ -35,7 +35,7 @@ VARIABLE = re.compile(r"\$(\w+)|\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]")
 
 
 class PrometheusAPI(Protocol):
-    """What the checker needs of a Prometheus: `aifinops.cli.stack.Prometheus` has it."""
+    """What the checker needs of a Prometheus: `aifinops.cli.demo.stack.Prometheus` has it."""
 
     def api(self, path: str, **params: str) -> Any:
         """GET /api/v1/<path> and return its `data`, raising on an error status."""

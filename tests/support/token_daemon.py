@@ -11,7 +11,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from aifinops.cli.stack import Process, free_port, http_ok, wait_until
+from aifinops.cli.demo.stack import Process, free_port, http_ok, wait_until
 
 BIN = Path(sys.executable).parent / "aifinops-token-exporter"
 BATCH = "application/cloudevents-batch+json"

@@ -14,7 +14,7 @@ import pytest
 
 from aifinops.cli import bridge, gpu_exporter, token_exporter
 from aifinops.cli.aifinops import main as aifinops_main
-from aifinops.cli.stack import free_port, http_ok, wait_until
+from aifinops.cli.demo.stack import free_port, http_ok, wait_until
 
 BIN = Path(sys.executable).parent
 

@@ -21,18 +21,23 @@ import pytest
 import yaml
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from aifinops.cli.alertwatch import (
+from aifinops.cli.demo.alertwatch import (
     AlertReceiver,
     Arrivals,
     InjectedAnomaly,
     Notification,
     seconds_since_onset,
 )
-from aifinops.cli.demo import Demo, Outcome
-from aifinops.cli.demostack import ALERTMANAGER_CONFIG, RULES_DIR, alertmanager_config, rule_files
-from aifinops.cli.history import RateRecord, openmetrics, rate_records, simulate
-from aifinops.cli.liveview import LiveView, read_spend
-from aifinops.cli.traffic import Injection, Workload
+from aifinops.cli.demo.command import Demo, Outcome
+from aifinops.cli.demo.demostack import (
+    ALERTMANAGER_CONFIG,
+    RULES_DIR,
+    alertmanager_config,
+    rule_files,
+)
+from aifinops.cli.demo.history import RateRecord, openmetrics, rate_records, simulate
+from aifinops.cli.demo.liveview import LiveView, read_spend
+from aifinops.cli.demo.traffic import Injection, Workload
 
 BRIDGE = "http://127.0.0.1:1111/v1/alertmanager"
 DEMO = "http://127.0.0.1:2222/alerts"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from aifinops.cli.stack import free_port
+from aifinops.cli.demo.stack import free_port
 from aifinops.exporters.gpu.aggregate import GPUAggregator, GPUCollector
 from aifinops.exporters.gpu.dcgm import DCGMSource, parse_dcgm
 from aifinops.exporters.gpu.model import SourceError

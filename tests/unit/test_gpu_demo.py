@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from aifinops.cli.demo import allocated_gpu_anomaly
-from aifinops.cli.demostack import ALLOCATED_GPU, NAMESPACE_TEAMS, SIMULATOR
+from aifinops.cli.demo.command import allocated_gpu_anomaly
+from aifinops.cli.demo.demostack import ALLOCATED_GPU, NAMESPACE_TEAMS, SIMULATOR
 from aifinops.exporters.gpu.simulated import SimulatedSource
 
 
@@ -55,7 +55,7 @@ def test_the_view_names_the_pod_its_team_and_its_idle_cost_once_reported():
 
 
 def test_the_kubelet_socket_path_fits_a_unix_socket(tmp_path: Path):
-    from aifinops.cli.demostack import DemoStack
+    from aifinops.cli.demo.demostack import DemoStack
 
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     stack = DemoStack(deep, gpu_source="simulated")

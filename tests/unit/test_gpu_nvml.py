@@ -214,7 +214,7 @@ def test_real_gpus_are_priced_and_counted_through_the_whole_exporter(tmp_path):
 
 
 def test_the_demo_counts_nvml_gpus_so_auto_picks_nvml_where_there_is_one(monkeypatch):
-    from aifinops.cli import demostack
+    from aifinops.cli.demo import demostack
     from aifinops.exporters.gpu import nvml as nvml_module
 
     monkeypatch.setattr(nvml_module, "_load_pynvml", StandInNVML)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from aifinops.cli.opencost_demo import OpenCostDemo, exposition
+from aifinops.cli.demo.opencost import OpenCostDemo, exposition
 from aifinops.exporters.gpu.opencost import parse_opencost
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "opencost" / "metrics.prom"

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aifinops.cli.history import gpu_step_records, openmetrics, simulate_gpu_steps
-from aifinops.cli.liveview import LiveView, read_spend
+from aifinops.cli.demo.history import gpu_step_records, openmetrics, simulate_gpu_steps
+from aifinops.cli.demo.liveview import LiveView, read_spend
 from aifinops.exporters.gpu.simulated import SimulatedSource, office_hours
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ import _jsonnet
 import pytest
 from prometheus_client import CollectorRegistry
 
-from aifinops.cli.traffic import (
+from aifinops.cli.demo.traffic import (
     DEFAULT_WORKLOADS,
     PEAK_HOUR,
     RUNAWAY_FACTOR,

@@ -37,10 +37,10 @@ from aifinops.exporters.config import (
 from aifinops.exporters.gpu.simulated import SimulatedSource
 from aifinops.exporters.runtime.config import load_config
 
-from . import topics
+from .. import topics
 from .alertwatch import AlertReceiver, AnomalyTail
 from .history import backfill
-from .opencost_demo import OpenCostDemo
+from .opencost import OpenCostDemo
 from .stack import (
     Alertmanager,
     KafkaBroker,
@@ -55,7 +55,7 @@ from .traffic import DEFAULT_WORKLOADS, TrafficGenerator, Workload
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "rules"
 ALERTMANAGER_CONFIG = RULES_DIR / "alertmanager.yaml"
 BRIDGE_WEBHOOK_PATH = "/v1/alertmanager"
