@@ -97,14 +97,20 @@
     // shorter than this window count only partly in the baseline (a 30 s burst at 20x still
     // stays under 4x a 2-minute maximum that holds it).
     fastBaselineRateWindow: '2m',
-    // A large step is confirmed over this shorter rate window (3 scrape intervals: 2 intervals
-    // between its samples): its rate must clear llmSpikeFactor (tokenRunawayFactor) times the
-    // baseline there while the fastRateWindow rate already shows fastConfirmFactor times it, and
-    // the short window must hold fastConfirmMinRequestsPerMinute. A 10x step then pages one
-    // scrape interval sooner than over the whole 30 s window (about 5 s instead of 10 s).
+    // A large step in calls (an agent loop, a new workload) is confirmed over this shorter
+    // rate window (3 scrape intervals: 2 intervals between its samples): its rate must clear
+    // llmSpikeFactor (tokenRunawayFactor) times the baseline there while the fastRateWindow
+    // rate already shows fastConfirmFactor times it, the short window holds
+    // fastConfirmMinRequestsPerMinute, and its request rate is fastConfirmRequestsFactor times
+    // the fastRateWindow one of a window earlier. A 10x step in calls then pages one scrape
+    // interval sooner (about 5 s instead of 10 s). The request conditions keep heavy calls and
+    // Poisson clusters of a low-volume team (and a step in call size only) on the 30 s window:
+    // with 30 requests a minute and 2x, noisy traffic paged about once per 12 team-days in the
+    // detection benchmark; with these, never in 24.
     fastConfirmRateWindow: '15s',
     fastConfirmFactor: 2.5,
-    fastConfirmMinRequestsPerMinute: 30,
+    fastConfirmMinRequestsPerMinute: 60,
+    fastConfirmRequestsFactor: 3,
     // Fast alerts fire at the first evaluation that sees the change (for: 0s) and stay firing
     // this long after the condition clears, so a noisy spike does not flap.
     fastKeepFiringFor: '5m',

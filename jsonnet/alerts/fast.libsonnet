@@ -24,8 +24,9 @@ local r = import '../lib/rules.libsonnet';
       c.fastYoungBaselineOffset,
     ],
     // `rate` above `floor` and `factor` x its baseline over fastRateWindow, or over
-    // fastConfirmRateWindow (`short`) while the fastRateWindow rate shows fastConfirmFactor x
-    // and the short window holds fastConfirmMinRequestsPerMinute.
+    // fastConfirmRateWindow (`short`) while the fastRateWindow rate shows fastConfirmFactor x,
+    // the short window holds fastConfirmMinRequestsPerMinute and its request rate is
+    // fastConfirmRequestsFactor x the fastRateWindow one of a window earlier.
     local stepped(rate, short, scale, floor, factor) = |||
       (
         %(rate)s%(scale)s > %(floor)s
@@ -41,6 +42,8 @@ local r = import '../lib/rules.libsonnet';
         %(rate)s > %(confirm)s * %(baseline)s
         and on (team, model)
         %(shortRequests)s * 60 >= %(confirmRequests)s
+        and on (team, model)
+        %(shortRequests)s > %(requestsFactor)s * (%(requests)s offset %(rateWindow)s)
       )
     ||| % {
       rate: rate,
@@ -52,6 +55,9 @@ local r = import '../lib/rules.libsonnet';
       confirm: p.num(c.fastConfirmFactor),
       shortRequests: n.llmRequestsConfirmRate,
       confirmRequests: p.num(c.fastConfirmMinRequestsPerMinute),
+      requests: n.llmRequestsRate,
+      requestsFactor: p.num(c.fastConfirmRequestsFactor),
+      rateWindow: c.fastRateWindow,
     },
     local teamModel(series) = '%s{team=%%q, model=%%q}' % series,
     local common = {
