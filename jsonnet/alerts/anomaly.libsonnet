@@ -3,12 +3,15 @@
 local names = import '../lib/names.libsonnet';
 local p = import '../lib/promql.libsonnet';
 local r = import '../lib/rules.libsonnet';
+local currency = import '../lib/currency.libsonnet';
 
 {
   aifinopsAlertRules+:: {
     local c = $._config,
     local n = names(c),
-    local t = p.template,
+    // Amounts in US dollars, shown in the reporting currency at the rate in force.
+    local cur = currency(c),
+    local t = p.template { dollars: cur.fromUsd, queryDollars(format, args='', unit=''):: cur.queryUsd(format, args, unit) },
     local team(series) = '`%s{team=%%q} * %d`' % [series, p.hour],
 
     anomaly+: [

@@ -3,19 +3,27 @@
 local names = import '../lib/names.libsonnet';
 local p = import '../lib/promql.libsonnet';
 local r = import '../lib/rules.libsonnet';
+local currency = import '../lib/currency.libsonnet';
 
 {
   aifinopsAlertRules+:: {
     local c = $._config,
     local n = names(c),
     local t = p.template,
+    // The budget tier compares the series of the reporting currency (names.money) and shows
+    // amounts in it: budgets, spend and its pace are all in that currency.
+    local m = n.money,
+    local cur = currency(c),
+    local money = if cur.usd then { value: t.dollars, query: t.queryDollars } else { value: cur.value, query: cur.query },
+    // Series in a reporting currency carry a `currency` label; matching keeps it on the alert.
+    local matchOn(expr) = if cur.usd then expr else std.strReplace(expr, 'on (team, period)', 'on (team, period, currency)'),
     local teamPeriod(series) = '%s{team=%%q, period=%%q}' % series,
-    local budgetText = t.queryDollars('`%s`' % teamPeriod(n.budget), '$labels.team $labels.period'),
+    local budgetText = money.query('`%s`' % teamPeriod(m.budget), '$labels.team $labels.period'),
     local common = { tier: 'burn', dashboard: 'overview', teamVar: true },
     // Keeps a window of at least budgetFullHistoryFrom to teams with spend history that old.
     local fullHistory(window) =
       if p.seconds(window) >= p.seconds(c.budgetFullHistoryFrom)
-      then 'and on (team)\n%s offset %s\n' % [n.spendBase, window]
+      then 'and on (team)\n%s offset %s\n' % [m.base, window]
       else '',
 
     local burn(w) = r.alert(c, common {
@@ -23,24 +31,24 @@ local r = import '../lib/rules.libsonnet';
       severity: w.severity,
       'for': w['for'],
       labels: { long_window: w.long, short_window: w.short },
-      expr: |||
+      expr: matchOn(|||
         %(long)s * %(hour)d > on (team) group_right () (%(factor)s * %(hour)d * %(sustainable)s)
         and on (team, period)
         %(short)s > on (team) group_right () (%(factor)s * %(sustainable)s)
       ||| % {
-        long: n.spend(w.long),
-        short: n.spend(w.short),
-        sustainable: n.sustainable,
+        long: m.spend(w.long),
+        short: m.spend(w.short),
+        sustainable: m.sustainable,
         factor: p.num(w.factor),
         hour: p.hour,
-      } + fullHistory(w.long),
+      } + fullHistory(w.long)),
       summary: 'A team is spending at more than %sx the pace its budget allows.' % p.num(w.factor),
       description: 'Team {{ $labels.team }} spent on average %s/h over the last %s (and above that pace over the last %s): more than %sx the %s that would spend its {{ $labels.period }} budget of %s exactly by the end of the period.' % [
-        t.dollars,
+        money.value,
         w.long,
         w.short,
         p.num(w.factor),
-        t.queryDollars('`%s * %d`' % [teamPeriod(n.sustainable), p.hour], '$labels.team $labels.period', '/h'),
+        money.query('`%s * %d`' % [teamPeriod(m.sustainable), p.hour], '$labels.team $labels.period', '/h'),
         budgetText,
       ],
     }),
@@ -52,10 +60,10 @@ local r = import '../lib/rules.libsonnet';
         severity: level.severity,
         'for': c.budgetThresholdFor,
         labels: { threshold: percent },
-        expr: '%s > on (team, period) (%s * %s)' % [n.periodToDate, p.num(level.ratio), n.budget],
+        expr: matchOn('%s > on (team, period) (%s * %s)' % [m.periodToDate, p.num(level.ratio), m.budget]),
         summary: 'A team has spent %s %% of its budget for the period.' % percent,
         description: 'Team {{ $labels.team }} has spent %s of its {{ $labels.period }} budget of %s in this period (UTC), more than %s %%.' % [
-          t.dollars,
+          money.value,
           budgetText,
           percent,
         ],
@@ -69,7 +77,7 @@ local r = import '../lib/rules.libsonnet';
         'for': f['for'],
         // The series carry it already; as a rule label it tells the two rules apart.
         labels: { period: period },
-        expr: |||
+        expr: matchOn(|||
           (
             %(ptd)s{period="%(period)s"}
             + on (team) group_left ()
@@ -79,20 +87,20 @@ local r = import '../lib/rules.libsonnet';
           unless on (team, period)
           %(ptd)s >= on (team, period) %(budget)s
         ||| % {
-          ptd: n.periodToDate,
+          ptd: m.periodToDate,
           period: period,
-          rate: n.spend(f.window),
+          rate: m.spend(f.window),
           remaining: n.periodRemaining,
           margin: p.num(c.budgetForecastMargin),
-          budget: n.budget,
-        } + fullHistory(f.window),
+          budget: m.budget,
+        } + fullHistory(f.window)),
         summary: 'At its current pace a team will overspend its budget before the period ends.',
         description: 'At its average pace over the last %s (%s), team {{ $labels.team }} will have spent %s by the end of this {{ $labels.period }} period, above its budget of %s (spent so far: %s).' % [
           f.window,
-          t.queryDollars('`%s{team=%%q} * %d`' % [n.spend(f.window), p.hour], '$labels.team', '/h'),
-          t.dollars,
+          money.query('`%s{team=%%q} * %d`' % [m.spend(f.window), p.hour], '$labels.team', '/h'),
+          money.value,
           budgetText,
-          t.queryDollars('`%s`' % teamPeriod(n.periodToDate), '$labels.team $labels.period'),
+          money.query('`%s`' % teamPeriod(m.periodToDate), '$labels.team $labels.period'),
         ],
       }),
 

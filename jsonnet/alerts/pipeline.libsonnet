@@ -6,6 +6,7 @@
 local names = import '../lib/names.libsonnet';
 local p = import '../lib/promql.libsonnet';
 local r = import '../lib/rules.libsonnet';
+local currency = import '../lib/currency.libsonnet';
 
 {
   // Alerts whose firing inhibits the fast and anomaly tiers in Alertmanager.
@@ -60,7 +61,8 @@ local r = import '../lib/rules.libsonnet';
     local common = { tier: 'pipeline', dashboard: 'pipeline', severity: 'warning' },
     local faking = common { keepFiringFor: c.pipelineKeepFiringFor },
     // $/h of spend a job/instance exposed over the last hour.
-    local spendThrough = t.queryDollars('`sum(rate({__name__=~"aifinops_(llm|gpu)_cost_usd_total", job=%%q, instance=%%q}[1h])) * %d`' % p.hour, '$labels.job $labels.instance', '/h'),
+    local cur = currency(c),
+    local spendThrough = cur.queryUsd('`sum(rate({__name__=~"aifinops_(llm|gpu)_cost_usd_total", job=%%q, instance=%%q}[1h])) * %d`' % p.hour, '$labels.job $labels.instance', '/h'),
 
     pipeline+: [
       r.alert(c, faking {
@@ -164,6 +166,18 @@ local r = import '../lib/rules.libsonnet';
         description: 'No sample of {{ $labels.metric }} has been ingested for %s: spend alerts on it cannot fire ($0.00/h is not the same as no data).' % [c.costMetricsAbsentWindow],
       }),
 
+    ] + (if cur.usd then [] else [
+      // In a reporting currency other than USD the budget tier reads spend converted with
+      // aifinops_fx_rate: without a sample of it the budget alerts are blind (never 1.0).
+      r.alert(c, common {
+        name: 'AIFinOpsFXRateMissing',
+        'for': c.fxRateMissingFor,
+        source: 'all',
+        expr: 'absent(%s)' % cur.rate,
+        summary: 'No USD to %s exchange rate is served; spend in %s and every budget alert are blind.' % [cur.code, cur.code],
+        description: 'No aifinops process has served aifinops_fx_rate{currency="%s"} for %s: no configured rate is in force (before the first currency.rates entry, or past max_rate_age_days) or the rates file cannot be read. Spend in %s is not recorded and no budget alert can fire until a rate is served again; the USD figures are unaffected.' % [cur.code, c.fxRateMissingFor, cur.code],
+      }),
+    ]) + [
       r.alert(c, {
         name: 'AIFinOpsWatchdog',
         tier: 'pipeline',

@@ -3,6 +3,7 @@
 local p = import '../lib/promql.libsonnet';
 local r = import '../lib/rules.libsonnet';
 local savingsNames = import '../lib/savings.libsonnet';
+local currency = import '../lib/currency.libsonnet';
 
 {
   aifinopsAlertRules+:: {
@@ -21,7 +22,7 @@ local savingsNames = import '../lib/savings.libsonnet';
         expr: '%s > %s' % [s.teamSavings, p.num(c.savingsAlertUsdPerMonth)],
         summary: 'A team could save more than its savings threshold a month on GPUs.',
         description: '{{ if $labels.team }}Team {{ $labels.team }}{{ else }}GPUs held by no team{{ end }} could save %s a month by releasing, sharing or scheduling the GPUs its pods hold (threshold $%s/month, look-back %s). The savings dashboard lists each pod, its action and its evidence.' % [
-          p.template.dollars,
+          currency(c).fromUsd,
           p.num(c.savingsAlertUsdPerMonth),
           c.savingsLookback,
         ],

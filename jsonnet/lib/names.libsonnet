@@ -39,6 +39,30 @@ function(c) {
   sustainable: 'team_period:aifinops_budget_usd_per_second:sustainable',
   periodToDate: 'team_period:aifinops_spend_usd:period_to_date',
 
+  // The budget tier in a reporting currency other than USD (_config.currency, docs/currency.md):
+  // the same series without `_usd` in the name and with a `currency` label, each converted at
+  // its own evaluation with the rate in force then, so a new rate never rewrites recorded spend.
+  fxRate: 'currency:aifinops_fx_rate:max',
+  fxSpendBySource: 'team_source:aifinops_spend_per_second:avg' + c.spendRateWindow,
+  fxSpend(window): 'team:aifinops_spend_per_second:avg' + window,
+  fxBudget: 'team_period:aifinops_budget:max',
+  fxSustainable: 'team_period:aifinops_budget_per_second:sustainable',
+  fxPeriodToDate: 'team_period:aifinops_spend:period_to_date',
+  // The series the budget tier compares: the `_usd` ones in USD, else the ones above.
+  money: if c.currency == 'USD' then {
+    base: $.spendBase,
+    spend: $.spend,
+    budget: $.budget,
+    sustainable: $.sustainable,
+    periodToDate: $.periodToDate,
+  } else {
+    base: $.fxSpend(c.spendRateWindow),
+    spend: $.fxSpend,
+    budget: $.fxBudget,
+    sustainable: $.fxSustainable,
+    periodToDate: $.fxPeriodToDate,
+  },
+
   // Pipeline tier: 1 per aifinops job and instance, labelled with the part of the figures it
   // feeds (aifinops_source = gpu, llm or all).
   jobSource: 'job_instance:aifinops_source:info',

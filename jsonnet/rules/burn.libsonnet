@@ -3,6 +3,7 @@
 local names = import '../lib/names.libsonnet';
 local p = import '../lib/promql.libsonnet';
 local r = import '../lib/rules.libsonnet';
+local currency = import '../lib/currency.libsonnet';
 
 // Budget periods: UTC days and calendar months (PromQL's clock is UTC). `start` and `length`
 // are PromQL for the current period; `longest` bounds the look-back that re-seeds
@@ -28,6 +29,8 @@ local periods = {
     local n = names(c),
     local base = n.spendBase,
     local step = c.spendRateWindow,
+    local cur = currency(c),
+    local m = n.money,
     // Every window an alert reads, except the base window itself.
     local windows = std.setDiff(
       std.set(
@@ -45,14 +48,16 @@ local periods = {
     // gap longer than the look-back, it is re-seeded from what is retained: the daily averages
     // of the whole days since the period began, the hourly averages of today's whole hours,
     // and the current pace over the part of this hour (periods start at midnight UTC). Days
-    // and hours keep the seed cheap: at most 31 + 24 points per team.
-    local periodToDate(period) =
+    // and hours keep the seed cheap: at most 31 + 24 points per team. `m` names the series of
+    // one currency (names.money), `by` the labels they carry besides period.
+    local periodToDate(m, by, period) =
       local f = {
-        ptd: '%s{period="%s"}' % [n.periodToDate, period],
+        ptd: '%s{period="%s"}' % [m.periodToDate, period],
         start: '%s{period="%s"}' % [n.periodStart, period],
         today: '%s{period="daily"}' % n.periodStart,
-        base: base,
-        budget: '%s{period="%s"}' % [n.budget, period],
+        base: m.base,
+        by: by,
+        budget: '%s{period="%s"}' % [m.budget, period],
         longest: periods[period].longest,
         hour: p.hour,
         day: p.day,
@@ -66,7 +71,7 @@ local periods = {
               timestamp(%(ptd)s) > on () group_left () %(start)s
             )
           or on (team)
-            sum by (team) (
+            sum by (%(by)s) (
                 label_replace(
                   sum_over_time(
                     (avg_over_time(%(base)s[1d]) and on () (vector(time()) > on () (%(start)s @ end())))[%(longest)s:1d]
@@ -86,6 +91,29 @@ local periods = {
         %(budget)s
       ||| % f,
 
+    // In a reporting currency other than USD: the rate in force, the spend series converted
+    // with it at each evaluation (so each step keeps the rate of its own time), and budgets in
+    // that currency: aifinops_budget{currency} as given, or a team's aifinops_budget_usd at the
+    // rate in force when it has none in the currency.
+    local fxSpend = [
+      r.record(n.fxRate, 'max by (currency) (%s)' % cur.rate),
+      r.record(n.fxSpendBySource, '%s * on () group_left (currency) %s' % [n.spendBySource, n.fxRate]),
+      r.record(m.base, 'sum by (team, currency) (%s)' % n.fxSpendBySource),
+    ] + [
+      r.record(m.spend(w), 'avg_over_time(%s[%s])' % [m.base, w])
+      for w in windows
+    ] + [
+      r.record(m.budget, |||
+        max by (team, period, currency) (aifinops_budget{%(budget)s})
+        or on (team, period)
+        max by (team, period) (aifinops_budget_usd{%(usd)s}) * on () group_left (currency) %(rate)s
+      ||| % {
+        budget: p.withMatchers(c.budgetSelector, ['currency="%s"' % cur.code]),
+        usd: c.budgetSelector,
+        rate: n.fxRate,
+      }),
+    ],
+
     burn+: [
       // Spend by source: LLM calls (priced per event), GPUs (the exporter's cost counter,
       // GPUs no pod holds included, with an empty team) and Kubernetes compute (OpenCost's
@@ -101,9 +129,9 @@ local periods = {
     ] + [
       r.record(n.spend(w), 'avg_over_time(%s[%s])' % [base, w])
       for w in windows
-    ] + [
+    ] + (if cur.usd then [
       r.record(n.budget, 'max by (team, period) (aifinops_budget_usd{%s})' % c.budgetSelector),
-    ] + std.flattenArrays([
+    ] else fxSpend) + std.flattenArrays([
       [
         r.record(n.periodStart, periods[period].start, { period: period }),
         r.record(n.periodLength, periods[period].length, { period: period }),
@@ -111,9 +139,9 @@ local periods = {
       for period in std.objectFields(periods)
     ]) + [
       r.record(n.periodRemaining, '%s + %s - time()' % [n.periodStart, n.periodLength]),
-      r.record(n.sustainable, '%s / on (period) group_left () %s' % [n.budget, n.periodLength]),
+      r.record(m.sustainable, '%s / on (period) group_left () %s' % [m.budget, n.periodLength]),
     ] + [
-      r.record(n.periodToDate, periodToDate(period), { period: period })
+      r.record(m.periodToDate, periodToDate(m, if cur.usd then 'team' else 'team, currency', period), { period: period })
       for period in std.objectFields(periods)
     ],
   },

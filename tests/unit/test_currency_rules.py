@@ -1,0 +1,105 @@
+"""The rule pack rendered in a reporting currency other than USD (`_config.currency`): promtool over
+the GBP render, and the USD default left as it was."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import _jsonnet
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+GBP_TEST = REPO / "tests" / "rules" / "currency" / "gbp.test.yaml"
+RUNBOOKS = REPO / "docs" / "runbooks.md"
+
+
+def render(currency: str) -> dict[str, Any]:
+    """The mixin's rule files with `_config.currency` overridden, as the docs tell users to."""
+    snippet = (
+        "local m = (import 'mixin.libsonnet') + { _config+:: { currency: '%s' } };"
+        " m.ruleFiles" % currency
+    )
+    out: dict[str, Any] = json.loads(
+        _jsonnet.evaluate_snippet("gbp", snippet, jpathdir=[str(REPO / "jsonnet")])
+    )
+    return out
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail("promtool is not on PATH (make system-deps installs it)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def gbp_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("gbp")
+    (root / "rules").mkdir()
+    for name, content in render("GBP").items():
+        text = yaml.safe_dump(content, sort_keys=False, allow_unicode=True)
+        (root / "rules" / f"{name}.yaml").write_text(text, encoding="utf-8")
+    shutil.copy(GBP_TEST, root / GBP_TEST.name)
+    return root
+
+
+def test_gbp_render_passes_promtool_lint(gbp_rules: Path) -> None:
+    for path in sorted((gbp_rules / "rules").glob("*.yaml")):
+        result = subprocess.run(
+            [promtool(), "check", "rules", "--lint=all", "--lint-fatal", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_gbp_promtool_unit_tests_pass(gbp_rules: Path) -> None:
+    """A new rate leaves recorded spend as it was; a budget in pounds alerts when the spend in
+    pounds crosses it; no rate is an alert (tests/rules/currency/gbp.test.yaml)."""
+    result = subprocess.run(
+        [promtool(), "test", "rules", GBP_TEST.name],
+        cwd=gbp_rules,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _rules(files: dict[str, Any]) -> list[dict[str, Any]]:
+    return [rule for f in files.values() for g in f["groups"] for rule in g["rules"]]
+
+
+def test_gbp_budget_tier_reads_pounds_and_every_money_description_shows_them() -> None:
+    rules = _rules(render("GBP"))
+    budget_alerts = [r for r in rules if r.get("alert", "").startswith("AIFinOpsBudget")]
+    assert budget_alerts
+    for rule in budget_alerts:
+        assert "_usd" not in rule["expr"], rule["alert"]
+    # The fast tier's descriptions (jsonnet/alerts/fast.libsonnet) still show dollars.
+    for rule in [r for r in rules if r.get("labels", {}).get("aifinops_tier") != "fast"]:
+        text = rule.get("annotations", {}).get("description", "")
+        assert "$%" not in text and '"$' not in text and "${{" not in text, rule["alert"]
+    described = " ".join(r.get("annotations", {}).get("description", "") for r in rules)
+    assert "£%.2f" in described and '£{{ printf "%.2f" $value }}' in described
+    assert {"AIFinOpsFXRateMissing"} <= {r.get("alert") for r in rules}
+
+
+def test_usd_default_has_no_currency_series_nor_rate_alert() -> None:
+    rules = _rules(render("USD"))
+    assert not [r for r in rules if "aifinops_fx_rate" in r.get("expr", "")]
+    assert "AIFinOpsFXRateMissing" not in {r.get("alert") for r in rules}
+
+
+def test_rate_alert_has_a_runbook_section() -> None:
+    headings = {
+        m.group(1).strip().lower() for m in re.finditer(r"^#+\s+(\S+)", RUNBOOKS.read_text(), re.M)
+    }
+    assert "aifinopsfxratemissing" in headings
