@@ -59,7 +59,15 @@ function(c) {
   perSecond(metric, by, sel):: '%s (rate(%s{%s}[$__rate_interval]))' % [q.sumBy(by), metric, sel],
 
   // ---- Budgets (UTC days and calendar months, as the burn rules) ----
-  budget(period):: 'max by (team) (aifinops_budget_usd{%s, period="%s"})' % [q.budgetSel, period],
+  // Budgets in US dollars. A pack in another currency (_config.currency) also reads budgets given
+  // in it (aifinops_budget{currency}), as dollars at the rate in force, which money panels convert
+  // back; ratios of spend to budget then use today's rate for the budget (the alerts compare the
+  // recorded spend in that currency, docs/currency.md).
+  local inUsd(by, period) =
+    local usd = 'max by (%s) (aifinops_budget_usd{%s, period="%s"})' % [by, q.budgetSel, period];
+    if c.currency == 'USD' then usd else
+      '(max by (%s) (aifinops_budget{%s, period="%s", currency="%s"}) / on () group_left () max(aifinops_fx_rate{%s, currency="%s"}) or %s)' % [by, q.budgetSel, period, c.currency, c.aifinopsSelector, c.currency, usd],
+  budget(period):: inUsd('team', period),
   // Spend since the start of the period (the panel's time range is the period so far) as a
   // share of the budget; teams without a budget drop out.
   budgetUsed(period):: '%s\n/ on (team)\n%s' % [q.spendOverRange('team'), q.budget(period)],
@@ -69,7 +77,7 @@ function(c) {
     monthly: 'scalar(days_in_month() * 86400)',
   },
   sustainableRate:: std.join('\nor\n', [
-    'max by (team, period) (aifinops_budget_usd{%s, period="%s"}) / %s' % [q.budgetSel, period, q.periodSeconds[period]]
+    '%s / %s' % [inUsd('team, period', period), q.periodSeconds[period]]
     for period in std.objectFields(q.periodSeconds)
   ]),
   // Spend rate over `window` as a multiple of the sustainable rate (1 = on budget).
