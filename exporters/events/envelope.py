@@ -18,6 +18,7 @@ SPECVERSION = "1.0"
 MAX_ID_LENGTH = 256
 MAX_SOURCE_LENGTH = 512
 MAX_TYPE_LENGTH = 256
+MAX_SUBJECT_LENGTH = 256
 # Events stamped further ahead than this are refused: a clock that far off would poison the
 # per-period budget figures.
 DEFAULT_MAX_FUTURE = timedelta(minutes=5)
@@ -121,7 +122,9 @@ def accept_envelope(
     ):
         return None
     subject = get("subject")
-    if subject is not None and (type(subject) is not str or not 0 < len(subject) <= 256):
+    if subject is not None and (
+        type(subject) is not str or not 0 < len(subject) <= MAX_SUBJECT_LENGTH
+    ):
         return None
     raw_time = get("time")
     if raw_time is None:
@@ -166,7 +169,7 @@ def _check_envelope(
     event_id = text("id", MAX_ID_LENGTH)
     source = text("source", MAX_SOURCE_LENGTH)
     event_type = text("type", MAX_TYPE_LENGTH)
-    subject = text("subject", 256, required=False)
+    subject = text("subject", MAX_SUBJECT_LENGTH, required=False)
     if event_type is not None and types is not None and event_type not in types:
         problems.append(
             Problem("type", f"must be one of {', '.join(sorted(types))} (got {event_type!r})")
