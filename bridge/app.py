@@ -10,10 +10,12 @@ from prometheus_client.registry import Collector
 
 from aifinops.exporters.cardinality import LabelLimiter, OverflowCollector
 from aifinops.exporters.config import Config
+from aifinops.exporters.currency.source import COLLECTOR, FxRateCollector, FxRateSource, FxSnapshot
 from aifinops.exporters.gpu import GPUAggregator, GPUCollector
 from aifinops.exporters.gpu.aggregate import COST_METRIC, IDLE_COST_METRIC
 from aifinops.exporters.llm import DedupeWindow, LLMCollector, UsageIngest
 from aifinops.exporters.runtime.http import Route
+from aifinops.exporters.runtime.poll import Poller
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth
 from aifinops.exporters.runtime.service import Component
 from aifinops.exporters.tripwire import AlertmanagerNotifier
@@ -41,11 +43,13 @@ class Bridge:
     store: CheckpointStore | None
     # The tripwires' sender and the producer of their cost-anomalies events (tripwires on).
     tripwires: Sequence[Component] = ()
+    # Pollers of what the bridge serves besides the topics: the exchange rate in force.
+    pollers: Sequence[Component] = ()
 
     @property
     def components(self) -> list[Component]:
         """Started in order, stopped in reverse."""
-        return [*self.tripwires, self.consumer, self.forwarder]
+        return [*self.pollers, *self.tripwires, self.consumer, self.forwarder]
 
     def ready(self) -> bool:
         """Always ready while serving: readiness must not hide the metrics that say Kafka is
@@ -119,7 +123,15 @@ def build_bridge(config: Config, health: CollectorHealth) -> Bridge:
     routes = [Route("POST", PATH, forwarder.handle, settings.webhook_max_body_bytes)]
     tripwires, tripwire_collectors = _tripwires(config, usage)
     collectors += tripwire_collectors
-    return Bridge(consumer, forwarder, usage, gpu, collectors, routes, store, tripwires)
+    # A central Prometheus may scrape only bridges: the rate in force must reach it from them
+    # too, or the rule pack in a reporting currency has no rate (docs/currency.md).
+    fx: Poller[FxSnapshot] = Poller(
+        COLLECTOR, FxRateSource(config.currency), config.currency.reload_interval_seconds, health
+    )
+    collectors.append(FxRateCollector(lambda: fx.latest))
+    return Bridge(
+        consumer, forwarder, usage, gpu, collectors, routes, store, tripwires, pollers=[fx]
+    )
 
 
 def _tripwires(config: Config, usage: UsageIngest) -> tuple[list[Component], list[Collector]]:
