@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector
 
 from aifinops.exporters.cardinality import LabelLimiter, OverflowCollector
 from aifinops.exporters.config import Config
+from aifinops.exporters.currency.budgets import split_budgets
 from aifinops.exporters.currency.source import COLLECTOR, FxRateCollector, FxRateSource, FxSnapshot
 from aifinops.exporters.gpu import GPUAggregator, GPUCollector
 from aifinops.exporters.gpu.aggregate import COST_METRIC, IDLE_COST_METRIC
@@ -90,8 +91,9 @@ def build_bridge(config: Config, health: CollectorHealth) -> Bridge:
         expiring=(COST_METRIC.removesuffix("_total"), IDLE_COST_METRIC.removesuffix("_total")),
         retention_seconds=config.gpu.retention_seconds,
     )
+    usd_budgets, budget_collectors = split_budgets(config)
     counted = [
-        LLMCollector(usage.aggregator, config.llm.budgets),
+        LLMCollector(usage.aggregator, usd_budgets),
         GPUCollector(gpu),
         OverflowCollector([usage.aggregator.limiter, gpu]),
         BridgeCollector(stats),
@@ -129,6 +131,7 @@ def build_bridge(config: Config, health: CollectorHealth) -> Bridge:
         COLLECTOR, FxRateSource(config.currency), config.currency.reload_interval_seconds, health
     )
     collectors.append(FxRateCollector(lambda: fx.latest))
+    collectors += budget_collectors
     return Bridge(
         consumer, forwarder, usage, gpu, collectors, routes, store, tripwires, pollers=[fx]
     )

@@ -274,7 +274,9 @@ class PricingConfig:
 
 @dataclass(frozen=True)
 class TeamBudget:
-    """One team's AI budgets in US dollars, exposed as `aifinops_budget_usd{team,period}`.
+    """One team's AI budgets in the reporting currency (`currency.code`): in US dollars, exposed as
+    `aifinops_budget_usd{team,period}`; in any other currency as `aifinops_budget{team,period,
+    currency}` (docs/currency.md).
 
     A budget covers the team's whole AI spend: the rule pack compares it with LLM API plus GPU
     spend (`team_period:aifinops_spend_usd:period_to_date`). The token exporter serves it because

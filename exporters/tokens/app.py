@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from prometheus_client.registry import Collector
 
 from ..config import Config
+from ..currency.budgets import split_budgets
 from ..currency.source import COLLECTOR, FxRateCollector, FxRateSource, FxSnapshot
 from ..llm import UsageIngest
 from ..namespace_teams import NamespaceTeamCollector
@@ -53,7 +54,8 @@ def build_token_exporter(
     override file is unusable."""
     ingest = UsageIngest.from_config(config.llm, sources=("http", *OTLP_SOURCES))
     sink = sink if sink is not None else NullSink()
-    collectors = list(ingest.collectors(config.llm.budgets))
+    usd_budgets, budget_collectors = split_budgets(config)
+    collectors = [*ingest.collectors(usd_budgets), *budget_collectors]
     # Namespace -> team for the Kubernetes costs from OpenCost (rules/kubernetes.libsonnet).
     collectors.append(NamespaceTeamCollector(config.gpu.namespace_teams))
     fx = _fx_rates(config, health)

@@ -30,10 +30,12 @@ def _scrape(config_text: str, tmp_path: Path) -> tuple[str, CollectorHealth]:
         bridge.close()
 
 
+GBP = "currency:\n  code: GBP\n  rates:\n    - {from: 2020-01-01, rate: 0.7893}\n"
+BUDGETS = "llm:\n  budgets:\n    search: {daily: 288, monthly: 6000}\n"
+
+
 def test_bridge_serves_the_rate_in_force(tmp_path: Path) -> None:
-    text, health = _scrape(
-        "currency:\n  code: GBP\n  rates:\n    - {from: 2020-01-01, rate: 0.7893}\n", tmp_path
-    )
+    text, health = _scrape(GBP, tmp_path)
     assert 'aifinops_fx_rate{currency="GBP"} 0.7893' in text
     assert health.snapshot()["fx_rates"].success is True
 
@@ -46,3 +48,16 @@ def test_bridge_without_a_rate_in_force_serves_none_and_fails_the_collector(
     )
     assert "aifinops_fx_rate{" not in text
     assert health.snapshot()["fx_rates"].success is False
+
+
+def test_budgets_are_in_the_reporting_currency_when_it_is_not_usd(tmp_path: Path) -> None:
+    text, _ = _scrape(GBP + BUDGETS, tmp_path)
+    assert 'aifinops_budget{currency="GBP",period="daily",team="search"} 288.0' in text
+    assert 'aifinops_budget{currency="GBP",period="monthly",team="search"} 6000.0' in text
+    assert "aifinops_budget_usd{" not in text
+
+
+def test_budgets_stay_in_dollars_by_default(tmp_path: Path) -> None:
+    text, _ = _scrape(BUDGETS, tmp_path)
+    assert 'aifinops_budget_usd{period="daily",team="search"} 288.0' in text
+    assert "aifinops_budget{" not in text
