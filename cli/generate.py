@@ -1,5 +1,5 @@
-"""`aifinops generate`: render the jsonnet mixin into rules/ and dashboards/, sync the chart's copies,
-and compile the project's protocol buffer definitions into Python modules."""
+"""`aifinops generate`: render the jsonnet mixin into rules/ and dashboards/, sync the chart's and the
+demo package's copies, and compile the project's protocol buffer definitions into Python modules."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ HEADER = "# Generated from jsonnet/ by `make generate` (aifinops generate); do n
 ENTRY = Path("jsonnet") / "generate.jsonnet"
 # Helm cannot read files outside the chart, so the chart carries copies of the generated files.
 CHART_FILES = Path("charts") / "aifinops" / "files"
+# `aifinops demo` ships the rules, the Alertmanager routing and the dashboards as package data, so
+# the installed wheel (and the image) runs without a checkout.
+DEMO_FILES = Path("cli") / "demo" / "files"
 # .proto files compiled into <name>_pb2.py, its type stub <name>_pb2.pyi (what mypy reads of the
 # messages, which the module makes at import time) and <name>_pb2_grpc.py beside them.
 PROTOS = (Path("exporters") / "gpu" / "podresources" / "api.proto",)
@@ -47,11 +50,11 @@ def render(root: Path) -> dict[Path, str]:
         if rel.endswith((".yaml", ".yml")):
             text = HEADER + text
         files[Path(rel)] = text
-    chart = root / CHART_FILES.parent
-    if chart.exists():
-        for rel, text in list(files.items()):
-            if rel.parts[0] in ("rules", "dashboards"):
-                files[CHART_FILES / rel] = text
+    copies = [d for d in (CHART_FILES, DEMO_FILES) if (root / d.parent).exists()]
+    for rel, text in list(files.items()):
+        if rel.parts[0] in ("rules", "dashboards"):
+            for copy in copies:
+                files[copy / rel] = text
     files.update(render_protos(root))
     return files
 

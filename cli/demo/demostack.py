@@ -55,9 +55,12 @@ from .traffic import DEFAULT_WORKLOADS, TrafficGenerator, Workload
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
-RULES_DIR = REPO / "rules"
+# The rule pack, routing and dashboards ship inside this package (`make generate` copies rules/
+# and dashboards/ here), so an installed `aifinops demo` needs no checkout.
+PACKAGE_FILES = Path(__file__).resolve().parent / "files"
+RULES_DIR = PACKAGE_FILES / "rules"
 ALERTMANAGER_CONFIG = RULES_DIR / "alertmanager.yaml"
+DASHBOARDS_DIR = PACKAGE_FILES / "dashboards"
 BRIDGE_WEBHOOK_PATH = "/v1/alertmanager"
 # The `job` names the rule pack's selectors expect (jsonnet/config.libsonnet): the chart's.
 JOBS = {
@@ -369,6 +372,7 @@ class DemoStack:
         files = rule_files()
         if not files:
             raise StackError(f"no rule files in {RULES_DIR}: run `make generate`")
+        self.progress(f"loading {len(files)} rule files from {RULES_DIR}")
         # Alertmanager's port is fixed now so Prometheus can be told where it will be.
         self.alertmanager = Alertmanager(self.workdir / "alertmanager", self._alertmanager_config())
         scrape = [

