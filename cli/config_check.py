@@ -8,6 +8,8 @@ import sys
 from aifinops.exporters.config import Config
 from aifinops.exporters.runtime.config import ConfigError, load_config
 
+from .common import checked_config
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`aifinops config --config.file PATH`."""
@@ -17,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when the file and the environment give a valid configuration, 2 otherwise."""
     try:
-        load_config(Config, args.config_file)
+        source = f"configuration {args.config_file}" if args.config_file else "configuration"
+        checked_config(load_config(Config, args.config_file), source)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from aifinops.exporters.gpu.app import build_gpu_exporter
 from aifinops.exporters.gpu.prices import PriceTableError
+from aifinops.exporters.gpu.sources import SOURCES
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth
 
 from .common import DaemonSpec, listen_address, start_daemon
@@ -19,7 +20,7 @@ EXTRA_FLAGS = [
         ["--source"],
         {
             "dest": "source",
-            "choices": ["nvml", "dcgm", "simulated"],
+            "choices": list(SOURCES),
             "help": "where GPU data comes from",
         },
         "gpu.source",

@@ -497,7 +497,8 @@ class GPUPricesConfig:
 class GPUConfig:
     """The GPU exporter (docs/gpu-exporter.md)."""
 
-    source: Literal["nvml", "dcgm", "simulated"] = "nvml"
+    # A name of exporters/gpu/sources.py's registry (SOURCES), checked against it at start.
+    source: str = "nvml"
     dcgm_url: str | None = None
     interval_seconds: float = 1.0
     # This node's name; unset: the NODE_NAME variable (the chart sets it from spec.nodeName), else

@@ -26,6 +26,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from aifinops.exporters.gpu.sources import SOURCES
+
 from .alertwatch import InjectedAnomaly, Notification
 from .demostack import ALLOCATED_GPU, DemoStack
 from .liveview import LiveView
@@ -83,7 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--gpu-source",
-        choices=["auto", "simulated", "nvml"],
+        # The registered sources that need no other service (dcgm needs a dcgm-exporter).
+        choices=["auto", *(name for name, kind in SOURCES.items() if kind.standalone)],
         default="auto",
         help="GPU exporter source; auto uses NVML when it finds a GPU, else the simulator",
     )

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
@@ -70,7 +70,8 @@ JOBS = {
 }
 SCRAPE_INTERVAL = "5s"
 
-GPUSource = Literal["auto", "simulated", "nvml"]
+# "auto", or a name of the GPU source registry (aifinops.exporters.gpu.sources.SOURCES).
+GPUSource = str
 
 # LLM budgets of the demo's teams (aifinops_budget_usd): above their normal spend, so no budget
 # alert fires on normal traffic; the runaway burns platform's daily budget about ten times too fast.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,16 +27,12 @@ from ..runtime.selfmetrics import CollectorHealth
 from ..sink import EventSink
 from .aggregate import GPUAggregator, GPUCollector
 from .allocation import AllocatedSource, PodLabels, UnresolvedCollector
-from .attribution import ProcessAttributor
-from .dcgm import DCGMSource
 from .kube import (
     KubeAuth,
     KubeClient,
     NodeDirectory,
     PodDirectory,
-    api_pods_url,
     in_cluster_api_url,
-    kubelet_pods_url,
 )
 from .model import GPUSource
 from .nvml import NVMLSource
@@ -46,7 +41,8 @@ from .podresources.client import PodResourcesClient
 from .podresources.simulator import KubeletSimulator
 from .prices import GPUPriceLookup, GPUPricer, load_price_table
 from .sampler import GPUSampler
-from .simulated import ScheduledChange, SimulatedSource, SimulatorError
+from .simulated import SimulatedSource, SimulatorError
+from .sources import SourceContext, build_source
 from .teams import TeamResolver
 
 log = logging.getLogger(__name__)
@@ -119,7 +115,7 @@ def build_gpu_exporter(
         api_url=api_url if gpu.node_labels_from_api else None,
         client=client,
     )
-    inner, pods = _source(config, health, client, clock, environ)
+    inner, pods = build_source(SourceContext(config, health, client, clock, environ))
     source, kubelet = _with_allocation(config, health, inner, pods, clock, environ)
     aggregator = GPUAggregator(
         # A GPU missing from three reads in a row is gone (or its source is failing).
@@ -213,68 +209,6 @@ def _with_allocation(
         clock=clock,
     )
     return source, kubelet
-
-
-def _source(
-    config: Config,
-    health: CollectorHealth,
-    client: KubeClient | None,
-    clock: Callable[[], float],
-    environ: Mapping[str, str],
-) -> tuple[GPUSource, PodDirectory | None]:
-    gpu = config.gpu
-    if gpu.source == "simulated":
-        sim = gpu.simulator
-        simulated = SimulatedSource(
-            nodes=sim.nodes,
-            gpus_per_node=sim.gpus_per_node,
-            models=sim.models,
-            patterns=sim.patterns,
-            crash_after_seconds=sim.crash_after_seconds,
-            utilization=sim.utilization,
-            seed=sim.seed,
-            schedule=[
-                ScheduledChange(c.at_seconds, c.node, c.gpu, c.pattern, c.utilization)
-                for c in sim.schedule
-            ],
-            clock=clock,
-        )
-        return simulated, None
-    default_node = socket.gethostname()
-    if gpu.source == "dcgm":
-        assert gpu.dcgm_url is not None  # config validation requires it
-        dcgm = DCGMSource(
-            gpu.dcgm_url,
-            node=gpu.node_name or environ.get("NODE_NAME") or None,
-            default_node=default_node,
-            timeout_seconds=gpu.timeout_seconds,
-        )
-        return dcgm, None
-    node = gpu.node_name or environ.get("NODE_NAME") or default_node
-    pods = None
-    pods_url = pod_list_url(config, environ, node)
-    if pods_url is not None and client is not None:
-        log.info("attributing GPU processes to pods from %s", pods_url)
-        pods = PodDirectory(pods_url, client, health, clock=clock)
-    else:
-        log.info("no kubelet or API server known: GPU processes are not attributed to pods")
-    return NVMLSource(node, ProcessAttributor(pods, gpu.proc_root)), pods
-
-
-def pod_list_url(config: Config, environ: Mapping[str, str], node: str) -> str | None:
-    """Where the nvml source reads this node's pods: `gpu.kubelet_url`; else the API server when
-    `gpu.pods_from_api`; else, in a pod, the kubelet at `https://$HOST_IP:10250` (the chart sets
-    HOST_IP from `status.hostIP`); else nowhere."""
-    gpu = config.gpu
-    if gpu.kubelet_url:
-        return kubelet_pods_url(gpu.kubelet_url)
-    if gpu.pods_from_api:
-        api = gpu.kubernetes_api_url or in_cluster_api_url(environ)
-        return api_pods_url(api, node) if api else None
-    host_ip = environ.get("HOST_IP")
-    if host_ip and in_cluster_api_url(environ):
-        return kubelet_pods_url(f"https://{host_ip}:10250")
-    return None
 
 
 def _simulator_handler(source: SimulatedSource) -> Callable[[Request], Response]:

@@ -193,7 +193,7 @@ def test_in_cluster_api_url():
 
 def test_where_the_pod_list_comes_from():
     from aifinops.exporters.config import Config
-    from aifinops.exporters.gpu.app import pod_list_url
+    from aifinops.exporters.gpu.sources import pod_list_url
     from aifinops.exporters.runtime.config import load_config
 
     def url(overrides, environ):
