@@ -6,6 +6,7 @@
 // without a baseline (new spend) must clear a higher floor, and only once the pack has
 // baselines at all (loading the rules, or a fresh Prometheus, does not page for every team
 // already spending), or the no-history floor, which holds from the first scrape.
+local currency = import '../lib/currency.libsonnet';
 local names = import '../lib/names.libsonnet';
 local p = import '../lib/promql.libsonnet';
 local r = import '../lib/rules.libsonnet';
@@ -14,7 +15,9 @@ local r = import '../lib/rules.libsonnet';
   aifinopsAlertRules+:: {
     local c = $._config,
     local n = names(c),
-    local t = p.template,
+    // Amounts in US dollars, shown in the reporting currency at the rate in force.
+    local cur = currency(c),
+    local t = p.template { dollars: cur.fromUsd, queryDollars(format, args='', unit=''):: cur.queryUsd(format, args, unit) },
     local baseline(series) = n.baseline(series),
     local baselineText = 'its highest %s rate between %s and %s ago (%s and %s ago while its history is short)' % [
       c.fastBaselineRateWindow,

@@ -86,8 +86,7 @@ def test_gbp_budget_tier_reads_pounds_and_every_money_description_shows_them() -
     assert budget_alerts
     for rule in budget_alerts:
         assert "_usd" not in rule["expr"], rule["alert"]
-    # The fast tier's descriptions (jsonnet/alerts/fast.libsonnet) still show dollars.
-    for rule in [r for r in rules if r.get("labels", {}).get("aifinops_tier") != "fast"]:
+    for rule in rules:
         text = rule.get("annotations", {}).get("description", "")
         assert "$%" not in text and '"$' not in text and "${{" not in text, rule["alert"]
     described = " ".join(r.get("annotations", {}).get("description", "") for r in rules)
