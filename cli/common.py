@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from aifinops.exporters import __version__
 from aifinops.exporters.config import Config
-from aifinops.exporters.gpu.sources import source_problems
+from aifinops.exporters.gpu.sources import CONFIG_CHOICES
 from aifinops.exporters.runtime.config import ConfigError, load_config
 from aifinops.exporters.runtime.logs import configure_logging
 from aifinops.exporters.runtime.webconfig import WebConfigError, load_web_config
@@ -74,16 +74,7 @@ def load_daemon_config(
         for dest, path in paths.items()
         if (value := getattr(args, dest, None)) is not None
     }
-    return checked_config(load_config(Config, args.config_file, overrides=overrides))
-
-
-def checked_config(config: Config, source: str = "configuration") -> Config:
-    """`config` once the checks that read a feature's registry pass (the schema itself depends on
-    no feature module): `gpu.source` names a registered GPU source. Raises `ConfigError`."""
-    problems = source_problems(config)
-    if problems:
-        raise ConfigError(problems, source)
-    return config
+    return load_config(Config, args.config_file, overrides=overrides, choices=CONFIG_CHOICES)
 
 
 def listen_address(config: Config, spec: DaemonSpec) -> str:

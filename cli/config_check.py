@@ -6,9 +6,8 @@ import argparse
 import sys
 
 from aifinops.exporters.config import Config
+from aifinops.exporters.gpu.sources import CONFIG_CHOICES
 from aifinops.exporters.runtime.config import ConfigError, load_config
-
-from .common import checked_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when the file and the environment give a valid configuration, 2 otherwise."""
     try:
-        source = f"configuration {args.config_file}" if args.config_file else "configuration"
-        checked_config(load_config(Config, args.config_file), source)
+        load_config(Config, args.config_file, choices=CONFIG_CHOICES)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

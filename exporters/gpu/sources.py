@@ -104,18 +104,14 @@ SOURCES: Mapping[str, SourceKind] = MappingProxyType(
 )
 
 
-def source_problems(config: Config) -> list[str]:
-    """The configuration's problems with `gpu.source` (`path: reason`, as `ConfigError` lists them):
-    a name the registry does not hold."""
-    name = config.gpu.source
-    if name in SOURCES:
-        return []
-    return [f"gpu.source: must be one of {', '.join(SOURCES)} (got {name!r})"]
+# What the config loader checks against this registry (`load_config(..., choices=...)`), in the
+# same pass as the schema's own checks.
+CONFIG_CHOICES: Mapping[str, tuple[str, ...]] = MappingProxyType({"gpu.source": tuple(SOURCES)})
 
 
 def build_source(ctx: SourceContext) -> BuiltSource:
     """The configured source, built by its registered factory. Raises `KeyError` for a name the
-    config check (`source_problems`) would have refused."""
+    config check (`CONFIG_CHOICES`) would have refused."""
     return SOURCES[ctx.config.gpu.source].build(ctx)
 
 

@@ -7,7 +7,7 @@ import difflib
 import os
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -279,6 +279,15 @@ def _resolve_env_path(cls: Any, parts: list[str]) -> tuple[list[str], Any] | Non
     return None
 
 
+def _get_path(raw: Mapping[str, Any], path: list[str]) -> Any:
+    node: Any = raw
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return _MISSING
+        node = node[key]
+    return node
+
+
 def _set_path(raw: dict[str, Any], path: list[str], value: Any) -> None:
     node = raw
     for key in path[:-1]:
@@ -321,8 +330,12 @@ def load_config(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, str] | None = None,
+    choices: Mapping[str, Collection[str]] | None = None,
 ) -> T:
     """Build `cls` from a YAML file, then `AIFINOPS_*` environment variables, then `overrides`.
+
+    `choices` maps dotted paths to the values a registry outside the schema allows (`gpu.source`:
+    the GPU sources), so those are checked in the same pass as everything else.
 
     `overrides` maps dotted paths (`web.listen_address`) to strings, as flags give them. Every problem
     found (syntax, unknown keys, missing required fields, wrong types, failed `validate()` checks) is
@@ -361,6 +374,10 @@ def load_config(
     converter = _Converter()
     result = converter.convert_dataclass(cls, raw, "")
     problems.extend(converter.problems)
+    for dotted, allowed in (choices or {}).items():
+        value = _get_path(raw, dotted.split("."))
+        if value is not _MISSING and value not in allowed:
+            problems.append(f"{dotted}: must be one of {', '.join(allowed)} (got {value!r})")
     if problems:
         raise ConfigError(problems, source)
     return typing.cast(T, result)

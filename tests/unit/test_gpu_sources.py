@@ -15,7 +15,7 @@ from aifinops.cli.aifinops import main as aifinops_main
 from aifinops.cli.demo.command import add_arguments as add_demo_arguments
 from aifinops.cli.gpu_exporter import main as gpu_exporter_main
 from aifinops.exporters.config import Config
-from aifinops.exporters.gpu.sources import SOURCES, SourceContext, build_source, source_problems
+from aifinops.exporters.gpu.sources import CONFIG_CHOICES, SOURCES, SourceContext, build_source
 from aifinops.exporters.runtime.config import load_config
 from aifinops.exporters.runtime.selfmetrics import CollectorHealth
 
@@ -51,14 +51,16 @@ def test_the_demo_offers_auto_and_the_sources_that_need_no_other_service():
 
 def test_the_config_check_and_the_daemon_refuse_an_unregistered_source(tmp_path, capsys):
     bad = tmp_path / "bad.yml"
-    bad.write_text("gpu: {source: tpu}\n")
+    # Listed together with the schema's own problems, in one pass.
+    bad.write_text("gpu: {source: tpu}\nclustr: x\n")
     message = f"gpu.source: must be one of {', '.join(SOURCES)} (got 'tpu')"
     assert aifinops_main(["config", "--config.file", str(bad)]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "clustr: unknown key" in err and "(2 problems)" in err
     assert gpu_exporter_main(["--config.file", str(bad)]) == 2
     assert message in capsys.readouterr().err
-    good = load_config(Config, None, environ={})
-    assert source_problems(good) == []
+    load_config(Config, None, environ={}, choices=CONFIG_CHOICES)
+    assert Config().gpu.source in SOURCES
 
 
 @pytest.mark.parametrize("name", list(SOURCES))
