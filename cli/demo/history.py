@@ -2,10 +2,11 @@
 fleet's normal traffic over the past hour, written as TSDB blocks with promtool before Prometheus
 starts.
 
-The fast tier compares a spike with the maximum of its own 30 s rate between 1h30m and 30m ago,
-and on a Prometheus without any such baseline it stays silent on purpose (a fresh Prometheus must
-not page for every team already spending). A demo that starts from nothing would therefore catch
-nothing for 40 minutes. So before Prometheus starts, the demo writes the history a Prometheus
+The fast tier compares a spike with the maximum of its own 30 s rate between 1h30m and 30m ago
+(its first minutes while its history is shorter), and on a Prometheus without any baseline it
+stays silent on purpose (a fresh Prometheus must not page for every team already spending). A demo
+that starts from nothing would therefore catch a step only from its 15th minute. So before
+Prometheus starts, the demo writes the history a Prometheus
 watching the fleet would have recorded: the traffic generator draws the fleet's calls for every
 5 s scrape of the past hour (same workloads, same daily cycle, same Poisson noise), the exporters'
 pricer prices each call, and each fast-tier recording rule of the form
