@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from .model import GPUReading, GPUSnapshot, PodRef, SourceError
+from .scrape import PageReader
 
 MIB = 1 << 20
 UTIL = "DCGM_FI_DEV_GPU_UTIL"
@@ -63,7 +63,6 @@ _DEVICE_LABELS = frozenset(
         "err_msg",
     }
 )
-MAX_BODY_BYTES = 64 << 20
 
 
 @dataclass
@@ -168,31 +167,19 @@ class DCGMSource:
         timeout_seconds: float = 2.0,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self._url = url
         self._node = node
         self._default_node = default_node
-        self._timeout = timeout_seconds
-        self._headers = {"Accept": "text/plain;version=0.0.4", **(headers or {})}
-        self._session = requests.Session()
+        self._page = PageReader(
+            url,
+            "dcgm-exporter",
+            timeout_seconds,
+            {"Accept": "text/plain;version=0.0.4", **(headers or {})},
+        )
 
     def fetch(self) -> GPUSnapshot:
         """Scrape and parse the exporter now; raises `SourceError`."""
-        try:
-            resp = self._session.get(
-                self._url, headers=self._headers, timeout=self._timeout, stream=True
-            )
-            body = resp.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
-        except (requests.RequestException, OSError) as exc:
-            raise SourceError(f"dcgm-exporter {self._url} unreachable: {exc}") from exc
-        if resp.status_code != 200:
-            raise SourceError(f"dcgm-exporter {self._url}: HTTP {resp.status_code}")
-        if len(body) > MAX_BODY_BYTES:
-            raise SourceError(f"dcgm-exporter {self._url}: body larger than {MAX_BODY_BYTES} bytes")
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SourceError(f"dcgm-exporter {self._url}: body is not UTF-8 ({exc})") from exc
+        text = self._page.read()
         try:
             return parse_dcgm(text, self._node, self._default_node)
         except SourceError as exc:
-            raise SourceError(f"dcgm-exporter {self._url}: {exc}") from exc
+            raise self._page.error(str(exc)) from exc

@@ -21,17 +21,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 
-import requests
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from .model import SourceError
 from .prices import MAX_DECIMAL_PLACES, GPUPriceLookup, Price
+from .scrape import PageReader
 
 COLLECTOR = "opencost"
 GPU_PRICE = "node_gpu_hourly_cost"
 IS_SPOT = "kubecost_node_is_spot"
-MAX_BODY_BYTES = 64 << 20
 # Nodes kept from one read; OpenCost reports every node of the cluster, GPU or not.
 MAX_NODES = 50_000
 _WANTED_PREFIXES = tuple(f"{name}{sep}" for name in (GPU_PRICE, IS_SPOT) for sep in ("{", " "))
@@ -107,30 +106,16 @@ class OpenCostPriceSource:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._url = url
-        self._timeout = timeout_seconds
         self._clock = clock
-        self._session = requests.Session()
+        self._page = PageReader(url, "OpenCost", timeout_seconds)
 
     def fetch(self) -> OpenCostPrices:
         """Read OpenCost now; raises `SourceError` when it is unreachable or answers garbage."""
-        try:
-            resp = self._session.get(self._url, timeout=self._timeout, stream=True)
-            body = resp.raw.read(MAX_BODY_BYTES + 1, decode_content=True)
-        except (requests.RequestException, OSError) as exc:
-            raise SourceError(f"OpenCost {self._url} unreachable: {exc}") from exc
-        if resp.status_code != 200:
-            raise SourceError(f"OpenCost {self._url}: HTTP {resp.status_code}")
-        if len(body) > MAX_BODY_BYTES:
-            raise SourceError(f"OpenCost {self._url}: body larger than {MAX_BODY_BYTES} bytes")
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SourceError(f"OpenCost {self._url}: body is not UTF-8 ({exc})") from exc
+        text = self._page.read()
         try:
             return parse_opencost(text, self._clock())
         except SourceError as exc:
-            raise SourceError(f"OpenCost {self._url}: {exc}") from exc
+            raise self._page.error(str(exc)) from exc
 
 
 class OpenCostPricer:
