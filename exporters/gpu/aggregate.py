@@ -19,6 +19,12 @@ Utilisation. Samples of one interval may carry different utilisations (a MIG dev
 GPU's `aifinops_gpu_utilization_ratio` is then their mean weighted by each sample's part of the
 GPU (`parts / holders`), which for ordinary samples is simply the GPU's utilisation.
 
+Shares. `aifinops_gpu_allocation_share_ratio{node,gpu,uuid,namespace,pod,team}` is each pod's part of
+its GPU over the latest interval: the sum of `parts / holders` of its samples (its containers'),
+exactly what its money counters are charged. A time-sliced GPU of P holders gives each 1/P; a MIG
+device of k of S compute slices gives k/S; a GPU's shares add up to at most 1, the rest (free MIG
+slices) held by no pod. The rules price a pod's GPU time with it.
+
 Time. `apply(sample, time)` takes the sample's own timestamp (the event's `time`, in epoch seconds)
 to tell intervals apart: the gauges and the `aifinops_gpu_allocated` holder set of a GPU show its
 latest interval (all samples of one interval carry the same time, one per holder); a sample older
@@ -67,6 +73,7 @@ ALLOCATED_LABELS = (*GPU_LABELS, "namespace", "pod", "container", "team")
 COST_METRIC = "aifinops_gpu_cost_usd_total"
 IDLE_COST_METRIC = "aifinops_gpu_idle_cost_usd_total"
 ALLOCATED_METRIC = "aifinops_gpu_allocated"
+SHARE_METRIC = "aifinops_gpu_allocation_share_ratio"
 INFO_METRIC = "aifinops_gpu_info"
 
 DEFAULT_GPU_TTL_SECONDS = 60.0
@@ -83,6 +90,9 @@ _SECONDS_PER_HOUR = 3600
 # add without a gcd per sample, which a GPU shared by several pods (one sample each) needs.
 _E6, _E9 = 10**6, 10**9
 _HOLDERS_LCM = 720_720
+# A holder's share of its GPU is counted in units of 1/_HOLDERS_LCM (a Fraction of units where a
+# sample's holder count does not divide it).
+SHARE_DEN = _HOLDERS_LCM
 MONEY_DEN = _E9 * _E9 * _E6 * _SECONDS_PER_HOUR * _HOLDERS_LCM
 _PURGE_EVERY_SECONDS = 1.0
 
@@ -91,11 +101,17 @@ Holder = tuple[str, str, str, str]  # namespace, pod, container, team
 
 @dataclass(frozen=True)
 class GPUState:
-    """One GPU's latest interval: its latest sample (what it did, the price of one hour of it) and
-    every holder of that interval (namespace, pod, container, team), after label folding."""
+    """One GPU's latest interval: its latest sample (what it did, the price of one hour of it),
+    every holder of that interval (namespace, pod, container, team), after label folding, and
+    each holder's part of the GPU (`parts[i]` for `holders[i]`, in units of 1/`SHARE_DEN`)."""
 
     sample: GPUSample
     holders: tuple[Holder, ...]
+    parts: tuple[int | Fraction, ...] = ()
+
+    def shares(self) -> dict[Holder, Fraction]:
+        """Each holder's exact share of the GPU over the interval (0..1)."""
+        return {h: Fraction(p) / SHARE_DEN for h, p in zip(self.holders, self.parts, strict=True)}
 
 
 @dataclass(frozen=True)
@@ -166,7 +182,8 @@ class _LiveGPU:
         self.state = state
         self.time = time
         self.seen = seen
-        self.holders: dict[Holder, None] = {}
+        # holder -> its part of the GPU this interval, in units of 1/SHARE_DEN
+        self.holders: dict[Holder, int | Fraction] = {}
         # Part-weighted utilisation of the latest interval, needed only when its samples differ.
         self.mixed = False
         self.util_first = 0.0
@@ -178,7 +195,8 @@ class _LiveGPU:
         if not self.mixed or self.util_weight <= 0:
             return self.state
         mean = round(self.util_sum / self.util_weight, 6)
-        return GPUState(replace(self.state.sample, utilization_ratio=mean), self.state.holders)
+        sample = replace(self.state.sample, utilization_ratio=mean)
+        return GPUState(sample, self.state.holders, self.state.parts)
 
 
 class GPUAggregator:
@@ -273,7 +291,13 @@ class GPUAggregator:
                 if current:
                     assert live is not None
                     if holder is not None:
-                        live.holders[holder] = None
+                        units = parts * SHARE_DEN
+                        part = (
+                            units // sample.holders
+                            if units % sample.holders == 0
+                            else Fraction(units, sample.holders)
+                        )
+                        live.holders[holder] = live.holders.get(holder, 0) + part
                     weight = parts / sample.holders
                     if live.util_weight and sample.utilization_ratio != live.util_first:
                         live.mixed = True
@@ -308,7 +332,7 @@ class GPUAggregator:
                 entry[2] = now
             if current:
                 assert live is not None
-                live.state = GPUState(sample, tuple(live.holders))
+                live.state = GPUState(sample, tuple(live.holders), tuple(live.holders.values()))
 
     def snapshot(self) -> GPUAggregateSnapshot:
         """Live GPUs and retained money totals, as an immutable value."""
@@ -377,7 +401,7 @@ class GPUAggregator:
         if key in self._pods:
             self._pods[key] = now
         elif len(self._pods) >= self._max_pods:
-            self._count_overflow(COST_METRIC, IDLE_COST_METRIC, ALLOCATED_METRIC)
+            self._count_overflow(COST_METRIC, IDLE_COST_METRIC, ALLOCATED_METRIC, SHARE_METRIC)
             pod = OTHER
         else:
             self._pods[key] = now
@@ -424,6 +448,7 @@ class GPUCollector(Collector):
         power: list[Row] = []
         price: list[Row] = []
         allocated: list[Row] = []
+        shares: list[Row] = []
         for state in snap.gpus:
             g = state.sample
             ids = (g.node, str(g.gpu), g.uuid)
@@ -437,6 +462,15 @@ class GPUCollector(Collector):
                 price.append(((*ids, g.model), float(g.hourly_cost_usd)))
             for holder in state.holders:
                 allocated.append(((*ids, *holder), 1))
+            # A pod's share is its containers' together (the money labels have no container).
+            by_pod: dict[tuple[str, str, str], int | Fraction] = {}
+            for (namespace, pod, _container, team), part in zip(
+                state.holders, state.parts, strict=True
+            ):
+                key = (namespace, pod, team)
+                by_pod[key] = by_pod.get(key, 0) + part
+            for key, part in by_pod.items():
+                shares.append(((*ids, *key), float(part / SHARE_DEN)))
         cost: list[Row] = []
         idle: list[Row] = []
         for m in snap.money:
@@ -475,6 +509,14 @@ class GPUCollector(Collector):
             "gauge",
             ALLOCATED_LABELS,
             allocated,
+        )
+        yield RowsMetricFamily(
+            SHARE_METRIC,
+            "A pod's share of the GPU over the latest interval, what its cost counters are "
+            "charged (0..1; a GPU's shares add up to at most 1, the rest held by no pod).",
+            "gauge",
+            MONEY_LABELS,
+            shares,
         )
         yield RowsMetricFamily(
             COST_METRIC,

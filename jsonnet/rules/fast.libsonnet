@@ -43,14 +43,11 @@ local r = import '../lib/rules.libsonnet';
       r.record(n.llmRequestsConfirmRate, llmRate('aifinops_llm_requests_total', c.fastConfirmRateWindow)),
       r.record(n.llmTokensConfirmRate, llmRate('aifinops_llm_tokens_total', c.fastConfirmRateWindow)),
       // Gauges, so a GPU grab shows at the first scrape. `max by` removes duplicates of the
-      // same GPU (two scrapes of one exporter during a rollout); a GPU shared by several pods
-      // (time-slicing) splits its price among them.
+      // same GPU (two scrapes of one exporter during a rollout). Each pod pays its share of the
+      // GPU as the exporter charges it: 1/P of a time-sliced GPU, k/S of a MIG GPU for a device
+      // of k of its S compute slices (free slices are charged to no pod).
       r.record(n.gpuPodHourlyCost, |||
-        (
-          max by (node, gpu, uuid, namespace, pod, team) (aifinops_gpu_allocated{%(sel)s})
-          / on (node, gpu, uuid) group_left ()
-          count by (node, gpu, uuid) (max by (node, gpu, uuid, namespace, pod) (aifinops_gpu_allocated{%(sel)s}))
-        )
+        max by (node, gpu, uuid, namespace, pod, team) (aifinops_gpu_allocation_share_ratio{%(sel)s})
         * on (node, gpu, uuid) group_left ()
         max by (node, gpu, uuid) (aifinops_gpu_hourly_cost_usd{%(sel)s})
       ||| % { sel: c.gpuSelector }),
