@@ -73,6 +73,50 @@ def test_a_shared_gpu_splits_its_cost_among_holders_and_sums_to_the_gpu_cost():
     assert len(snap.gpus[0].holders) == 3
 
 
+def test_holders_without_exact_shares_split_the_gpu_equally_in_the_share_gauge():
+    """The dcgm and nvml process-attribution path: each of N containers' samples carries 1/N, so
+    a pod's share is its containers' together, and a later interval replaces the shares."""
+    agg = GPUAggregator(clock=Clock())
+    for pod, container in (("a", "main"), ("b", "main"), ("b", "sidecar"), ("c", "main")):
+        agg.apply(sample(namespace="ml", pod=pod, container=container, team="t", holders=4), 1)
+    text = _render(agg)
+    share = 'aifinops_gpu_allocation_share_ratio{gpu="0",namespace="ml",node="n1",pod="%s",team="t",uuid="GPU-a"}'
+    assert share % "a" + " 0.25" in text
+    assert share % "b" + " 0.5" in text
+    assert share % "c" + " 0.25" in text
+    # Next interval: one holder left, the whole GPU.
+    agg.apply(sample(namespace="ml", pod="a", container="main", team="t"), 2)
+    text = _render(agg)
+    assert share % "a" + " 1.0" in text
+    assert share % "b" not in text
+    # No holder: no share series (the allocated gauge has none either).
+    agg.apply(sample(), 3)
+    assert "aifinops_gpu_allocation_share_ratio{" not in _render(agg)
+
+
+def test_share_gauge_counts_mig_parts_and_odd_holder_counts_exactly():
+    """A MIG device of 3 of 7 slices is 3 samples of 1/7 (`parts`); 17 holders do not divide
+    the integer unit and still give exact sevenths and seventeenths."""
+    agg = GPUAggregator(clock=Clock())
+    agg.apply_many(
+        [
+            (sample(namespace="ml", pod="big", team="t", holders=7), 3),
+            (sample(namespace="ml", pod="small", team="t", holders=7), 1),
+            (sample(holders=7), 3),  # free slices: no holder
+        ],
+        time=1,
+    )
+    (state,) = agg.snapshot().gpus
+    assert {h[1]: f for h, f in state.shares().items()} == {
+        "big": Fraction(3, 7),
+        "small": Fraction(1, 7),
+    }
+    agg.apply_many([(sample(namespace="ml", pod=f"p{i}", holders=17), 1) for i in range(17)], 2)
+    (state,) = agg.snapshot().gpus
+    assert set(state.shares().values()) == {Fraction(1, 17)}
+    assert sum(state.shares().values()) == 1
+
+
 def test_gauges_and_holders_show_the_latest_interval_and_late_samples_only_add_money():
     agg = GPUAggregator(clock=Clock())
     agg.apply(sample(namespace="ml", pod="old", utilization_ratio=0.9), time=10)
@@ -114,6 +158,13 @@ def test_pods_beyond_the_limit_fold_into_other_and_are_counted():
     pods = sorted(m.pod for m in agg.snapshot().money)
     assert pods == [OTHER, "a", "b"]
     assert agg.overflow()["aifinops_gpu_cost_usd_total"] == 2
+    # The share gauge is bounded the same way: pods beyond the limit share one __other__ row.
+    agg.apply_many([(sample(namespace="ml", pod=p, holders=4), 1) for p in "abcd"], time=5)
+    text = _render(agg)
+    rows = [ln for ln in text.splitlines() if ln.startswith("aifinops_gpu_allocation_share_ratio{")]
+    assert len(rows) == 3
+    assert f'pod="{OTHER}"' in next(r for r in rows if r.endswith(" 0.5"))
+    assert agg.overflow()["aifinops_gpu_allocation_share_ratio"] == 4
     # Once a and b are past retention, new pods get their own series again.
     clock.now += 101
     agg.apply(sample(namespace="ml", pod="e"), time=10)
@@ -155,6 +206,7 @@ def test_the_collector_renders_every_family_of_the_design():
         'aifinops_gpu_power_watts{gpu="0",node="n1",uuid="GPU-a"} 300.0',
         'aifinops_gpu_hourly_cost_usd{gpu="0",model="NVIDIA H100 80GB HBM3",node="n1",uuid="GPU-a"} 2.0',
         'aifinops_gpu_allocated{container="c",gpu="0",namespace="ml",node="n1",pod="p",team="t",uuid="GPU-a"} 1.0',
+        'aifinops_gpu_allocation_share_ratio{gpu="0",namespace="ml",node="n1",pod="p",team="t",uuid="GPU-a"} 1.0',
         'aifinops_gpu_cost_usd_total{gpu="1",namespace="",node="n1",pod="",team="",uuid="GPU-b"}',
         'aifinops_gpu_idle_cost_usd_total{gpu="0",namespace="ml",node="n1",pod="p",team="t",uuid="GPU-a"}',
     ):

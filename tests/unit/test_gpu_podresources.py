@@ -390,6 +390,47 @@ def test_a_kubelet_restart_keeps_the_last_allocation_for_a_bounded_time_then_rec
     assert rig.holders(3) == {("ml", "ft-0"), ("chat", "embed-0")}
 
 
+def _share_rows(aggregator: GPUAggregator) -> dict[tuple[str, str], float]:
+    """(gpu, pod) -> aifinops_gpu_allocation_share_ratio as the collector renders it."""
+    from aifinops.exporters.gpu.aggregate import SHARE_METRIC, GPUCollector
+
+    return {
+        (s.labels["gpu"], s.labels["pod"]): s.value
+        for family in GPUCollector(aggregator).collect()
+        if family.name == SHARE_METRIC
+        for s in family.samples
+    }
+
+
+def test_the_collector_exposes_each_pods_exact_share_of_its_gpu(kubelet, sock):
+    """The share gauge the rules price pods with is what the counters charge: whole GPU 1,
+    time-sliced 1/P per pod (api-0's two replicas are still one pod's third), MIG k/S per device
+    with the free slices held by no pod."""
+    rig = Rig(sock)
+    rig.poll()
+    rig.poll()
+    shares = _share_rows(rig.aggregator)
+    assert shares == {
+        ("0", "train-0"): 1.0,
+        ("1", "nb-0"): 1.0,
+        ("2", "api-0"): pytest.approx(1 / 3, abs=1e-15),
+        ("2", "api-1"): pytest.approx(1 / 3, abs=1e-15),
+        ("2", "eval-0"): pytest.approx(1 / 3, abs=1e-15),
+        ("3", "ft-0"): 3 / 7,
+        ("3", "embed-0"): 2 / 7,
+        ("4", "infer-0"): 1.0,
+    }
+    # The free 1g device and the uncarved slice: 2/7 of GPU 3 is nobody's share.
+    assert sum(v for (gpu, _), v in shares.items() if gpu == "3") == pytest.approx(5 / 7)
+    # Exact in the aggregator: each share equals the fraction of the GPU's money charged.
+    states = {s.sample.gpu: s for s in rig.aggregator.snapshot().gpus}
+    assert {h[1]: f for h, f in states[3].shares().items()} == {
+        "ft-0": Fraction(3, 7),
+        "embed-0": Fraction(2, 7),
+    }
+    assert sum(states[2].shares().values()) == 1
+
+
 def test_container_shares_within_a_pod_and_replicas_add_up():
     """Two containers of one pod split that pod's part; the parts still sum to the GPU."""
     from aifinops.exporters.gpu.allocation import split
@@ -431,7 +472,7 @@ def test_the_promtool_test_feeds_the_series_this_exporter_produces(kubelet, sock
             labels.pop("job")
             if labels["gpu"] in ("1", "2"):
                 fed.append((name, tuple(sorted(labels.items()))))
-    assert len(fed) == 11
+    assert len(fed) == 15
     missing = [f for f in fed if f not in produced]
     assert missing == []
 
