@@ -19,6 +19,20 @@ CHART_FILES = Path("charts") / "aifinops" / "files"
 # `aifinops demo` ships the rules, the Alertmanager routing and the dashboards as package data, so
 # the installed wheel (and the image) runs without a checkout.
 DEMO_FILES = Path("cli") / "demo" / "files"
+# The demo reports in pounds: it also ships the rule pack and dashboards rendered with the mixin's
+# `currency` key (docs/currency.md), so jsonnet/ stays out of the wheel.
+DEMO_CURRENCIES = ("GBP",)
+CURRENCY_RENDER = """
+local mixin = (import 'mixin.libsonnet') + { _config+:: { currency: '%s' } };
+{
+  ['rules/' + name + '.yaml']: std.manifestYamlDoc(
+    mixin.ruleFiles[name], indent_array_in_object=true, quote_keys=false) + '\\n'
+  for name in std.objectFields(mixin.ruleFiles)
+} + {
+  ['dashboards/' + name]: std.manifestJsonEx(mixin.grafanaDashboards[name], '  ') + '\\n'
+  for name in std.objectFields(mixin.grafanaDashboards)
+}
+"""
 # .proto files compiled into <name>_pb2.py, its type stub <name>_pb2.pyi (what mypy reads of the
 # messages, which the module makes at import time) and <name>_pb2_grpc.py beside them.
 PROTOS = (Path("exporters") / "gpu" / "podresources" / "api.proto",)
@@ -55,7 +69,29 @@ def render(root: Path) -> dict[Path, str]:
         if rel.parts[0] in ("rules", "dashboards"):
             for copy in copies:
                 files[copy / rel] = text
+    if (root / DEMO_FILES.parent).exists():
+        files.update(render_demo_currencies(root))
     files.update(render_protos(root))
+    return files
+
+
+def render_demo_currencies(root: Path) -> dict[Path, str]:
+    """The rule files and dashboards in each of `DEMO_CURRENCIES`, under
+    `cli/demo/files/<code lower case>/`, as `generate.jsonnet` writes the USD ones."""
+    files: dict[Path, str] = {}
+    for code in DEMO_CURRENCIES:
+        try:
+            outputs = json.loads(
+                _jsonnet.evaluate_snippet(
+                    f"currency-{code}", CURRENCY_RENDER % code, jpathdir=[str(root / "jsonnet")]
+                )
+            )
+        except RuntimeError as exc:
+            raise GenerateError(f"the {code} render: {exc}") from exc
+        for rel, text in outputs.items():
+            files[DEMO_FILES / code.lower() / rel] = (
+                HEADER + text if rel.endswith(".yaml") else text
+            )
     return files
 
 

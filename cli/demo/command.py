@@ -29,7 +29,7 @@ from typing import Any
 from aifinops.exporters.gpu.sources import SOURCES
 
 from .alertwatch import InjectedAnomaly, Notification
-from .demostack import ALLOCATED_GPU, DemoStack
+from .demostack import ALLOCATED_GPU, CURRENCIES, DEFAULT_CURRENCY, DemoStack
 from .liveview import LiveView
 from .stack import StackError
 from .traffic import RUNAWAY_FACTOR, RUNAWAY_MODEL, RUNAWAY_TEAM, Injection, TrafficGenerator
@@ -89,6 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["auto", *(name for name, kind in SOURCES.items() if kind.standalone)],
         default="auto",
         help="GPU exporter source; auto uses NVML when it finds a GPU, else the simulator",
+    )
+    parser.add_argument(
+        "--currency",
+        choices=list(CURRENCIES),
+        default=DEFAULT_CURRENCY,
+        help="reporting currency: the rule pack, alerts and live view in it (default GBP)",
     )
     parser.add_argument(
         "--workdir",
@@ -227,7 +233,12 @@ class Demo:
         self.args = args
         self.out = out
         self.tty = bool(getattr(out, "isatty", lambda: False)())
-        self.stack = DemoStack(workdir, gpu_source=args.gpu_source, progress=self._progress)
+        self.stack = DemoStack(
+            workdir,
+            gpu_source=args.gpu_source,
+            currency=getattr(args, "currency", DEFAULT_CURRENCY),
+            progress=self._progress,
+        )
         self.traffic: TrafficGenerator | None = None
         self.anomalies: list[InjectedAnomaly] = []
         self.runaways: list[tuple[Injection, Outcome]] = []
@@ -270,7 +281,8 @@ class Demo:
             f"Kafka {urls['Kafka bootstrap']}",
             f"/metrics: gpu exporter {s.gpu.url}  token exporter {s.tokens.url}  "
             f"bridge {s.bridge.url}",
-            f"usage API: POST {urls['usage API']}   (docs/demo.md explains this screen)",
+            f"usage API: POST {urls['usage API']}   OTLP: POST {urls['OTLP traces']}",
+            f"reporting currency: {s.currency}   (docs/demo.md explains this screen)",
         ]
 
     def _status(self) -> str:
@@ -279,7 +291,10 @@ class Demo:
         sent = ""
         if self.traffic is not None:
             s = self.traffic.stats
-            sent = f"; sent {s.http_events} events over HTTP, {s.kafka_events} to Kafka"
+            sent = (
+                f"; sent {s.http_events} events over HTTP, {s.otlp_events} as OTLP spans, "
+                f"{s.kafka_events} to Kafka"
+            )
         watchdog = [
             n
             for n in self.stack.receiver.notifications.items()
@@ -326,6 +341,8 @@ class Demo:
             header=self._header(),
             out=self.out,
             tty=self.tty,
+            currency=self.stack.currency,
+            otlp_apps={w.app for w in self.stack.workloads if w.path == "otlp"},
         )
         while True:
             elapsed = time.monotonic() - self.started

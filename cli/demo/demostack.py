@@ -21,6 +21,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,13 @@ PACKAGE_FILES = Path(__file__).resolve().parent / "files"
 RULES_DIR = PACKAGE_FILES / "rules"
 ALERTMANAGER_CONFIG = RULES_DIR / "alertmanager.yaml"
 DASHBOARDS_DIR = PACKAGE_FILES / "dashboards"
+# The reporting currencies the demo runs in: USD reads rules/ and dashboards/, the others their
+# render in that currency (`make generate` writes `files/<code>/`, docs/currency.md).
+CURRENCIES = ("GBP", "USD")
+DEFAULT_CURRENCY = "GBP"
+# Units of the currency per US dollar, each from its date (00:00 UTC): the month before this one
+# and this one, so the rate changes once in the demo's recent past as a real series would.
+FX_RATES = {"GBP": ("0.7893", "0.7951")}
 BRIDGE_WEBHOOK_PATH = "/v1/alertmanager"
 # The `job` names the rule pack's selectors expect (jsonnet/config.libsonnet): the chart's.
 JOBS = {
@@ -73,7 +81,7 @@ SCRAPE_INTERVAL = "5s"
 # "auto", or a name of the GPU source registry (aifinops.exporters.gpu.sources.SOURCES).
 GPUSource = str
 
-# LLM budgets of the demo's teams (aifinops_budget_usd): above their normal spend, so no budget
+# LLM budgets of the demo's teams, in the reporting currency (aifinops_budget{currency}): above their normal spend, so no budget
 # alert fires on normal traffic; the runaway burns platform's daily budget about ten times too fast.
 BUDGETS = {
     "search": {"daily": 400, "monthly": 10000},
@@ -169,6 +177,33 @@ def daemon_command(script: str, module: str) -> list[str]:
     return [sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main())"]
 
 
+def currency_files(currency: str) -> tuple[Path, Path]:
+    """The rule folder and dashboard folder of the pack rendered in `currency`."""
+    if currency == "USD":
+        return RULES_DIR, DASHBOARDS_DIR
+    if currency not in CURRENCIES:
+        raise StackError(f"currency: {currency!r} is not one of {', '.join(CURRENCIES)}")
+    base = PACKAGE_FILES / currency.lower()
+    return base / "rules", base / "dashboards"
+
+
+def currency_config(currency: str, today: date) -> dict[str, Any]:
+    """The `currency` section of the demo's config: `code`, and for a currency other than USD
+    its effective-dated rates (the first of last month and of this month, `FX_RATES`)."""
+    if currency == "USD":
+        return {"code": "USD"}
+    first = today.replace(day=1)
+    previous = (first - timedelta(days=1)).replace(day=1)
+    older, current = FX_RATES[currency]
+    return {
+        "code": currency,
+        "rates": [
+            {"from": previous.isoformat(), "rate": older},
+            {"from": first.isoformat(), "rate": current},
+        ],
+    }
+
+
 def rule_files(directory: Path = RULES_DIR) -> list[Path]:
     """The Prometheus rule files of the pack: `*.yaml` with a top-level `groups` (not the
     Alertmanager config, not promtool tests)."""
@@ -210,7 +245,8 @@ class DemoStack:
     Prometheus starts with `history_hours` of its recorded history (`history.backfill`), so the
     fast tier has baselines. `progress` receives one line per step. `kafka_external` uses an
     existing Kafka instead of starting Tansu. `gpu_source="auto"` uses NVML when it finds a GPU,
-    else the simulator.
+    else the simulator. `currency` is the reporting currency (`CURRENCIES`): the daemons' config
+    gets its rates and Prometheus the rule pack rendered in it.
     """
 
     def __init__(
@@ -222,8 +258,11 @@ class DemoStack:
         history_hours: float = 1.0,
         gpu_source: GPUSource = "auto",
         kafka_external: str | None = None,
+        currency: str = DEFAULT_CURRENCY,
         progress: Callable[[str], None] = lambda line: None,
     ) -> None:
+        self.currency = currency
+        self.rules_dir, self.dashboards_dir = currency_files(currency)
         self.workloads = list(workloads)
         self.daily_cycle = daily_cycle
         self.history_hours = history_hours
@@ -320,6 +359,8 @@ class DemoStack:
                 "heartbeat_interval_ms": 1000,
                 **isolation.get("bridge", {}),
             },
+            # Budgets are in the reporting currency (docs/currency.md).
+            "currency": currency_config(self.currency, datetime.now(UTC).date()),
             "llm": {"budgets": BUDGETS},
             "gpu": {
                 "source": self.gpu_source,
@@ -370,10 +411,10 @@ class DemoStack:
             raise StackError(f"aifinops topics create failed ({code}):\n{out.getvalue()}")
 
     def _start_prometheus(self) -> None:
-        files = rule_files()
+        files = rule_files(self.rules_dir)
         if not files:
-            raise StackError(f"no rule files in {RULES_DIR}: run `make generate`")
-        self.progress(f"loading {len(files)} rule files from {RULES_DIR}")
+            raise StackError(f"no rule files in {self.rules_dir}: run `make generate`")
+        self.progress(f"loading {len(files)} rule files ({self.currency}) from {self.rules_dir}")
         # Alertmanager's port is fixed now so Prometheus can be told where it will be.
         self.alertmanager = Alertmanager(self.workdir / "alertmanager", self._alertmanager_config())
         scrape = [
@@ -495,13 +536,14 @@ class DemoStack:
     # -- what users of the stack need ------------------------------------------------------------
 
     def traffic(self, **kwargs: Any) -> TrafficGenerator:
-        """The fleet's traffic generator wired to this stack (not started): HTTP to the token
-        exporter, the `kafka` workloads through the gateway producer."""
+        """The fleet's traffic generator wired to this stack (not started): HTTP and OTLP spans to
+        the token exporter, the `kafka` workloads through the gateway producer."""
         assert self.config is not None
         return TrafficGenerator(
             f"{self.tokens.url}/v1/events",
             self.workloads,
             kafka_sink=self.gateway,
+            otlp_url=f"{self.tokens.url}/v1/traces",
             kafka_topic=self.config.kafka.topics.usage.name,
             daily_cycle=self.daily_cycle,
             **kwargs,
@@ -527,5 +569,6 @@ class DemoStack:
             out[f"{e.name} metrics"] = f"{e.url}/metrics"
         out["OpenCost-format metrics"] = self.opencost.url
         out["usage API"] = f"{self.tokens.url}/v1/events"
+        out["OTLP traces"] = f"{self.tokens.url}/v1/traces"
         out["Kafka bootstrap"] = self.broker.bootstrap
         return out

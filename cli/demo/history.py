@@ -144,8 +144,8 @@ def simulate(
     }
     scrapes: list[tuple[float, dict[str, dict[tuple[str, ...], float]]]] = []
     while clock[0] <= end:
-        http, _ = generator.tick(float(step_seconds))
-        for event in http:
+        # No sink or URL: every workload's calls, whatever its path, come back as `http`.
+        for event in generator.tick(float(step_seconds)).http:
             data = event["data"]
             cost = (
                 pricer.price(parse_usage(data), clock[0]).total

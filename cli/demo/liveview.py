@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import textwrap
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
@@ -30,9 +30,16 @@ QUERIES = {
     "tokens_by_team_model": (
         f"sum by (team, model) (rate(aifinops_llm_tokens_total{{{LLM_JOBS}}}[{WINDOW}]))"
     ),
-    # Which process counted it: the token exporter (HTTP) or the bridge (events a gateway wrote
-    # to Kafka).
-    "llm_by_job": f"sum by (job) (rate(aifinops_llm_cost_usd_total{{{LLM_JOBS}}}[{WINDOW}])) * 3600",
+    # Which path counted it: the bridge (events a gateway wrote to Kafka) or the token exporter,
+    # whose HTTP and OTLP calls come from different apps (`path_of`).
+    "llm_by_job_app": (
+        f"sum by (job, app) (rate(aifinops_llm_cost_usd_total{{{LLM_JOBS}}}[{WINDOW}])) * 3600"
+    ),
+    # Events counted per ingest path: http (/v1/events), otlp_traces (/v1/traces), kafka (bridge).
+    "events_by_source": (
+        f'sum by (source) (rate(aifinops_ingest_events_total{{{LLM_JOBS}, outcome="accepted"}}'
+        f"[{WINDOW}]))"
+    ),
     "llm_total": f"sum(aifinops_llm_cost_usd_total{{{LLM_JOBS}}})",
     "gpu_by_team": f"sum by (team) (rate(aifinops_gpu_cost_usd_total{{{GPU_JOBS}}}[{WINDOW}])) * 3600",
     "gpu_idle_by_team": (
@@ -43,6 +50,21 @@ QUERIES = {
     # The savings tier's GPU recommendations (docs/savings.md), recorded every 5 minutes.
     "savings": 'aifinops_savings_usd_per_month{action=~"release|share|schedule"}',
 }
+
+
+# The live view's spend split, in this order: what each counting path counted.
+PATHS = ("http", "otlp", "kafka")
+PATH_NAMES = {
+    "http": "HTTP /v1/events",
+    "otlp": "OTLP /v1/traces",
+    "kafka": "Kafka via bridge",
+}
+SYMBOLS = {"USD": "$", "GBP": "£", "EUR": "€"}
+
+
+def fx_query(currency: str) -> str:
+    """The rate in force, units of `currency` per US dollar, as the exporters serve it."""
+    return f'max(aifinops_fx_rate{{{LLM_JOBS}, currency="{currency}"}})'
 
 
 class Queryable(Protocol):
@@ -58,23 +80,31 @@ class Spend:
     """One refresh of the spend figures."""
 
     llm: list[tuple[str, str, float, float]]  # team, model, $/h, tokens/s
-    by_job: dict[str, float]
+    by_path: dict[str, float]  # PATHS -> $/h
     llm_total: float
     gpu: list[tuple[str, float, float]]  # team, $/h, idle $/h
     gpus: int
     gpus_held: int
     # action, namespace/pod, node GPU index, MIG profile ("" but for share), $/month
     savings: list[tuple[str, str, str, str, float]] = field(default_factory=list)
+    events_by_source: dict[str, float] = field(default_factory=dict)  # ingest source -> events/s
+    # Units of the reporting currency per US dollar in force now (None: no rate served yet).
+    fx_rate: float | None = None
 
 
 def _value(sample: Mapping[str, Any]) -> float:
     return float(sample["value"][1])
 
 
-def read_spend(prometheus: Queryable) -> Spend:
-    """Query every figure of the view; a failed query reads as empty."""
+def read_spend(
+    prometheus: Queryable, currency: str = "USD", otlp_apps: Collection[str] = ()
+) -> Spend:
+    """Query every figure of the view (in US dollars, with the rate of `currency` in force);
+    a failed query reads as empty. The token exporter's spend of an app in `otlp_apps` is the
+    OTLP path's, the rest of it HTTP's."""
     results: dict[str, list[dict[str, Any]]] = {}
-    for name, expr in QUERIES.items():
+    queries = {**QUERIES, "fx_rate": fx_query(currency)} if currency != "USD" else QUERIES
+    for name, expr in queries.items():
         try:
             results[name] = prometheus.query(expr)
         except Exception:
@@ -120,9 +150,24 @@ def read_spend(prometheus: Queryable) -> Spend:
         key=lambda row: -row[4],
     )
 
+    by_path = dict.fromkeys(PATHS, 0.0)
+    for s in results["llm_by_job_app"]:
+        m = s["metric"]
+        if m.get("job") == "aifinops-bridge":
+            by_path["kafka"] += _value(s)
+        else:
+            by_path["otlp" if m.get("app") in otlp_apps else "http"] += _value(s)
+    if currency == "USD":
+        fx_rate: float | None = 1.0
+    else:
+        fx_rate = scalar("fx_rate") if results.get("fx_rate") else None
     return Spend(
         llm=llm,
-        by_job={s["metric"].get("job", ""): _value(s) for s in results["llm_by_job"]},
+        by_path=by_path,
+        events_by_source={
+            s["metric"].get("source", ""): _value(s) for s in results["events_by_source"]
+        },
+        fx_rate=fx_rate,
         llm_total=scalar("llm_total"),
         gpu=gpu,
         gpus=int(scalar("gpu_count")),
@@ -179,8 +224,12 @@ class LiveView:
         out: TextIO,
         tty: bool,
         summary_every: float = 15.0,
+        currency: str = "USD",
+        otlp_apps: Collection[str] = (),
     ) -> None:
         self.prometheus = prometheus
+        self.currency = currency
+        self.otlp_apps = frozenset(otlp_apps)
         self.notifications = notifications
         self.events = events
         self.anomalies = anomalies
@@ -203,7 +252,7 @@ class LiveView:
 
     def render(self, status: str) -> str:
         """The whole screen."""
-        spend = read_spend(self.prometheus)
+        spend = read_spend(self.prometheus, self.currency, self.otlp_apps)
         lines = [status, *self.header, ""]
         lines += self._spend_lines(spend, rows=12)
         lines += ["", "Injected anomalies"]
@@ -219,13 +268,21 @@ class LiveView:
         return "\n".join(lines)
 
     def _spend_lines(self, spend: Spend, rows: int) -> list[str]:
-        http = spend.by_job.get("aifinops-token-exporter", 0.0)
-        kafka = spend.by_job.get("aifinops-bridge", 0.0)
+        # Figures in the reporting currency at the rate in force now (the exporters' gauge);
+        # until a rate is served, in dollars and said so.
+        rate, code = (spend.fx_rate, self.currency) if spend.fx_rate else (1.0, "USD")
+        sym = SYMBOLS.get(code, code + " ")
+        note = "" if code == self.currency else f" (no USD->{self.currency} rate yet, in USD)"
+        paths = ", ".join(f"{PATH_NAMES[p]} {sym}{spend.by_path[p] * rate:,.2f}/h" for p in PATHS)
         lines = [
-            f"LLM spend now, $/h over {WINDOW}: ${http + kafka:,.2f}/h "
-            f"(HTTP via token exporter ${http:,.2f}/h, Kafka via bridge ${kafka:,.2f}/h); "
-            f"${spend.llm_total:,.4f} since start",
-            f"  {'team':12} {'model':34} {'$/h':>10} {'tokens/s':>10}",
+            f"LLM spend now, {sym}/h over {WINDOW}: {sym}{sum(spend.by_path.values()) * rate:,.2f}"
+            f"/h ({paths}); {sym}{spend.llm_total * rate:,.4f} since start{note}",
+            "  events/s counted: "
+            + ", ".join(
+                f"{source} {spend.events_by_source.get(source, 0.0):,.1f}"
+                for source in ("http", "otlp_traces", "kafka")
+            ),
+            f"  {'team':12} {'model':34} {sym + '/h':>10} {'tokens/s':>10}",
         ]
         for team, model, usd, tps in spend.llm[:rows]:
             mark = "  <- injected" if any(
@@ -233,32 +290,34 @@ class LiveView:
                 and a.model in (None, model)
                 for a in self.anomalies
             ) else ""  # fmt: skip
-            lines.append(f"  {team:12} {model:34} {usd:10,.2f} {tps:10,.0f}{mark}")
+            lines.append(f"  {team:12} {model:34} {usd * rate:10,.2f} {tps:10,.0f}{mark}")
         if not spend.llm:
             lines.append("  (no data yet: the first rates need two scrapes)")
-        total = sum(row[1] for row in spend.gpu)
-        idle = sum(row[2] for row in spend.gpu)
+        total = sum(row[1] for row in spend.gpu) * rate
+        idle = sum(row[2] for row in spend.gpu) * rate
         lines += [
             "",
-            f"GPU spend now: ${total:,.2f}/h, of it idle ${idle:,.2f}/h "
+            f"GPU spend now: {sym}{total:,.2f}/h, of it idle {sym}{idle:,.2f}/h "
             f"({idle / total:.0%} waste); {spend.gpus} GPUs, {spend.gpus_held} held by pods"
             if total
             else "GPU spend now: (no data yet)",
-            f"  {'team':12} {'$/h':>10} {'idle $/h':>10} {'idle':>6}",
+            f"  {'team':12} {sym + '/h':>10} {'idle ' + sym + '/h':>10} {'idle':>6}",
         ]
         for team, usd, idle_usd in spend.gpu:
             share = f"{idle_usd / usd:.0%}" if usd else "-"
-            lines.append(f"  {team or '(no pod)':12} {usd:10,.2f} {idle_usd:10,.2f} {share:>6}")
-        monthly = sum(row[4] for row in spend.savings)
+            lines.append(
+                f"  {team or '(no pod)':12} {usd * rate:10,.2f} {idle_usd * rate:10,.2f} {share:>6}"
+            )
+        monthly = sum(row[4] for row in spend.savings) * rate
         lines += [
             "",
-            f"GPU savings available: ${monthly:,.0f}/month (savings tier, last 7 days)"
+            f"GPU savings available: {sym}{monthly:,.0f}/month (savings tier, last 7 days)"
             if spend.savings
             else "GPU savings available: none yet (the savings tier evaluates every 5 minutes)",
         ]
         for action, pod, gpu, profile, usd in spend.savings[:rows]:
             action_text = f"{action} to {profile}" if profile else action
-            lines.append(f"  {action_text:18} {pod:28} {gpu:18} ${usd:10,.0f}/month")
+            lines.append(f"  {action_text:18} {pod:28} {gpu:18} {sym}{usd * rate:10,.0f}/month")
         return lines
 
     @staticmethod
@@ -284,5 +343,5 @@ class LiveView:
         now = time.monotonic()
         if now - self._last_summary >= self.summary_every:
             self._last_summary = now
-            spend = read_spend(self.prometheus)
+            spend = read_spend(self.prometheus, self.currency, self.otlp_apps)
             out.write(status + "\n" + "\n".join(self._spend_lines(spend, rows=6)) + "\n\n")

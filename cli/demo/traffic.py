@@ -5,9 +5,11 @@ would, and the runaway-agent injection.
 Each `Workload` is one app of one team calling one model; its request rate follows a daily cycle in
 the team's own time zone (peak in the afternoon, trough at night). Every tick the generator draws a
 Poisson number of calls per workload, gives each call token counts around the workload's means,
-and sends the tick's HTTP events as one CloudEvents batch (`POST /v1/events`) and the Kafka events
-one by one through an `EventSink` (the bridge's producer) without the `aifinops-counted-in` header,
-so the bridge counts them: both counting paths of docs/architecture.md are live.
+and sends the tick's HTTP events as one CloudEvents batch (`POST /v1/events`), the OTLP workloads'
+calls as GenAI spans built with the real OpenTelemetry SDK and exported over OTLP/HTTP
+(`POST /v1/traces`, as an app instrumented with OpenTelemetry would, docs/otlp.md), and the Kafka
+events one by one through an `EventSink` (the bridge's producer) without the
+`aifinops-counted-in` header, so the bridge counts them: every ingest path is live.
 
 `runaway(team, model, 10)` is an agent of `team` stuck in a loop on `model`: from the next tick on,
 that workload calls as much more often as it takes for the team's whole LLM spend to be ten times
@@ -27,11 +29,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from aifinops.exporters.events import USAGE_TYPE, make_event, parse_usage
 from aifinops.exporters.pricing.pricer import Pricer
@@ -45,7 +47,11 @@ MAX_BATCH_EVENTS = 1000
 HTTP_SOURCE = "//gateway.us-east-1.demo.aifinops.io/llm-proxy"
 KAFKA_SOURCE = "//gateway.eu-west-1.demo.aifinops.io/llm-proxy"
 
-Path = Literal["http", "kafka"]
+Path = Literal["http", "kafka", "otlp"]
+# The instrumentation scope of the demo's spans.
+OTLP_SCOPE = "aifinops.demo.traffic"
+# How long a span says its call took (its start is this long before the event's time).
+SPAN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -80,13 +86,13 @@ DEFAULT_WORKLOADS: tuple[Workload, ...] = (
     Workload("support", "chatbot-eu", "azure.ai.openai", "gpt-4o", 0.6, 1800, 300,
              cache_read_ratio=0.55, path="kafka", utc_offset_hours=1.0),
     Workload("research", "deep-research", "gcp.gemini", "gemini-2.5-pro", 0.25, 12000, 2000,
-             reasoning_ratio=0.7, utc_offset_hours=-8.0),
+             reasoning_ratio=0.7, path="otlp", utc_offset_hours=-8.0),
     Workload("platform", "codegen-agent", "anthropic", "claude-sonnet-4-20250514", 1.6, 3000, 400,
              cache_read_ratio=0.65, cache_write_ratio=0.1),
     Workload("platform", "ci-triage-agent", "openai", "gpt-4.1", 0.8, 3000, 200,
              cache_read_ratio=0.3),
     Workload("marketing", "copywriter", "mistral_ai", "mistral-large-latest", 0.3, 800, 600,
-             utc_offset_hours=1.0),
+             path="otlp", utc_offset_hours=1.0),
     Workload("sales", "crm-assistant", "gcp.gemini", "gemini-2.5-flash", 1.0, 2000, 300,
              path="kafka", utc_offset_hours=1.0),
 )  # fmt: skip
@@ -181,6 +187,107 @@ class CallCosts:
         return cost
 
 
+class Calls(NamedTuple):
+    """One tick's calls as CloudEvents, by the path they go out on."""
+
+    http: list[dict[str, Any]]
+    kafka: list[dict[str, Any]]
+    otlp: list[dict[str, Any]]
+
+
+def span_attributes(data: Mapping[str, Any], response_id: str) -> dict[str, Any]:
+    """The GenAI semantic convention attributes of the span of one call (`data` of a usage
+    event): what `opentelemetry-instrumentation-openai-v2` and its peers set, plus the team.
+    Input tokens include cached ones, as the convention defines them."""
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": data["provider"],
+        "gen_ai.request.model": data["model"],
+        "gen_ai.response.model": data["model"],
+        "gen_ai.response.id": response_id,
+        "gen_ai.usage.input_tokens": data["input_tokens"],
+        "gen_ai.usage.output_tokens": data["output_tokens"],
+        "aifinops.team": data["team"],
+    }
+    optional = {
+        "gen_ai.usage.cache_read.input_tokens": data.get("cache_read_tokens") or 0,
+        "gen_ai.usage.cache_creation.input_tokens": data.get("cache_write_tokens") or 0,
+        "gen_ai.usage.reasoning.output_tokens": data.get("reasoning_tokens") or 0,
+    }
+    attributes.update({k: v for k, v in optional.items() if v})
+    if data.get("status") == "error":
+        attributes["error.type"] = "server_error"
+    return attributes
+
+
+class OTLPSpanSender:
+    """Turns usage events into spans with the OpenTelemetry SDK (one `TracerProvider` per app, its
+    resource `service.name` = the app) and exports each tick's spans over OTLP/HTTP protobuf with
+    the SDK's own exporter to `url` (the token exporter's `/v1/traces`). Raises `RuntimeError`
+    naming the install command when the SDK is not installed."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+                InMemorySpanExporter,
+            )
+        except ImportError as exc:
+            raise RuntimeError(
+                f"the demo's OTLP traffic needs the OpenTelemetry SDK ({exc}): "
+                "pip install 'aifinops[demo]'"
+            ) from exc
+        self.url = url
+        # Finished spans collect here until the tick exports them as one request.
+        self._finished = InMemorySpanExporter()
+        self._exporter = OTLPSpanExporter(endpoint=url, timeout=timeout)
+        self._tracers: dict[str, Any] = {}
+
+    def _tracer(self, app: str) -> Any:
+        tracer = self._tracers.get(app)
+        if tracer is None:
+            from opentelemetry.sdk.resources import Resource
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+            provider = TracerProvider(
+                resource=Resource.create({"service.name": app}), shutdown_on_exit=False
+            )
+            provider.add_span_processor(SimpleSpanProcessor(self._finished))
+            tracer = provider.get_tracer(OTLP_SCOPE)
+            self._tracers[app] = tracer
+        return tracer
+
+    def spans(self, events: Iterable[Mapping[str, Any]]) -> list[Any]:
+        """The finished SDK spans (`ReadableSpan`) of `events`, one per call: named
+        `chat <model>`, kind CLIENT, ending at the event's time, status ERROR for a failed call."""
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        for event in events:
+            data = event["data"]
+            end = datetime.fromisoformat(event["time"])
+            end_ns = int(end.timestamp() * 1e9)
+            span = self._tracer(data["app"]).start_span(
+                f"chat {data['model']}",
+                kind=SpanKind.CLIENT,
+                start_time=end_ns - int(SPAN_SECONDS * 1e9),
+                attributes=span_attributes(data, event["id"]),
+            )
+            if data.get("status") == "error":
+                span.set_status(Status(StatusCode.ERROR, "server_error"))
+            span.end(end_time=end_ns)
+        finished = list(self._finished.get_finished_spans())
+        self._finished.clear()
+        return finished
+
+    def send(self, events: Sequence[Mapping[str, Any]]) -> bool:
+        """Export the spans of `events` in one OTLP request; whether the exporter succeeded."""
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        spans = self.spans(events)
+        return not spans or self._exporter.export(spans) is SpanExportResult.SUCCESS
+
+
 @dataclass
 class Injection:
     """One runaway: which team and model, how much more often it calls (`factor`, set so the team's
@@ -207,11 +314,14 @@ class TrafficStats:
 
     http_events: int = 0
     kafka_events: int = 0
-    # input + output tokens of the events sent (and accepted, for HTTP), per path
+    otlp_events: int = 0
+    # input + output tokens of the events sent (and accepted, for HTTP and OTLP), per path
     http_tokens: int = 0
     kafka_tokens: int = 0
+    otlp_tokens: int = 0
     http_batches: int = 0
     http_failures: int = 0
+    otlp_failures: int = 0
     last_error: str = ""
 
 
@@ -219,8 +329,9 @@ class TrafficGenerator:
     """Sends the workloads' calls every `tick_seconds` on a thread until stopped.
 
     `events_url` is the token exporter's `POST /v1/events`; `kafka_sink` (any `EventSink`, the
-    bridge's producer in the demo) and `kafka_topic` carry the `path="kafka"` workloads; without
-    a sink those go over HTTP too. `daily_cycle=False` sends every workload at its peak rate
+    bridge's producer in the demo) and `kafka_topic` carry the `path="kafka"` workloads, and
+    `otlp_url` (its `POST /v1/traces`) the `path="otlp"` ones as OpenTelemetry spans; without a
+    sink or URL those go over HTTP too. `daily_cycle=False` sends every workload at its peak rate
     (the latency benchmark wants the same load whatever the hour).
     """
 
@@ -231,6 +342,7 @@ class TrafficGenerator:
         *,
         kafka_sink: EventSink | None = None,
         kafka_topic: str = "ai-api-costs",
+        otlp_url: str | None = None,
         tick_seconds: float = 0.5,
         daily_cycle: bool = True,
         seed: int | None = None,
@@ -240,6 +352,7 @@ class TrafficGenerator:
         self.workloads = list(workloads)
         self.kafka_sink = kafka_sink
         self.kafka_topic = kafka_topic
+        self.otlp = OTLPSpanSender(otlp_url) if otlp_url else None
         self.tick_seconds = tick_seconds
         self.daily_cycle = daily_cycle
         self.stats = TrafficStats()
@@ -311,18 +424,21 @@ class TrafficGenerator:
         factor = daily_factor(when, w.utc_offset_hours) if self.daily_cycle else 1.0
         return w.requests_per_second * factor
 
-    def tick(
-        self, seconds: float, injections: Sequence[Injection] = ()
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The calls of one tick of `seconds` with `injections` in force: (HTTP, Kafka) events."""
+    def tick(self, seconds: float, injections: Sequence[Injection] = ()) -> Calls:
+        """The calls of one tick of `seconds` with `injections` in force, by path (a Kafka or OTLP
+        workload's calls go over HTTP when the generator has no sink or URL for its path)."""
         now = self._clock()
-        http: list[dict[str, Any]] = []
-        kafka: list[dict[str, Any]] = []
+        calls = Calls([], [], [])
         for w in self.workloads:
             boost = math.prod(i.factor for i in injections if i.matches(w))
             n = poisson(self._rng, self.rate(w, now) * boost * seconds)
             source = KAFKA_SOURCE if w.path == "kafka" else HTTP_SOURCE
-            target = kafka if w.path == "kafka" and self.kafka_sink is not None else http
+            if w.path == "kafka" and self.kafka_sink is not None:
+                target = calls.kafka
+            elif w.path == "otlp" and self.otlp is not None:
+                target = calls.otlp
+            else:
+                target = calls.http
             for _ in range(n):
                 # Spread the calls over the tick so event times look like real traffic.
                 at = now - timedelta(seconds=self._rng.uniform(0, seconds))
@@ -336,13 +452,13 @@ class TrafficGenerator:
                         subject=f"{w.team}/{w.app}",
                     )
                 )
-        return http, kafka
+        return calls
 
     def send_once(self, seconds: float) -> None:
         """Draw one tick's calls and send them; marks injections whose first batch this is."""
         injections = self.active()
         pending = [i for i in injections if not i.started.is_set()]
-        http, kafka = self.tick(seconds, injections)
+        http, kafka, otlp = self.tick(seconds, injections)
         if pending:
             onset_m, onset_w = time.monotonic(), time.time()
             for injection in pending:
@@ -355,6 +471,8 @@ class TrafficGenerator:
         self.stats.kafka_tokens += _tokens(kafka)
         for start in range(0, len(http), MAX_BATCH_EVENTS):
             self._post(http[start : start + MAX_BATCH_EVENTS])
+        if otlp:
+            self._export(otlp)
         for injection in pending:
             injection.started.set()
 
@@ -375,6 +493,19 @@ class TrafficGenerator:
             self._failed(f"{exc.code} {exc.read(500).decode(errors='replace')}")
         except OSError as exc:
             self._failed(str(exc))
+
+    def _export(self, events: list[dict[str, Any]]) -> None:
+        assert self.otlp is not None
+        try:
+            ok = self.otlp.send(events)
+        except Exception as exc:  # the SDK's exporter logs and returns; keep the tick going
+            ok = False
+            log.warning("traffic: OTLP export to %s failed: %s", self.otlp.url, exc)
+        if ok:
+            self.stats.otlp_events += len(events)
+            self.stats.otlp_tokens += _tokens(events)
+        else:
+            self.stats.otlp_failures += 1
 
     def _failed(self, reason: str) -> None:
         self.stats.http_failures += 1

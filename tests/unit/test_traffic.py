@@ -1,5 +1,6 @@
-"""The demo's traffic generator: valid events, a daily cycle, both paths, the runaway's onset, and a
-fleet sized against the rule pack's fast-tier floors (quiet before the injection, caught after)."""
+"""The demo's traffic generator: valid events, a daily cycle, its three paths (HTTP, Kafka, OTLP
+spans from the OpenTelemetry SDK), the runaway's onset, and a fleet sized against the rule pack's
+fast-tier floors (quiet before the injection, caught after)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from typing import Any
 
 import _jsonnet
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from prometheus_client import CollectorRegistry
 
 from aifinops.cli.demo.traffic import (
@@ -29,9 +34,11 @@ from aifinops.cli.demo.traffic import (
     daily_factor,
     mean_usage,
     poisson,
+    span_attributes,
     usage_data,
 )
 from aifinops.exporters.events import USAGE_TYPE, parse_usage, parse_usage_event
+from aifinops.exporters.otlp.spans import SOURCE_RESPONSE, SpanSettings, spans_to_events
 from aifinops.exporters.pricing.pricer import Pricer
 from aifinops.exporters.runtime.http import HTTPServer, Request, Response, Route
 
@@ -67,6 +74,24 @@ def events_api() -> Iterator[tuple[str, list[list[dict[str, Any]]]]]:
     server.stop()
 
 
+@pytest.fixture
+def traces_api() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    """A loopback OTLP/HTTP `POST /v1/traces` that records each request and answers 200."""
+    requests: list[tuple[dict[str, str], bytes]] = []
+
+    def handle(request: Request) -> Response:
+        requests.append((dict(request.headers), request.body))
+        body = ExportTraceServiceResponse().SerializeToString()
+        return Response(200, body, "application/x-protobuf")
+
+    server = HTTPServer(
+        "127.0.0.1:0", CollectorRegistry(), routes=[Route("POST", "/v1/traces", handle, 1 << 22)]
+    )
+    server.start()
+    yield f"{server.url}/v1/traces", requests
+    server.stop()
+
+
 def test_daily_cycle_peaks_in_the_afternoon_and_bottoms_out_at_night():
     peak = datetime(2026, 3, 2, int(PEAK_HOUR), 0, tzinfo=UTC)
     assert daily_factor(peak) == pytest.approx(1.0)
@@ -90,9 +115,9 @@ def test_poisson_draws_have_the_requested_mean():
 def test_every_generated_event_passes_the_shared_schema(workload: Workload):
     rng = random.Random(1)
     generator = TrafficGenerator("http://unused", [workload], seed=3, clock=lambda: NOON)
-    http, kafka = generator.tick(30.0)
+    http, kafka, otlp = generator.tick(30.0)
     assert http, "30 s of traffic has calls"
-    for event in http + kafka:
+    for event in http + kafka + otlp:
         assert event["type"] == USAGE_TYPE
         parsed = parse_usage_event(event)  # raises EventError listing every problem
         assert parsed is not None
@@ -124,8 +149,8 @@ def test_kafka_workloads_go_through_the_sink_without_the_counted_in_header(event
     assert generator.stats.http_events == sum(len(b) for b in batches)
     assert generator.stats.http_failures == 0
     # Without a sink every call goes over HTTP.
-    http, kafka = TrafficGenerator(url, workloads, seed=1, clock=lambda: NOON).tick(60.0)
-    assert not kafka and {e["data"]["team"] for e in http} == {"sales", "search"}
+    http, kafka, otlp = TrafficGenerator(url, workloads, seed=1, clock=lambda: NOON).tick(60.0)
+    assert not kafka and not otlp and {e["data"]["team"] for e in http} == {"sales", "search"}
 
 
 def test_a_runaway_multiplies_one_team_model_and_records_its_onset(events_api):
@@ -137,8 +162,7 @@ def test_a_runaway_multiplies_one_team_model_and_records_its_onset(events_api):
     def calls(n_ticks: int) -> dict[tuple[str, str], int]:
         counts: dict[tuple[str, str], int] = defaultdict(int)
         for _ in range(n_ticks):
-            http, _ = generator.tick(1.0, generator.active())
-            for e in http:
+            for e in generator.tick(1.0, generator.active()).http:
                 counts[(e["data"]["team"], e["data"]["model"])] += 1
         return counts
 
@@ -224,3 +248,101 @@ def test_the_runaway_makes_its_team_spend_tenfold_and_clears_the_fast_thresholds
     assert calls >= config["llmSpikeMinRequestsPerMinute"]
     # The other teams do not change.
     assert after[("search", "gpt-4o-mini")] == before[("search", "gpt-4o-mini")]
+
+
+def test_the_fleet_sends_a_share_of_its_calls_on_each_of_the_three_paths(events_api, traces_api):
+    http_url, batches = events_api
+    otlp_url, requests = traces_api
+    sink = ListSink()
+    generator = TrafficGenerator(
+        http_url, kafka_sink=sink, otlp_url=otlp_url, seed=2, clock=lambda: NOON
+    )
+    for _ in range(10):
+        generator.send_once(2.0)
+    paths = {w.app: w.path for w in DEFAULT_WORKLOADS}
+    assert set(paths.values()) == {"http", "kafka", "otlp"}
+    sent_http = {e["data"]["app"] for batch in batches for e in batch}
+    sent_kafka = {event["data"]["app"] for _, _, event, _ in sink.published}
+    spans = [
+        span
+        for _, body in requests
+        for rs in ExportTraceServiceRequest.FromString(body).resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    ]
+    assert sent_http == {app for app, path in paths.items() if path == "http"}
+    assert sent_kafka == {app for app, path in paths.items() if path == "kafka"}
+    assert spans and all(
+        headers["content-type"] == "application/x-protobuf" for headers, _ in requests
+    )
+    stats = generator.stats
+    assert stats.otlp_events == len(spans) and stats.otlp_failures == 0
+    assert stats.http_events == sum(len(b) for b in batches)
+    assert stats.kafka_events == len(sink.published)
+    # One OTLP request per tick, not one per span.
+    assert len(requests) <= 10
+
+
+def test_the_otlp_spans_carry_the_genai_conventions_and_price_as_the_events_would(traces_api):
+    # The spans as the SDK's exporter sent them, read by the token exporter's own span decoder:
+    # each call comes out as the usage event the HTTP path would have sent for it.
+    otlp_url, requests = traces_api
+    workloads = [w for w in DEFAULT_WORKLOADS if w.path == "otlp"]
+    assert workloads, "the fleet sends some calls as OTLP spans"
+    generator = TrafficGenerator(
+        "http://unused", workloads, otlp_url=otlp_url, seed=4, clock=lambda: NOON
+    )
+    calls = generator.tick(30.0)
+    assert calls.otlp and not calls.http and not calls.kafka
+    generator.otlp.send(calls.otlp)  # type: ignore[union-attr]
+    ((_, body),) = requests
+    request = ExportTraceServiceRequest.FromString(body)
+    services = set()
+    for rs in request.resource_spans:
+        resource = {a.key: a.value.string_value for a in rs.resource.attributes}
+        services.add(resource["service.name"])
+        assert resource["telemetry.sdk.name"] == "opentelemetry"
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                attrs = {a.key for a in span.attributes}
+                assert {
+                    "gen_ai.provider.name",
+                    "gen_ai.response.model",
+                    "gen_ai.response.id",
+                    "gen_ai.usage.input_tokens",
+                    "gen_ai.usage.output_tokens",
+                    "aifinops.team",
+                } <= attrs
+                assert span.name.startswith("chat ") and span.kind == span.SPAN_KIND_CLIENT
+    assert services == {w.app for w in workloads}
+
+    decoded = spans_to_events(request, SpanSettings()).events
+    assert len(decoded) == len(calls.otlp)
+    by_id = {e["id"]: e for e in calls.otlp}
+    fields = ("provider", "model", "team", "app", "input_tokens", "output_tokens",
+              "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "status")  # fmt: skip
+    pricer = Pricer()
+    for span_event in decoded:
+        event = span_event.event
+        assert event["source"] == SOURCE_RESPONSE
+        sent = by_id[event["id"]]
+        got = parse_usage_event(event)
+        want = parse_usage(sent["data"])
+        assert got is not None and want is not None
+        for name in fields:
+            assert getattr(got.usage, name) == getattr(want, name), name
+        assert pricer.price(got.usage, NOON).total == pricer.price(want, NOON).total
+
+
+def test_span_attributes_of_a_failed_call_and_of_one_without_cache_tokens():
+    data = usage_data(replace_workload(), random.Random(1))
+    data.update(status="error", output_tokens=0, cache_read_tokens=0, cache_write_tokens=0)
+    attrs = span_attributes(data, "resp-1")
+    assert attrs["error.type"] == "server_error"
+    assert attrs["gen_ai.response.id"] == "resp-1"
+    assert "gen_ai.usage.cache_read.input_tokens" not in attrs
+    assert attrs["gen_ai.usage.output_tokens"] == 0
+
+
+def replace_workload() -> Workload:
+    return next(w for w in DEFAULT_WORKLOADS if w.path == "otlp")
