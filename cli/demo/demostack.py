@@ -414,7 +414,8 @@ class DemoStack:
         files = rule_files(self.rules_dir)
         if not files:
             raise StackError(f"no rule files in {self.rules_dir}: run `make generate`")
-        self.progress(f"loading {len(files)} rule files ({self.currency}) from {self.rules_dir}")
+        self.progress(f"reporting currency {self.currency}: the rule pack rendered in it")
+        self.progress(f"loading {len(files)} rule files from {self.rules_dir}")
         # Alertmanager's port is fixed now so Prometheus can be told where it will be.
         self.alertmanager = Alertmanager(self.workdir / "alertmanager", self._alertmanager_config())
         scrape = [
