@@ -1,8 +1,9 @@
-"""End to end on the demo's own stack (`DemoStack`: broker, topics, Prometheus with the generated rules,
-Alertmanager with the shipped routing, GPU exporter, token exporter, bridge): normal traffic raises
-no fast alert; a tenfold runaway reaches the webhook and `cost-anomalies` within 30 s of its onset;
-an idle GPU shows as idle spend; every dashboard panel has data; every event is counted once on
-each counting path; and Ctrl-C or SIGTERM ends every process `aifinops demo` started and removes
+"""End to end on the demo's own stack (`DemoStack`: broker, topics, Prometheus with the generated rules
+in the demo's reporting currency (GBP), Alertmanager with the shipped routing, GPU exporter, token
+exporter, bridge): normal traffic raises no fast alert; a tenfold runaway reaches the webhook (its
+description in pounds) and `cost-anomalies` within 30 s of its onset; an idle GPU shows as idle
+spend; every dashboard panel has data; every event is counted once on each path (HTTP, OTLP spans,
+Kafka); and Ctrl-C or SIGTERM ends every process `aifinops demo` started and removes
 its files."""
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def test_the_fast_tier_has_a_baseline_for_every_team_and_model(run: Run):
     expected = {(w.team, w.model) for w in run.stack.workloads}
     baselines = [
         rule["record"]
-        for path in rule_files()
+        for path in rule_files(run.stack.rules_dir)
         for group in yaml.safe_load(path.read_text())["groups"]
         for rule in group["rules"]
         if "record" in rule and "max_over_time(team_model:aifinops_llm" in rule["expr"]
@@ -133,10 +134,9 @@ def test_the_runaway_reaches_the_webhook_within_30_seconds_of_onset(run: Run):
     labels = run.alert.labels
     assert labels["team"] == RUNAWAY_TEAM and labels["model"] == RUNAWAY_MODEL
     assert labels["aifinops_tier"] == "fast" and labels["severity"] == "critical"
-    assert (
-        "$" in run.alert.annotations["description"]
-        or "tokens/s" in (run.alert.annotations["description"])
-    )
+    # The demo reports in pounds: the money in the delivered description is converted.
+    assert run.stack.currency == "GBP"
+    assert "£" in run.alert.annotations["description"], run.alert.annotations["description"]
     assert run.alert.annotations["runbook_url"]
 
 
@@ -184,23 +184,40 @@ def test_every_dashboard_panel_has_data(run: Run):
     # The savings dashboard waits for the savings group's first evaluation (within its 5-minute
     # interval) and for a day of LLM history; test_savings_prometheus.py checks its GPU panels
     # over the demo's recorded history.
-    dashboards = [d for name, d in load_dashboards().items() if name != "aifinops-savings.json"]
-    missing = panels_without_data(run.stack.prometheus, dashboards)
+    # The dashboards rendered in the stack's currency (their money panels read aifinops_fx_rate).
+    dashboards = [
+        d
+        for name, d in load_dashboards(run.stack.dashboards_dir).items()
+        if name != "aifinops-savings.json"
+    ]
+    # The currency variable holds one code (no "All"): the stack's.
+    missing = panels_without_data(
+        run.stack.prometheus, dashboards, variables={"currency": run.stack.currency}
+    )
     assert missing == []
 
 
 def test_every_event_is_counted_once_on_its_path(run: Run):
-    # Stop the traffic, then the counters must settle on exactly what was sent: HTTP events in
-    # the token exporter (the bridge skips its copies by the counted-in header), the gateway's
-    # Kafka events in the bridge.
+    # Stop the traffic, then the counters must settle on exactly what was sent: HTTP events and
+    # OTLP spans in the token exporter (the bridge skips its copies by the counted-in header),
+    # the gateway's Kafka events in the bridge.
     run.traffic.stop()
     stats = run.traffic.stats
-    assert stats.http_failures == 0, stats.last_error
-    assert stats.http_events > 0 and stats.kafka_events > 0
+    assert stats.http_failures == 0 and stats.otlp_failures == 0, stats.last_error
+    assert stats.http_events > 0 and stats.kafka_events > 0 and stats.otlp_events > 0
     prometheus = run.stack.prometheus
     assert prometheus is not None
+    prometheus.wait_for(
+        'sum(aifinops_ingest_events_total{job="aifinops-token-exporter", source="otlp_traces",'
+        f' outcome="accepted"}}) == {stats.otlp_events}',
+        timeout=30,
+    )
     for job, requests, tokens in (
-        ("aifinops-token-exporter", stats.http_events, stats.http_tokens),
+        (
+            "aifinops-token-exporter",
+            stats.http_events + stats.otlp_events,
+            stats.http_tokens + stats.otlp_tokens,
+        ),
         ("aifinops-bridge", stats.kafka_events, stats.kafka_tokens),
     ):
         prometheus.wait_for(
@@ -213,7 +230,7 @@ def test_every_event_is_counted_once_on_its_path(run: Run):
     usage_topic = run.stack.config.kafka.topics.usage.name
     prometheus.wait_for(
         f'sum(aifinops_bridge_messages_total{{job="aifinops-bridge", topic="{usage_topic}",'
-        f' result="skipped"}}) == {stats.http_events}',
+        f' result="skipped"}}) == {stats.http_events + stats.otlp_events}',
         timeout=30,
     )
 
