@@ -3,7 +3,8 @@ anomalies, each alert as it reaches the demo's webhook and each `cost-anomalies`
 seconds since the onset of the anomaly it is about.
 
 Spend figures are PromQL over the stack's Prometheus (the same metric families the rule pack and
-the dashboards read), so the view shows what an operator's Prometheus sees. On a terminal the
+the dashboards read), so the view shows what an operator's Prometheus sees; money is shown in the
+reporting currency at the rate the exporters serve (`aifinops_fx_rate`). On a terminal the
 view is redrawn in place; otherwise (a pipe, CI) new alerts and events print as lines and a short
 spend summary follows every `summary_every` seconds.
 """
