@@ -325,6 +325,11 @@ def gpu_series(teams: list[Team], injections: list[Injection], seconds: float) -
                     "values": f"{pre}1{steady}{post}",
                 },
                 {
+                    # The whole GPU: the share the fast tier prices a pod's GPU with.
+                    "series": f"aifinops_gpu_allocation_share_ratio{{{job},{ids},{holder}}}",
+                    "values": f"{pre}1{steady}{post}",
+                },
+                {
                     "series": f"aifinops_gpu_utilization_ratio{{{job},{ids}}}",
                     "values": pre + segments([(n, u) for n, u in utils]) + post,
                 },

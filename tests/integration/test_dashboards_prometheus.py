@@ -118,6 +118,7 @@ class AifinopsFamilies:
             labels=[*key, "namespace", "pod", "container", "team"],
         )
         holder = [*key, "namespace", "pod", "team"]
+        share = GaugeMetricFamily("aifinops_gpu_allocation_share_ratio", "Share.", labels=holder)
         cost = CounterMetricFamily("aifinops_gpu_cost_usd", "Spent.", labels=holder)
         idle = CounterMetricFamily("aifinops_gpu_idle_cost_usd", "Idle.", labels=holder)
         for node, gpu, uuid, utilisation, per_hour, pod in gpus:
@@ -130,10 +131,11 @@ class AifinopsFamilies:
             namespace, name, container, team = pod or ("", "", "", "")
             if pod:
                 allocated.add_metric([node, gpu, uuid, namespace, name, container, team], 1)
+                share.add_metric([node, gpu, uuid, namespace, name, team], 1)
             spent = per_hour / 3600 * t
             cost.add_metric([node, gpu, uuid, namespace, name, team], spent)
             idle.add_metric([node, gpu, uuid, namespace, name, team], spent * (1 - utilisation))
-        yield from (info, util, used, total, power, hourly, allocated, cost, idle)
+        yield from (info, util, used, total, power, hourly, allocated, share, cost, idle)
 
     @staticmethod
     def _bridge(t: float) -> Iterator[Metric]:

@@ -110,6 +110,15 @@ class Families(Collector):
             ],
         )
         owner = ["namespace", "pod", "team"]
+        yield gauge(
+            "aifinops_gpu_allocation_share_ratio",
+            [*gpu, *owner],
+            [
+                (["n1", "0", "GPU-0", "ml", "train-0", "ml"], 1),
+                (["n1", "1", "GPU-1", "ml", "serve-0", "ml"], 0.5),
+                (["n1", "1", "GPU-1", "web", "serve-1", "search"], 0.5),
+            ],
+        )
         yield counter(
             "aifinops_gpu_cost_usd_total",
             [*gpu, *owner],

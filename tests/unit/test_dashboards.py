@@ -50,6 +50,7 @@ DESIGN_METRICS: dict[str, set[str]] = {
     "aifinops_gpu_power_watts": {"node", "gpu", "uuid"},
     "aifinops_gpu_hourly_cost_usd": {"node", "gpu", "uuid", "model"},
     "aifinops_gpu_allocated": {"node", "gpu", "uuid", "namespace", "pod", "container", "team"},
+    "aifinops_gpu_allocation_share_ratio": {"node", "gpu", "uuid", "namespace", "pod", "team"},
     "aifinops_gpu_cost_usd_total": {"node", "gpu", "uuid", "namespace", "pod", "team"},
     "aifinops_gpu_idle_cost_usd_total": {"node", "gpu", "uuid", "namespace", "pod", "team"},
     "aifinops_collector_success": {"collector"},
