@@ -104,6 +104,10 @@ def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_openc
     tmp_path, prometheus_factory
 ):
     opencost = StaticHTTPServer(OPENCOST)
+    # Prometheus' own view of OpenCost answers 503 until the exporters' series are in: before
+    # then a GPU node looks like one no GPU exporter covers (its CPU, memory and GPUs rightly come
+    # from OpenCost), and the 5-minute averages would carry that start for 5 minutes.
+    opencost_scrape = StaticHTTPServer(OPENCOST, status=503)
     teams = "".join(f"    {ns}: {team}\n" for ns, team in TEAMS.items())
     tokens = TokenDaemon(tmp_path / "tokens", f"gpu:\n  namespace_teams:\n{teams}")
     tokens.start()
@@ -122,7 +126,7 @@ def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_openc
                 "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
             }
 
-        opencost_port = int(opencost.base_url.rsplit(":", 1)[1])
+        opencost_port = int(opencost_scrape.base_url.rsplit(":", 1)[1])
         prom = prometheus_factory(
             rule_files=[burn],
             scrape_configs=[
@@ -139,6 +143,14 @@ def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_openc
                 for r in prom.query(expr)
             }
 
+        wait_until(
+            lambda: bool(
+                prom.query("aifinops_gpu_price_info") and prom.query("aifinops_namespace_team_info")
+            ),
+            60,
+            "the exporters' series in Prometheus",
+        )
+        opencost_scrape.status = 200
         expected = {
             "nlp": 0.66,  # 8 cores, 64 GiB on sim-node-0, 100 GiB of a PV
             "platform": 0.24,  # 4 cores, 16 GiB on sim-node-0
@@ -186,6 +198,7 @@ def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_openc
         gpu.stop()
         tokens.stop()
         opencost.close()
+        opencost_scrape.close()
 
 
 def test_the_demos_opencost_endpoint_gives_each_demo_team_its_kubernetes_bill(
