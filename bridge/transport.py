@@ -57,6 +57,25 @@ class SendResult:
     permanent: bool = False
 
 
+def _new_consumer(kafka: KafkaConfig, **settings: Any) -> Any:
+    """A `KafkaConsumer` with the cluster's client settings, manual commits and the fetch sizes
+    every consumer here uses, plus `settings`; the client's errors as this module's."""
+    try:
+        return KafkaConsumer(
+            **client_settings(kafka),
+            enable_auto_commit=False,
+            bootstrap_timeout_ms=5000,
+            max_partition_fetch_bytes=8 << 20,
+            fetch_max_bytes=64 << 20,
+            metrics_enabled=False,
+            **settings,
+        )
+    except kerrors.KafkaTimeoutError as exc:
+        raise BrokerUnavailableError(_describe(exc)) from exc
+    except kerrors.KafkaError as exc:
+        raise TransportError(_describe(exc)) from exc
+
+
 def client_settings(kafka: KafkaConfig) -> dict[str, Any]:
     """kafka-python connection settings (brokers, client id, TLS, SASL) from the `kafka` section.
 
@@ -397,26 +416,16 @@ class ConsumerClient:
         on_assigned: Assigned,
         on_lost: Assigned,
     ) -> None:
-        try:
-            self._consumer = KafkaConsumer(
-                **client_settings(kafka),
-                group_id=settings.group_id,
-                enable_auto_commit=False,
-                auto_offset_reset=settings.auto_offset_reset,
-                max_poll_records=settings.max_poll_records,
-                max_poll_interval_ms=settings.max_poll_interval_ms,
-                session_timeout_ms=settings.session_timeout_ms,
-                heartbeat_interval_ms=settings.heartbeat_interval_ms,
-                request_timeout_ms=max(30000, settings.session_timeout_ms + 5000),
-                bootstrap_timeout_ms=5000,
-                max_partition_fetch_bytes=8 << 20,
-                fetch_max_bytes=64 << 20,
-                metrics_enabled=False,
-            )
-        except kerrors.KafkaTimeoutError as exc:
-            raise BrokerUnavailableError(_describe(exc)) from exc
-        except kerrors.KafkaError as exc:
-            raise TransportError(_describe(exc)) from exc
+        self._consumer = _new_consumer(
+            kafka,
+            group_id=settings.group_id,
+            auto_offset_reset=settings.auto_offset_reset,
+            max_poll_records=settings.max_poll_records,
+            max_poll_interval_ms=settings.max_poll_interval_ms,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            request_timeout_ms=max(30000, settings.session_timeout_ms + 5000),
+        )
         self._consumer.subscribe(
             topics=list(settings.topics),
             listener=_Listener(self, on_revoked, on_assigned, on_lost),
@@ -552,21 +561,7 @@ def read_since(
     Raises `TransportError` when the topic does not exist, the broker cannot be reached, or no
     message arrives for `idle_timeout` seconds while some are still due.
     """
-    try:
-        consumer = KafkaConsumer(
-            **client_settings(kafka),
-            group_id=None,
-            enable_auto_commit=False,
-            max_poll_records=max_poll_records,
-            bootstrap_timeout_ms=5000,
-            max_partition_fetch_bytes=8 << 20,
-            fetch_max_bytes=64 << 20,
-            metrics_enabled=False,
-        )
-    except kerrors.KafkaTimeoutError as exc:
-        raise BrokerUnavailableError(_describe(exc)) from exc
-    except kerrors.KafkaError as exc:
-        raise TransportError(_describe(exc)) from exc
+    consumer = _new_consumer(kafka, group_id=None, max_poll_records=max_poll_records)
     try:
         yield from _read_since(consumer, topic, since_ms, idle_timeout, max_poll_records)
     except kerrors.KafkaError as exc:
