@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import ssl
 import threading
 import time
@@ -71,6 +72,9 @@ _HEADERS = {
     "X-XSS-Protection",
     "Strict-Transport-Security",
 }
+_BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+# htpasswd's own maximum: a check costs about 2^cost * 60 µs, 8 s at 17.
+MAX_BCRYPT_COST = 17
 # Paths a kubelet probe reaches without credentials; they say nothing but "up".
 UNAUTHENTICATED_PATHS = frozenset({"/-/healthy", "/-/ready"})
 
@@ -196,6 +200,16 @@ def _users(raw: Any, problems: list[str]) -> dict[str, bytes]:
             problems.append(f"{where}: a user name must be a non-empty string without ':'")
         elif not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
             problems.append(f"{where}: must be a bcrypt hash ($2a$, $2b$ or $2y$)")
+        elif not _BCRYPT.match(hashed):
+            problems.append(
+                f"{where}: not a valid bcrypt hash ($2b$<cost>$ and 53 characters of ./A-Za-z0-9)"
+            )
+        elif int(hashed[4:6]) > MAX_BCRYPT_COST:
+            # Checked at start and on every uncached login: cost 31 would take days per check.
+            problems.append(
+                f"{where}: bcrypt cost {int(hashed[4:6])} is over {MAX_BCRYPT_COST} "
+                f"(each check would take seconds of CPU; 10 to 12 is usual)"
+            )
         else:
             try:
                 # A malformed hash raises here rather than on the first login.

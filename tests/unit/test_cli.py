@@ -10,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import bcrypt
 import pytest
 
 from aifinops.cli import bridge, gpu_exporter, token_exporter
@@ -37,6 +38,52 @@ def test_config_check_verb(tmp_path, capsys):
     bad.write_text("gpu: {source: tpu}\n")
     assert aifinops_main(["config", "--config.file", str(bad)]) == 2
     assert "gpu.source: must be one of nvml, dcgm, simulated (got 'tpu')" in capsys.readouterr().err
+
+
+def test_config_check_verb_checks_the_web_config_with_the_daemons_loader(tmp_path, capsys):
+    web = tmp_path / "web.yml"
+    web.write_text(
+        f"tls_server_config:\n  cert_file: {tmp_path}/missing.crt\n  key_file: /nope/tls.key\n"
+        "basic_auth_users:\n  short: '$2b$12$tooshort'\n  plain: secret\n"
+        f"  slow: '$2b$31${'a' * 53}'\n"
+        "extra: 1\n"
+    )
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"web: {{config_file: {str(web)!r}}}\n")
+    assert aifinops_main(["config", "--config.file", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"invalid web config {web} (6 problems)" in err
+    for problem in (
+        "extra: unknown key",
+        f"tls_server_config.cert_file: cannot read {tmp_path}/missing.crt",
+        "tls_server_config.key_file: cannot read /nope/tls.key",
+        "basic_auth_users.short: not a valid bcrypt hash",
+        "basic_auth_users.plain: must be a bcrypt hash",
+        "basic_auth_users.slow: bcrypt cost 31 is over 17",
+    ):
+        assert problem in err
+    # Files that are there but do not load as a certificate and key.
+    (tmp_path / "tls.crt").write_text("not a certificate")
+    (tmp_path / "tls.key").write_text("not a key")
+    garbage = tmp_path / "garbage.yml"
+    garbage.write_text(
+        f"tls_server_config:\n  cert_file: {tmp_path}/tls.crt\n  key_file: {tmp_path}/tls.key\n"
+    )
+    assert aifinops_main(["config", "--web.config.file", str(garbage)]) == 2
+    assert "tls_server_config: cannot load the certificate or key" in capsys.readouterr().err
+    # The flag names a web config too, and a config with problems still has its web config checked.
+    bad = tmp_path / "bad.yml"
+    bad.write_text("clustr: x\n")
+    assert aifinops_main(["config", "--config.file", str(bad), "--web.config.file", str(web)]) == 2
+    err = capsys.readouterr().err
+    assert "clustr: unknown key" in err and "basic_auth_users.plain" in err
+    good = tmp_path / "good-web.yml"
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    good.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    assert aifinops_main(["config", "--web.config.file", str(good)]) == 0
+    assert f"{good}: valid web config" in capsys.readouterr().out
+    assert aifinops_main(["config", "--web.config.file", str(tmp_path / "none.yml")]) == 2
+    assert "none.yml (1 problem):\n  cannot read" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
