@@ -18,6 +18,7 @@ import errno
 import gzip
 import json
 import logging
+import math
 import re
 import selectors
 import socket
@@ -37,7 +38,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .exposition import render_metrics
-from .webconfig import UNAUTHENTICATED_PATHS, BasicAuth, TLSContextSource, WebSecurity
+from .webconfig import (
+    UNAUTHENTICATED_PATHS,
+    BasicAuth,
+    TLSContextSource,
+    WebSecurity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +177,10 @@ class HTTPCollector(Collector):
     aifinops_http_connections 3
     """
 
-    def __init__(self, stats: _Stats, limits: ServerLimits) -> None:
+    def __init__(self, stats: _Stats, limits: ServerLimits, auth: BasicAuth | None = None) -> None:
         self._stats = stats
         self._limits = limits
+        self._auth = auth
 
     def collect(self) -> Iterable[Metric]:
         """Connection gauges and counters."""
@@ -215,6 +222,17 @@ class HTTPCollector(Collector):
             "briefly after each.",
             value=errors,
         )
+        if self._auth is not None and self._auth.enabled:
+            refused = CounterMetricFamily(
+                "aifinops_http_auth_refused_total",
+                "Requests refused by basic auth (--web.config.file), by reason: missing (no "
+                "basic credentials), invalid (wrong user or password), rate_limited (answered "
+                "429 without a check: too many failed checks from the address or in all).",
+                labels=["reason"],
+            )
+            for reason, n in self._auth.refused().items():
+                refused.add_metric([reason], n)
+            yield refused
 
 
 class _Conn:
@@ -326,7 +344,7 @@ class HTTPServer:
 
     def collector(self) -> Collector:
         """The `aifinops_http_*` self-metrics of this server."""
-        return HTTPCollector(self.stats, self.limits)
+        return HTTPCollector(self.stats, self.limits, self._basic)
 
     def start(self) -> None:
         """Serve in a background thread."""
@@ -737,14 +755,17 @@ class HTTPServer:
                 close=True,
             )
         length = int(raw_length)
-        if (
-            self._basic.enabled
-            and parts.path not in UNAUTHENTICATED_PATHS
-            and not self._basic.check(headers.get("authorization", ""))
-        ):
-            response = Response.text(401, "Unauthorized")
-            response.headers["WWW-Authenticate"] = 'Basic realm="aifinops"'
-            return send(response, close=(has_body and length > 0) or not keep_alive)
+        if self._basic.enabled and parts.path not in UNAUTHENTICATED_PATHS:
+            decision = self._basic.authenticate(headers.get("authorization", ""), conn.client)
+            if decision.reason == "rate_limited":
+                # Too many failed checks from this address (or all): refused without bcrypt.
+                response = Response.text(429, "too many failed authentication attempts; retry")
+                response.headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
+                return send(response, close=(has_body and length > 0) or not keep_alive)
+            if not decision.ok:
+                response = Response.text(401, "Unauthorized")
+                response.headers["WWW-Authenticate"] = 'Basic realm="aifinops"'
+                return send(response, close=(has_body and length > 0) or not keep_alive)
         route = self._routes.get((method, parts.path))
         limit = route.max_body_bytes if route else DEFAULT_MAX_BODY_BYTES
         if length > limit:

@@ -32,7 +32,7 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -304,55 +304,194 @@ class TLSContextSource:
         return self._context
 
 
+# Failed basic-auth checks allowed per client address and for all clients together (each costs
+# a bcrypt check, about 60 ms of CPU at cost 10 and 250 ms at cost 12): one a second after a burst
+# of 10 per address, five a second after a burst of 20 in all.
+AUTH_FAILURES_PER_SECOND = 1.0
+AUTH_FAILURE_BURST = 10.0
+AUTH_TOTAL_FAILURES_PER_SECOND = 5.0
+AUTH_TOTAL_FAILURE_BURST = 20.0
+# Client addresses whose failures are remembered; the least recently seen is forgotten first.
+AUTH_MAX_CLIENTS = 4096
+# Why a request was refused by basic auth: the label values of aifinops_http_auth_refused_total.
+AUTH_REFUSAL_REASONS = ("missing", "invalid", "rate_limited")
+
+
+class FailureLimiter:
+    """Token buckets that bound how many failed credential checks clients can make.
+
+    One bucket per client address (at most `max_clients` of them, the least recently seen dropped
+    first, so memory is bounded) and one for all clients together (so many addresses cannot add up
+    to more). A check takes a token from both before it runs and gives them back when the
+    credentials were right: only failures spend tokens, and a right password is never throttled
+    while it has tokens left.
+    """
+
+    def __init__(
+        self,
+        per_client_rate: float = AUTH_FAILURES_PER_SECOND,
+        per_client_burst: float = AUTH_FAILURE_BURST,
+        total_rate: float = AUTH_TOTAL_FAILURES_PER_SECOND,
+        total_burst: float = AUTH_TOTAL_FAILURE_BURST,
+        max_clients: int = AUTH_MAX_CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if min(per_client_rate, per_client_burst, total_rate, total_burst) <= 0 or max_clients < 1:
+            raise ValueError("rates and bursts must be positive and max_clients at least 1")
+        self._rate, self._burst = per_client_rate, per_client_burst
+        self._total_rate, self._total_burst = total_rate, total_burst
+        self._max_clients = max_clients
+        self._clock = clock
+        self._lock = threading.Lock()
+        # address -> [tokens, when last refilled]; least recently seen first.
+        self._clients: OrderedDict[str, list[float]] = OrderedDict()
+        self._total = [total_burst, clock()]
+
+    def __len__(self) -> int:
+        """How many client addresses are remembered (never more than `max_clients`)."""
+        with self._lock:
+            return len(self._clients)
+
+    @staticmethod
+    def _refill(bucket: list[float], rate: float, burst: float, now: float) -> None:
+        bucket[0] = min(burst, bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+
+    def acquire(self, client: str) -> float:
+        """Take a token for one check by `client`: 0.0 when taken, else the seconds until one is
+        available (the check must not run)."""
+        with self._lock:
+            now = self._clock()
+            bucket = self._clients.get(client)
+            if bucket is None:
+                bucket = [self._burst, now]
+                self._clients[client] = bucket
+                while len(self._clients) > self._max_clients:
+                    self._clients.popitem(last=False)
+            else:
+                self._clients.move_to_end(client)
+                self._refill(bucket, self._rate, self._burst, now)
+            self._refill(self._total, self._total_rate, self._total_burst, now)
+            if bucket[0] < 1:
+                return (1 - bucket[0]) / self._rate
+            if self._total[0] < 1:
+                return (1 - self._total[0]) / self._total_rate
+            bucket[0] -= 1
+            self._total[0] -= 1
+            return 0.0
+
+    def refund(self, client: str) -> None:
+        """Give back the tokens of a check whose credentials were right."""
+        with self._lock:
+            bucket = self._clients.get(client)
+            if bucket is not None:
+                bucket[0] = min(self._burst, bucket[0] + 1)
+            self._total[0] = min(self._total_burst, self._total[0] + 1)
+
+
+@dataclass(frozen=True)
+class AuthDecision:
+    """The answer to one request's credentials: `ok`, or refused for `reason` (one of
+    `AUTH_REFUSAL_REASONS`); `retry_after` seconds are set when it was `rate_limited`."""
+
+    ok: bool
+    reason: str = ""
+    retry_after: float = 0.0
+
+
 class BasicAuth:
-    """Checks `Authorization: Basic` against bcrypt hashes; remembers recent successes.
+    """Checks `Authorization: Basic` against bcrypt hashes; remembers recent successes and bounds
+    what failures can cost.
 
     bcrypt costs tens of milliseconds by design; Prometheus sends the same credentials every
     scrape, so a verified (user, password) pair is kept (as a keyed digest, never the password)
-    in a small LRU, as the exporter toolkit does.
+    in a small LRU, as the exporter toolkit does. Only verified pairs enter it, so no flood of
+    wrong ones evicts them. Credentials not in it are checked under a `FailureLimiter`: a client
+    (or all clients together) past its budget of failed checks is refused without a check.
     """
 
-    def __init__(self, users: Mapping[str, bytes], cache_size: int = 256) -> None:
+    def __init__(
+        self,
+        users: Mapping[str, bytes],
+        cache_size: int = 256,
+        limiter: FailureLimiter | None = None,
+    ) -> None:
         self._users = dict(users)
         self._key = os.urandom(32)
         self._cache: OrderedDict[bytes, None] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
-        # Unknown users cost a bcrypt check too, so timing does not tell which names exist.
-        self._dummy = bcrypt.hashpw(b"dummy", bcrypt.gensalt(rounds=10))
+        self._limiter = limiter if limiter is not None else FailureLimiter()
+        self._refused = dict.fromkeys(AUTH_REFUSAL_REASONS, 0)
+        # Unknown users cost a bcrypt check at the users' own cost too, so timing does not tell
+        # which names exist.
+        cost = max((_cost(h) for h in self._users.values()), default=10)
+        self._dummy = bcrypt.hashpw(b"dummy", bcrypt.gensalt(rounds=cost)) if self._users else b""
 
     @property
     def enabled(self) -> bool:
         """Whether any user is configured (else every request passes)."""
         return bool(self._users)
 
+    def cached(self) -> int:
+        """How many verified credentials are remembered (never more than `cache_size`)."""
+        with self._lock:
+            return len(self._cache)
+
+    def refused(self) -> dict[str, int]:
+        """Requests refused so far, by reason."""
+        with self._lock:
+            return dict(self._refused)
+
     def check(self, authorization: str) -> bool:
-        """Whether an `Authorization` header value carries valid basic credentials."""
+        """Whether an `Authorization` header value carries valid basic credentials (no limit)."""
+        return self._verify(authorization, None).ok
+
+    def authenticate(self, authorization: str, client: str) -> AuthDecision:
+        """Check the credentials of a request from address `client`, within its failure budget."""
+        decision = self._verify(authorization, client)
+        if not decision.ok:
+            with self._lock:
+                self._refused[decision.reason] += 1
+        return decision
+
+    def _verify(self, authorization: str, client: str | None) -> AuthDecision:
         scheme, _, encoded = authorization.partition(" ")
         if scheme.lower() != "basic":
-            return False
+            return AuthDecision(False, "missing")
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True)
         except (binascii.Error, ValueError):
-            return False
+            return AuthDecision(False, "missing")
         user_bytes, sep, password = decoded.partition(b":")
         if not sep:
-            return False
+            return AuthDecision(False, "missing")
         user = user_bytes.decode("utf-8", "replace")
         digest = hmac.new(self._key, decoded, hashlib.sha256).digest()
         with self._lock:
             if digest in self._cache:
                 self._cache.move_to_end(digest)
-                return True
+                return AuthDecision(True)
+        if client is not None:
+            wait = self._limiter.acquire(client)
+            if wait > 0:
+                return AuthDecision(False, "rate_limited", wait)
         hashed = self._users.get(user)
         try:
             ok = bcrypt.checkpw(password, hashed if hashed is not None else self._dummy)
         except ValueError:  # a password over bcrypt's 72 bytes
-            return False
+            ok = False
         if not ok or hashed is None:
-            return False
+            return AuthDecision(False, "invalid")
+        if client is not None:
+            self._limiter.refund(client)
         with self._lock:
             self._cache[digest] = None
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return True
+        return AuthDecision(True)
+
+
+def _cost(hashed: bytes) -> int:
+    """The cost (log2 rounds) of a checked bcrypt hash."""
+    return int(hashed[4:6])

@@ -7,11 +7,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import http.client
 import ipaddress
 import json
 import socket
 import ssl
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
@@ -25,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from aifinops.cli.demo.stack import Process, Prometheus, free_port, wait_until
+from aifinops.cli.demo.stack import Process, Prometheus, free_port, http_ok, wait_until
 from aifinops.exporters.events import USAGE_TYPE, make_event
 from support.bridge_daemon import BridgeDaemon, bridge_config
 from support.token_daemon import BATCH, BIN, TokenDaemon
@@ -354,3 +357,77 @@ def test_an_invalid_web_config_exits_2_listing_every_problem(tmp_path: Path):
         "basic_auth_users.admin: must be a bcrypt hash",
     ):
         assert problem in result.stderr
+
+
+def basic_get(
+    port: int, path: str, password: str, source: str = "127.0.0.1"
+) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """`GET path` with basic credentials for `prometheus` from the loopback address `source`:
+    the status, headers and body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+    try:
+        conn.request(
+            "GET", path, headers={"Authorization": "Basic " + b64(f"prometheus:{password}")}
+        )
+        response = conn.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        conn.close()
+
+
+def test_a_flood_of_wrong_passwords_is_limited_while_the_right_one_keeps_scraping(tmp_path: Path):
+    # Cost 10, as a real deployment would use: each uncached check is tens of ms of CPU.
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=10)).decode()
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    daemon = TokenDaemon(tmp_path / "d", f"web: {{config_file: {str(web)!r}}}\n")
+    daemon.process.start()
+    try:
+        wait_until(lambda: http_ok(f"{daemon.url}/-/ready"), 30, "the exporter to serve")
+        assert basic_get(daemon.port, "/metrics", PASSWORD)[0] == 200  # remembered from now on
+        started = time.monotonic()
+        statuses: list[int] = []
+        retry_after: set[str] = set()
+
+        def flood(worker: int) -> None:
+            for i in range(40):
+                status, headers, _ = basic_get(daemon.port, "/metrics", f"guess-{worker}-{i}")
+                statuses.append(status)
+                if status == 429:
+                    retry_after.add(headers["Retry-After"])
+
+        threads = [threading.Thread(target=flood, args=(w,)) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        scrapes = []
+        while any(t.is_alive() for t in threads):
+            scrapes.append(basic_get(daemon.port, "/metrics", PASSWORD)[0])
+        for thread in threads:
+            thread.join()
+        # Many other addresses, 3 guesses each: together they get no more than the total budget.
+        for host in range(2, 42):
+            for i in range(3):
+                statuses.append(basic_get(daemon.port, "/", f"x{i}", f"127.0.0.{host}")[0])
+        elapsed = time.monotonic() - started
+
+        assert set(statuses) <= {401, 429}
+        checked = statuses.count(401)
+        # Bursts of 10 per address and 20 in all, refilled at 1/s per address and 5/s in all.
+        assert checked <= 20 + 5 * elapsed + 1
+        assert statuses[:160].count(401) <= 10 + elapsed + 1
+        assert len(statuses) == 280
+        assert retry_after and all(int(value) >= 1 for value in retry_after)
+        # The right password (remembered) and the probes were never refused meanwhile.
+        assert scrapes and set(scrapes) == {200}
+        assert http_ok(f"{daemon.url}/-/healthy")
+        status, _, exposition = basic_get(daemon.port, "/metrics", PASSWORD)
+        assert status == 200
+        samples = {
+            line.split()[0]: float(line.split()[1])
+            for line in exposition.decode().splitlines()
+            if line.startswith("aifinops_http_auth_refused_total{")
+        }
+        assert samples['aifinops_http_auth_refused_total{reason="invalid"}'] == checked
+        assert samples['aifinops_http_auth_refused_total{reason="rate_limited"}'] == 280 - checked
+    finally:
+        daemon.stop()

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from aifinops.exporters.runtime.http import HTTPServer
 from aifinops.exporters.runtime.webconfig import (
     BasicAuth,
+    FailureLimiter,
     WebConfigError,
     load_web_config,
 )
@@ -158,3 +159,66 @@ def test_tls_server_with_basic_auth_and_headers(tmp_path, cert):
         assert get("/-/ready").status == 200
     finally:
         server.stop()
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_failed_checks_are_limited_per_address_and_in_all():
+    clock = Clock()
+    limiter = FailureLimiter(
+        per_client_rate=1.0, per_client_burst=3, total_rate=0.5, total_burst=5, clock=clock
+    )
+    assert [limiter.acquire("10.0.0.1") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.acquire("10.0.0.1") == pytest.approx(1.0)  # seconds until a token is back
+    limiter.refund("10.0.0.1")  # a right password gives its token back
+    assert limiter.acquire("10.0.0.1") == 0.0
+    clock.now += 1.0
+    assert limiter.acquire("10.0.0.1") == 0.0  # refilled at 1 a second
+    # All addresses together: 5 taken, 1 refunded, 0.5 refilled in the second: 0.5 left.
+    assert limiter.acquire("10.0.0.2") == 0.0
+    assert limiter.acquire("10.0.0.3") == pytest.approx(1.0)  # a fresh address, but none in all
+    clock.now += 1.0
+    assert limiter.acquire("10.0.0.3") == 0.0
+
+
+def test_the_failure_table_keeps_at_most_max_clients_addresses():
+    limiter = FailureLimiter(total_burst=1e9, total_rate=1e9, max_clients=100)
+    for i in range(5000):
+        limiter.acquire(f"10.0.{i // 256}.{i % 256}")
+    assert len(limiter) == 100
+
+
+def test_a_flood_of_wrong_passwords_is_refused_without_a_check_but_the_right_one_passes():
+    clock = Clock()
+    limiter = FailureLimiter(per_client_burst=5, total_burst=100, clock=clock)
+    auth = BasicAuth({"prom": HASH.encode()}, limiter=limiter)
+    assert auth.authenticate(basic("prom", "secret"), "10.0.0.1").ok  # now cached
+    decisions = [auth.authenticate(basic("prom", f"guess-{i}"), "10.0.0.1") for i in range(50)]
+    assert [d.reason for d in decisions[:5]] == ["invalid"] * 5
+    assert {d.reason for d in decisions[5:]} == {"rate_limited"}
+    assert decisions[-1].retry_after == pytest.approx(1.0)
+    # The cached right password from the same address is not throttled.
+    assert auth.authenticate(basic("prom", "secret"), "10.0.0.1").ok
+    # Another address still has its own budget.
+    assert auth.authenticate(basic("prom", "wrong"), "10.0.0.2").reason == "invalid"
+    assert auth.authenticate("", "10.0.0.2").reason == "missing"
+    assert auth.refused() == {"missing": 1, "invalid": 6, "rate_limited": 45}
+
+
+def test_only_verified_credentials_are_cached_and_the_cache_is_bounded():
+    users = {f"u{i}": bcrypt.hashpw(f"p{i}".encode(), bcrypt.gensalt(rounds=4)) for i in range(5)}
+    auth = BasicAuth(users, cache_size=3, limiter=FailureLimiter(total_burst=1e6))
+    for i in range(5):
+        assert auth.authenticate(basic(f"u{i}", f"p{i}"), "10.0.0.1").ok
+    assert auth.cached() == 3
+    for i in range(20):
+        assert not auth.authenticate(basic("u0", f"x{i}"), f"10.1.0.{i}").ok
+    assert auth.cached() == 3
