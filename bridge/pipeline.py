@@ -85,7 +85,7 @@ class MessageProcessor:
         usage_topic, gpu_topic = self.usage_topic, self.gpu_topic
         own = self._own
         max_bytes = self._max_bytes
-        prepare = self.usage.prepare
+        prepare_json = self.usage.prepare_json
         # One clock reading per batch for the "not in the future" check, not one per event.
         now = datetime.now(UTC)
         for record in records:
@@ -109,15 +109,22 @@ class MessageProcessor:
                     )
                 )
                 continue
+            if topic == usage_topic:
+                # Decoded and validated in one pass (msgspec), else `loads` and the listing.
+                try:
+                    batch.usage.append(prepare_json(value, now=now))
+                except EventError as exc:
+                    batch.invalid.append((record, str(exc)))
+                except (UnicodeDecodeError, ValueError) as exc:
+                    batch.invalid.append((record, f"value: not valid JSON: {exc}"))
+                continue
             try:
                 obj = loads(value)
             except (UnicodeDecodeError, ValueError) as exc:
                 batch.invalid.append((record, f"value: not valid JSON: {exc}"))
                 continue
             try:
-                if topic == usage_topic:
-                    batch.usage.append(prepare(obj, now=now))
-                elif topic == gpu_topic:
+                if topic == gpu_topic:
                     batch.gpu.append(parse_gpu_event(obj, now=now, max_future=self._max_future))
                 else:
                     batch.invalid.append((record, f"topic: {topic} is not read by the bridge"))

@@ -1,7 +1,9 @@
 """The event schema every part shares: the CloudEvents envelope and each event type's `data`.
 
-`codec` (JSON in and out, the `Problem` listing), `envelope` (CloudEvents attributes), `usage` (LLM
-usage events), `gpu` (GPU sample events) and `providers` (provider names and response shapes).
+`codec` (JSON in and out, the `Problem` listing), `schema` (one msgspec `Struct` per event part,
+read by msgspec's typed decode and by the every-problem listing), `envelope` (CloudEvents
+attributes), `usage` (LLM usage events), `gpu` (GPU sample events) and `providers` (provider names
+and response shapes).
 """
 
 from .codec import (
@@ -24,7 +26,14 @@ from .envelope import (
 )
 from .gpu import GPUEvent, GPUSample, parse_gpu_event, parse_gpu_sample
 from .providers import otel_provider_name, prices_provider_id
-from .usage import TOKEN_TYPES, UsageEvent, UsageRecord, parse_usage, parse_usage_event
+from .usage import (
+    TOKEN_TYPES,
+    UsageEvent,
+    UsageRecord,
+    decode_usage_event,
+    parse_usage,
+    parse_usage_event,
+)
 
 __all__ = [
     "ANOMALY_TYPE",
@@ -39,6 +48,7 @@ __all__ = [
     "UsageEvent",
     "UsageRecord",
     "decode",
+    "decode_usage_event",
     "encode",
     "loads",
     "lone_surrogate_field",

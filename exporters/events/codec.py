@@ -89,7 +89,7 @@ def loads(raw: bytes | str) -> Any:
     beyond 64 bits, which it turns into floats: a value with a run of 19 digits, and whatever
     orjson refuses (NaN, Infinity, lone surrogates, a BOM, UTF-16, deep nesting), goes to `json`.
     """
-    if type(raw) is bytes and _LONG_DIGIT_RUN not in raw.translate(_DIGITS_AS_NINES):
+    if type(raw) is bytes and plain_numbers(raw):
         try:
             return _orjson_loads(raw)
         except _OrjsonDecodeError:
@@ -98,6 +98,13 @@ def loads(raw: bytes | str) -> Any:
         return _json_loads(raw)
     except RecursionError:
         raise json.JSONDecodeError("nested too deeply", "", 0) from None
+
+
+def plain_numbers(raw: bytes) -> bool:
+    """False when the JSON text `raw` has a run of 19 digits or more: an integer beyond 64 bits
+    (which orjson would turn into a float) or one too long for Python to convert, which only
+    `json` reads as `loads` must."""
+    return _LONG_DIGIT_RUN not in raw.translate(_DIGITS_AS_NINES)
 
 
 _orjson_loads = orjson.loads

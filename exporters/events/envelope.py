@@ -1,4 +1,5 @@
-"""The CloudEvents 1.0 envelope every aifinops event travels in: building and validating it."""
+"""The CloudEvents 1.0 envelope every aifinops event travels in: building it, and its one definition
+(`CloudEvent`), read by msgspec's typed decode and by the every-problem listing (`schema.py`)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
+
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .codec import EventError, Problem
+from .schema import Definition
 
 USAGE_TYPE = "io.aifinops.llm.usage.v1"
 GPU_SAMPLE_TYPE = "io.aifinops.gpu.sample.v1"
@@ -75,6 +79,51 @@ def _parse_time_fully(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+_NON_EMPTY = "must be a non-empty string"
+
+
+# The reason a string attribute is refused when it is not one, or empty.
+_NON_EMPTY_RULE = {"type_rule": _NON_EMPTY, "rule": _NON_EMPTY}
+_Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH, extra=_NON_EMPTY_RULE)]
+_Source = Annotated[str, Meta(min_length=1, max_length=MAX_SOURCE_LENGTH, extra=_NON_EMPTY_RULE)]
+_Type = Annotated[str, Meta(min_length=1, max_length=MAX_TYPE_LENGTH, extra=_NON_EMPTY_RULE)]
+
+
+class CloudEvent(Struct, kw_only=True):
+    """The definition of a valid CloudEvents envelope (structured JSON mode): the attributes
+    aifinops reads, each with its type and bounds. Other attributes (`datacontenttype`, extensions)
+    are allowed and ignored. `time` is optional (receipt time); `data_base64` must be absent."""
+
+    specversion: Annotated[
+        Literal["1.0"], Meta(extra={"required": f"must be {SPECVERSION!r} (got None)"})
+    ]
+    id: _Id
+    source: _Source
+    type: _Type
+    subject: Annotated[
+        Annotated[str, Meta(min_length=1, max_length=MAX_SUBJECT_LENGTH)] | None,
+        Meta(extra=_NON_EMPTY_RULE),
+    ] = None
+    time: Annotated[
+        str | None, Meta(extra={"type_rule": "must be an RFC 3339 timestamp string"})
+    ] = None
+    data: Annotated[
+        dict[str, Any],
+        Meta(
+            extra={
+                "type_rule": "required, must be a JSON object",
+                "required": "required, must be a JSON object",
+            }
+        ),
+    ]
+    data_base64: Annotated[
+        UnsetType, Meta(extra={"type_rule": "binary data is not supported; use data"})
+    ] = UNSET
+
+
+ENVELOPE = Definition(CloudEvent)
+
+
 def parse_envelope(
     obj: Any,
     *,
@@ -87,117 +136,74 @@ def parse_envelope(
     `time` is optional on the wire; a missing one means now (receipt time).
     """
     now = now or datetime.now(UTC)
-    return accept_envelope(obj, types, now, max_future) or _check_envelope(
-        obj, types, now, max_future
-    )
+    if type(obj) is dict:
+        event = ENVELOPE.convert(obj)
+        if event is not None:
+            envelope = typed_envelope(event, obj["data"], types, now, max_future)
+            if envelope is not None:
+                return envelope
+    return _list_envelope(obj, types, now, max_future)
 
 
-def accept_envelope(
-    obj: Any, types: frozenset[str] | None, now: datetime, max_future: timedelta
-) -> Envelope | None:
-    """The envelope of an event in the shape nearly every producer writes, checked in a few
-    comparisons; None for anything else, which `parse_envelope`'s full check then words.
+def type_problem(event_type: str, types: frozenset[str] | None) -> str | None:
+    """Why `event_type` is not one of `types` (None: it is, or any type goes)."""
+    if types is None or event_type in types:
+        return None
+    return f"must be one of {', '.join(sorted(types))} (got {event_type!r})"
 
-    It accepts only what the full check accepts, with the same result (a test proves it on a
-    fuzzed corpus): the full check stays the one definition of a valid envelope.
-    """
-    if type(obj) is not dict:
-        return None
-    get = obj.get
-    event_id = get("id")
-    source = get("source")
-    event_type = get("type")
-    data = get("data")
-    if (
-        get("specversion") != SPECVERSION
-        or type(event_id) is not str
-        or not 0 < len(event_id) <= MAX_ID_LENGTH
-        or type(source) is not str
-        or not 0 < len(source) <= MAX_SOURCE_LENGTH
-        or type(event_type) is not str
-        or not 0 < len(event_type) <= MAX_TYPE_LENGTH
-        or (types is not None and event_type not in types)
-        or type(data) is not dict
-        or "data_base64" in obj
-    ):
-        return None
-    subject = get("subject")
-    if subject is not None and (
-        type(subject) is not str or not 0 < len(subject) <= MAX_SUBJECT_LENGTH
-    ):
-        return None
-    raw_time = get("time")
+
+def event_time(raw_time: str | None, now: datetime, max_future: timedelta) -> datetime | str:
+    """The time of an event whose `time` is `raw_time` (now when it has none), or why that
+    `time` is refused: not RFC 3339, or more than `max_future` ahead of `now`."""
     if raw_time is None:
-        when = now
-    elif type(raw_time) is str:
-        try:
-            when = parse_time(raw_time)
-        except ValueError:
-            return None
-        if when - now > max_future:
-            return None
-    else:
+        return now
+    try:
+        when = parse_time(raw_time)
+    except ValueError as exc:
+        return str(exc)
+    if when - now > max_future:
+        return f"more than {max_future} in the future ({raw_time})"
+    return when
+
+
+def typed_envelope(
+    event: CloudEvent,
+    data: Mapping[str, Any],
+    types: frozenset[str] | None,
+    now: datetime,
+    max_future: timedelta,
+) -> Envelope | None:
+    """The envelope of an event msgspec built as a `CloudEvent`, once the rules its declaration
+    cannot state hold (`type_problem`, `event_time`); None when one does not, for the listing to
+    word."""
+    if types is not None and event.type not in types:
         return None
-    return _new(Envelope, (event_id, source, event_type, when, data, subject))
+    when = event_time(event.time, now, max_future)
+    if type(when) is str:
+        return None
+    return _new(Envelope, (event.id, event.source, event.type, when, data, event.subject))
 
 
-def _check_envelope(
+def _list_envelope(
     obj: Any, types: frozenset[str] | None, now: datetime, max_future: timedelta
 ) -> Envelope:
-    """The definition of a valid envelope: every field checked, every problem listed."""
+    """The envelope checked field by field against `CloudEvent`, every problem listed."""
     if not isinstance(obj, Mapping):
         raise EventError([Problem("", "event must be a JSON object")])
     problems: list[Problem] = []
-
-    def text(name: str, max_len: int, required: bool = True) -> str | None:
-        value = obj.get(name)
-        if value is None:
-            if required:
-                problems.append(Problem(name, "required"))
-            return None
-        if not isinstance(value, str) or not value:
-            problems.append(Problem(name, "must be a non-empty string"))
-            return None
-        if len(value) > max_len:
-            problems.append(Problem(name, f"longer than {max_len} characters"))
-            return None
-        return value
-
-    specversion = obj.get("specversion")
-    if specversion != SPECVERSION:
-        problems.append(Problem("specversion", f"must be {SPECVERSION!r} (got {specversion!r})"))
-    event_id = text("id", MAX_ID_LENGTH)
-    source = text("source", MAX_SOURCE_LENGTH)
-    event_type = text("type", MAX_TYPE_LENGTH)
-    subject = text("subject", MAX_SUBJECT_LENGTH, required=False)
-    if event_type is not None and types is not None and event_type not in types:
-        problems.append(
-            Problem("type", f"must be one of {', '.join(sorted(types))} (got {event_type!r})")
-        )
-    when = now
-    raw_time = obj.get("time")
-    if raw_time is not None:
-        if not isinstance(raw_time, str):
-            problems.append(Problem("time", "must be an RFC 3339 timestamp string"))
-        else:
-            try:
-                when = parse_time(raw_time)
-            except ValueError as exc:
-                problems.append(Problem("time", str(exc)))
-            else:
-                if when - now > max_future:
-                    problems.append(
-                        Problem("time", f"more than {max_future} in the future ({raw_time})")
-                    )
-    data = obj.get("data")
-    if not isinstance(data, Mapping):
-        problems.append(Problem("data", "required, must be a JSON object"))
-    if "data_base64" in obj:
-        problems.append(Problem("data_base64", "binary data is not supported; use data"))
+    values = ENVELOPE.check(obj, lambda name, reason: problems.append(Problem(name, reason)))
+    event_type = values.get("type")
+    if event_type is not None and (reason := type_problem(event_type, types)) is not None:
+        problems.append(Problem("type", reason))
+    when = event_time(values.get("time"), now, max_future)
+    if isinstance(when, str):
+        problems.append(Problem("time", when))
     if problems:
-        raise EventError(problems)
-    assert event_id and source and event_type and isinstance(data, Mapping)
-    return Envelope(event_id, source, event_type, when, data, subject)
+        raise EventError(ENVELOPE.sort(problems))
+    assert isinstance(when, datetime)
+    return Envelope(
+        values["id"], values["source"], values["type"], when, obj["data"], values["subject"]
+    )
 
 
 T = TypeVar("T")

@@ -74,18 +74,12 @@ def prices_provider_id(otel_name: str) -> str | None:
     return otel_name
 
 
-def provider_name(value: Any, problem: Report) -> str | None:
-    """The `provider` label of a usage event's `provider` value (either naming scheme, memoised);
-    None after reporting why it is invalid."""
-    known = SEEN_PROVIDERS.get(value) if type(value) is str else None
+def provider_label(value: str, problem: Report) -> str | None:
+    """The `provider` label of a usage event's `provider` string (either naming scheme,
+    memoised); None after reporting why it is invalid."""
+    known = SEEN_PROVIDERS.get(value)
     if known is not None:
         return known
-    if value is None:
-        problem("provider", "required")
-        return None
-    if not isinstance(value, str):
-        problem("provider", f"must be a string (got {type(value).__name__})")
-        return None
     name = otel_provider_name(value)
     if not _PROVIDER.fullmatch(name):
         problem("provider", f"{_PROVIDER_RULE} (got {value!r})")

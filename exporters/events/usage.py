@@ -1,4 +1,4 @@
-"""The `io.aifinops.llm.usage.v1` event: its `data` fields, their validation and the usage record.
+"""The `io.aifinops.llm.usage.v1` event: its `data` fields, their one definition and the usage record.
 
 One LLM API call arrives either with its token counts (`input_tokens`, `cache_read_tokens`,
 `cache_write_tokens`, `output_tokens`, `reasoning_tokens`) or with the provider's `response` (or
@@ -6,40 +6,40 @@ just its usage part) plus `api_flavor`, which `providers.extract_response` turns
 counts; everything downstream sees `input_tokens` as *all* input tokens. Provider names and
 response shapes live in `providers.py`, not here.
 
-`parse_usage_event` is what the HTTP ingest and the Kafka bridge both call: it checks the envelope
-and the data together and raises one `EventError` listing every `Problem(field, reason)`. Most
-events have the common shape (token fields, label values seen before): `accept_usage` recognises
-it in a few comparisons; everything else goes through `parse_usage`, the one definition of a valid
-event, which also words every problem (a test proves both agree on a fuzzed corpus).
+The two forms are declared once each, as msgspec Structs (`TokenUsage`, `ResponseUsage`, sharing
+their common fields), and `UsageCloudEvent` is the envelope with token-count `data`. Both readings
+come from those declarations (`schema.py`): `parse_usage_event` (what the HTTP ingest and the
+Kafka bridge call) and `decode_usage_event` (the bridge, from the message bytes) build the Structs
+with msgspec, then apply the rules no declaration can state (`_finish_usage`: provider names, whole
+token counts, cached <= input, reasoning <= output, exact cost); an event msgspec refuses, or one
+those rules question, is listed field by field by `parse_usage`, which raises one `EventError`
+listing every `Problem(field, reason)`.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
-from .codec import EventError, Problem
+from msgspec import Meta, Struct
+
+from .codec import EventError, Problem, loads, plain_numbers
 from .envelope import (
     DEFAULT_MAX_FUTURE,
     SPECVERSION,
     USAGE_TYPE,
+    CloudEvent,
     Envelope,
-    accept_envelope,
     parse_event,
+    typed_envelope,
 )
-from .providers import (
-    MEMO_LIMIT,
-    SEEN_PROVIDERS,
-    extract_response,
-    prices_provider_id,
-    provider_name,
-)
+from .providers import MEMO_LIMIT, extract_response, prices_provider_id, provider_label
+from .schema import Definition, Report
 
 
 class TokenField(NamedTuple):
@@ -51,46 +51,111 @@ class TokenField(NamedTuple):
     required: bool
 
 
-# The token fields of usage `data`, in `UsageRecord` order: the one list the field checks, the
-# provider-response normalisation and pricing's usage keys are all derived from.
-TOKEN_SPEC = (
-    TokenField("input_tokens", "input_tokens", required=True),
-    TokenField("cache_read_tokens", "cache_read_tokens", required=False),
-    TokenField("cache_write_tokens", "cache_write_tokens", required=False),
-    TokenField("output_tokens", "output_tokens", required=True),
-    TokenField("reasoning_tokens", "output_reasoning_tokens", required=False),
+# A sanity bound: no single call uses a trillion tokens; a value that large is a unit mistake.
+MAX_TOKENS = 10**12
+MAX_COST_USD = Decimal(10**9)
+OTHER = "__other__"
+# The four disjoint token types of `aifinops_llm_tokens_total` and `aifinops_llm_cost_usd_total`.
+TOKEN_TYPES = ("input", "cache_read", "cache_write", "output")
+STATUSES = ("ok", "error")
+
+_MODEL_RULE = (
+    "must be 1-200 characters of [A-Za-z0-9._:/@+=~-] starting with a letter, digit, @ or ~"
+)
+_ATTRIBUTION_RULE = "must be at most 128 characters of [A-Za-z0-9._:/@-]"
+_TOKENS_RULE = "must be a non-negative integer (got {value!r})"
+
+# The declared types of usage `data` fields. Label patterns are `extra["pattern"]`, matched once per
+# distinct value (see `schema.py`).
+Model = Annotated[
+    str,
+    Meta(
+        extra={
+            "pattern": r"[A-Za-z0-9@~][A-Za-z0-9._:/@+=~-]{0,199}",
+            "rule": _MODEL_RULE + " (got {shown!r})",
+        },
+    ),
+]
+Attribution = Annotated[
+    str,
+    Meta(
+        extra={
+            "pattern": r"[A-Za-z0-9._:/@-]{0,128}",
+            "rule": _ATTRIBUTION_RULE + " (got {shown!r})",
+        },
+    ),
+]
+# A token count: an integer, or a float that is a whole number (`_whole` checks that).
+Tokens = Annotated[
+    Annotated[int, Meta(ge=0, le=MAX_TOKENS)] | Annotated[float, Meta(ge=0, le=MAX_TOKENS)],
+    Meta(extra={"type_rule": _TOKENS_RULE, "rule": _TOKENS_RULE}),
+]
+
+
+def _usage_key(key: str) -> Meta:
+    return Meta(extra={"usage_key": key})
+
+
+class _UsageFields(Struct, kw_only=True):
+    """The fields both forms of usage `data` share."""
+
+    provider: str  # either naming scheme; `providers.provider_label` normalises it
+    model: Annotated[
+        Model, Meta(extra={"required": "required (or a response that names its model)"})
+    ]
+    team: Attribution = ""
+    app: Attribution = ""
+    status: Literal["ok", "error"] = "ok"
+    # A JSON number (or a decimal string): `_cost` reads it exactly as written.
+    cost_usd: Any = None
+
+
+class TokenUsage(_UsageFields, kw_only=True, forbid_unknown_fields=True):
+    """The definition of usage `data` with token counts, in `UsageRecord` order; each count's
+    genai-prices usage key is part of its declaration. Unknown fields are refused by the typed
+    decode only: the listing allows them, unless one is a near-miss of a known field."""
+
+    input_tokens: Annotated[Tokens, _usage_key("input_tokens")]
+    cache_read_tokens: Annotated[Tokens, _usage_key("cache_read_tokens")] = 0
+    cache_write_tokens: Annotated[Tokens, _usage_key("cache_write_tokens")] = 0
+    output_tokens: Annotated[Tokens, _usage_key("output_tokens")]
+    reasoning_tokens: Annotated[Tokens, _usage_key("output_reasoning_tokens")] = 0
+
+
+class ResponseUsage(_UsageFields, kw_only=True):
+    """The definition of usage `data` carrying the provider's response instead of token counts;
+    the model may come from the response."""
+
+    model: Model | None = None  # type: ignore[assignment]
+    response: Annotated[
+        dict[str, Any],
+        Meta(extra={"type_rule": "must be a JSON object (the provider's response or its usage)"}),
+    ]
+    api_flavor: Any = None
+
+
+class UsageCloudEvent(CloudEvent, kw_only=True):
+    """The definition of a usage event with token counts: the envelope and `TokenUsage` data."""
+
+    data: TokenUsage  # type: ignore[assignment]
+
+
+TOKEN_USAGE = Definition(TokenUsage)
+RESPONSE_USAGE = Definition(ResponseUsage)
+USAGE_EVENT = Definition(UsageCloudEvent)
+
+# The token fields of usage `data`, in `UsageRecord` order, read from `TokenUsage`: the one list
+# the provider-response normalisation and pricing's usage keys are derived from.
+TOKEN_SPEC = tuple(
+    TokenField(f.name, f.extra["usage_key"], f.required)
+    for f in TOKEN_USAGE.fields
+    if "usage_key" in f.extra
 )
 TOKEN_FIELDS = tuple(f.name for f in TOKEN_SPEC)
 # The genai-prices usage keys of the token fields, in `TOKEN_FIELDS` order.
 STANDARD_USAGE_KEYS = tuple(f.usage_key for f in TOKEN_SPEC)
 _INPUT, _CACHE_READ, _CACHE_WRITE, _OUTPUT, _REASONING = STANDARD_USAGE_KEYS
-DATA_FIELDS = frozenset(
-    (
-        *TOKEN_FIELDS,
-        "provider",
-        "model",
-        "team",
-        "app",
-        "cost_usd",
-        "status",
-        "response",
-        "api_flavor",
-    )
-)
-# The four disjoint token types of `aifinops_llm_tokens_total` and `aifinops_llm_cost_usd_total`.
-TOKEN_TYPES = ("input", "cache_read", "cache_write", "output")
-STATUSES = ("ok", "error")
-# A sanity bound: no single call uses a trillion tokens; a value that large is a unit mistake.
-MAX_TOKENS = 10**12
-MAX_COST_USD = Decimal(10**9)
-OTHER = "__other__"
-
-_MODEL = re.compile(r"[A-Za-z0-9@~][A-Za-z0-9._:/@+=~-]{0,199}")
-_ATTRIBUTION = re.compile(r"[A-Za-z0-9._:/@-]{0,128}")
-_MODEL_RULE = (
-    "must be 1-200 characters of [A-Za-z0-9._:/@+=~-] starting with a letter, digit, @ or ~"
-)
-_ATTRIBUTION_RULE = "must be at most 128 characters of [A-Za-z0-9._:/@-]"
+DATA_FIELDS = TOKEN_USAGE.names | RESPONSE_USAGE.names
 
 
 class UsageRecord(NamedTuple):
@@ -217,78 +282,80 @@ def parse_usage_event(
     """
     if now is None:
         now = datetime.now(UTC)
-    envelope = accept_envelope(obj, _USAGE_TYPES, now, max_future)
-    if envelope is not None:
-        record = accept_usage(envelope.data)
-        if record is not None:
-            return _new(UsageEvent, (envelope, record))
+    if type(obj) is dict:
+        event = USAGE_EVENT.convert(obj)
+        if event is not None:
+            typed = _typed(event, obj["data"], now, max_future)
+            if typed is not None:
+                return typed
     checked, parsed = parse_event(obj, _USAGE_TYPES, parse_usage, now=now, max_future=max_future)
     return UsageEvent(checked, parsed)
 
 
-def accept_usage(data: Mapping[str, Any]) -> UsageRecord | None:
-    """The record of usage `data` in the common shape (token fields, label values `parse_usage`
-    already found valid, no field it would question), in a few comparisons; None for anything
-    else, which `parse_usage` then checks. It accepts only what `parse_usage` accepts, with the
-    same result."""
-    if type(data) is not dict:
-        return None
-    get = data.get
-    provider = get("provider")
-    model = get("model")
-    team = get("team", "")
-    app = get("app", "")
-    if (
-        type(provider) is not str
-        or type(model) is not str
-        or type(team) is not str
-        or type(app) is not str
-        or model not in _VALID_MODELS
-        or team not in _VALID_ATTRIBUTION
-        or app not in _VALID_ATTRIBUTION
-    ):
-        return None
-    provider = SEEN_PROVIDERS.get(provider)
-    status = get("status", "ok")
-    if provider is None or (status != "ok" and status != "error"):
-        return None
-    inp = get("input_tokens")
-    cache_read = get("cache_read_tokens", 0)
-    cache_write = get("cache_write_tokens", 0)
-    out = get("output_tokens")
-    reasoning = get("reasoning_tokens", 0)
+def decode_usage_event(
+    raw: bytes,
+    *,
+    now: datetime | None = None,
+    max_future: timedelta = DEFAULT_MAX_FUTURE,
+) -> UsageEvent:
+    """`parse_usage_event(loads(raw))`, straight from the message bytes: msgspec decodes and
+    checks them into `UsageCloudEvent` in one pass, and anything it refuses is read by `loads`
+    and listed. Raises what `loads` raises for bytes that are not JSON (`json.JSONDecodeError`,
+    `UnicodeDecodeError`, `ValueError` for an integer too long to convert), else `EventError`.
+    """
+    if now is None:
+        now = datetime.now(UTC)
+    # msgspec skips the fields it does not declare without checking all that `loads` checks:
+    # bytes that are not UTF-8, an integer too long to convert (over 4,300 digits). `loads` must
+    # see those, so that they are refused alike.
+    if (len(raw) <= _MAX_INT_DIGITS or plain_numbers(raw)) and (raw.isascii() or _utf8(raw)):
+        event = USAGE_EVENT.decode(raw)
+        if event is not None:
+            typed = _typed(event, _SentData(raw), now, max_future)
+            if typed is not None:
+                return typed
+    return parse_usage_event(loads(raw), now=now, max_future=max_future)
+
+
+def _typed(
+    event: UsageCloudEvent, data: Mapping[str, Any], now: datetime, max_future: timedelta
+) -> UsageEvent | None:
+    """The usage event of what msgspec built, once the rules beyond the declarations hold
+    (`_reserved`, `_count_problems`, `_cost`, the provider's name, the label patterns); None when
+    one does not, or a count is a float, for `parse_usage` to word or convert. `data` is the
+    event's `data` as sent, for `Envelope.data`."""
+    usage = event.data
+    inp = usage.input_tokens
+    cache_read = usage.cache_read_tokens
+    cache_write = usage.cache_write_tokens
+    out = usage.output_tokens
+    reasoning = usage.reasoning_tokens
     if (
         type(inp) is not int
         or type(cache_read) is not int
         or type(cache_write) is not int
         or type(out) is not int
         or type(reasoning) is not int
-        or cache_read < 0
-        or cache_write < 0
-        or reasoning < 0
-        or not cache_read + cache_write <= inp <= MAX_TOKENS
-        or not reasoning <= out <= MAX_TOKENS
+        or _count_problems(inp, cache_read, cache_write, out, reasoning)
+        or not TOKEN_USAGE.patterns_ok(usage)
+        or _reserved(usage.model, usage.team, usage.app)
     ):
         return None
-    keys = data.keys()
-    if not keys <= _PLAIN_FIELDS:
-        for key in keys - _PLAIN_FIELDS:
-            if key not in _EXTRA_FIELDS:  # `response`, `api_flavor`, or a field not seen yet
-                return None
-    cost = get("cost_usd")
-    if cost is not None:
-        try:
-            cost = _cost(cost, _decline)
-        except _Declined:
-            return None
-    return _new(
+    provider = provider_label(usage.provider, _ignore)
+    cost = usage.cost_usd
+    if provider is None or (cost is not None and (cost := _cost(cost, _ignore)) is None):
+        return None
+    envelope = typed_envelope(event, data, _USAGE_TYPES, now, max_future)
+    if envelope is None:
+        return None
+    record = _new(
         UsageRecord,
         (
             provider,
-            model,
-            team,
-            app,
-            status,
+            usage.model,
+            usage.team,
+            usage.app,
+            usage.status,
             inp,
             cache_read,
             cache_write,
@@ -298,31 +365,104 @@ def accept_usage(data: Mapping[str, Any]) -> UsageRecord | None:
             None,
         ),
     )
+    return _new(UsageEvent, (envelope, record))
 
 
-class _Declined(Exception):
-    """A value `accept_usage` leaves to `parse_usage` to word."""
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
-def _decline(_name: str, _reason: str) -> None:
-    raise _Declined
+class _SentData(Mapping[str, Any]):
+    """The `data` of an event read straight from its bytes, as it was sent (extension fields
+    and all): decoded from them again only when asked for (the bridge never asks)."""
+
+    __slots__ = ("_data", "_raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._data: Mapping[str, Any] | None = None
+
+    def _load(self) -> Mapping[str, Any]:
+        if self._data is None:
+            self._data = loads(self._raw)["data"]
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __repr__(self) -> str:
+        return repr(self._load())
+
+
+def _ignore(_field: str, _reason: str) -> None:
+    """The problem report of the typed path: a problem makes it hand the event to the listing."""
+
+
+_RESERVED = f"{OTHER} is reserved for folded label values"
+
+
+def _reserved(model: str | None, team: str | None, app: str | None) -> tuple[str, ...]:
+    """The label fields holding `__other__`, the value folded label values are counted under."""
+    if model != OTHER and team != OTHER and app != OTHER:
+        return ()
+    return tuple(n for n, v in (("model", model), ("team", team), ("app", app)) if v == OTHER)
+
+
+def _count_problems(
+    inp: int, cache_read: int, cache_write: int, out: int, reasoning: int
+) -> tuple[tuple[str, str], ...]:
+    """The rules across token counts, as `(field, reason)`: cached tokens are part of the input
+    tokens, reasoning tokens part of the output tokens."""
+    if cache_read + cache_write <= inp and reasoning <= out:
+        return ()
+    found = []
+    if cache_read + cache_write > inp:
+        found.append(
+            (
+                "cache_read_tokens",
+                f"cache_read_tokens + cache_write_tokens ({cache_read + cache_write}) exceed "
+                f"input_tokens ({inp}), which counts all input tokens, cached ones included",
+            )
+        )
+    if reasoning > out:
+        found.append(
+            (
+                "reasoning_tokens",
+                f"reasoning_tokens ({reasoning}) exceed output_tokens ({out}), which counts "
+                "all output tokens, reasoning included",
+            )
+        )
+    return tuple(found)
+
+
+def _whole(value: int | float) -> int | None:
+    """A token count as an integer: a float only when it is a whole number (`5.0`)."""
+    if isinstance(value, int):
+        return value
+    return int(value) if value.is_integer() else None
 
 
 def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord:
-    """Validate the `data` of a usage event; raise `EventError` listing every problem."""
+    """Validate the `data` of a usage event against its declaration (`TokenUsage`, or
+    `ResponseUsage` when it carries a `response`); raise `EventError` listing every problem."""
     problems: list[Problem] = []
 
     def problem(name: str, reason: str) -> None:
         problems.append(Problem(f"{prefix}.{name}", reason))
 
-    provider = provider_name(data.get("provider"), problem)
-    model = _label(data.get("model"), "model", _MODEL, _MODEL_RULE, problem, required=False)
-    team = _label(data.get("team"), "team", _ATTRIBUTION, _ATTRIBUTION_RULE, problem) or ""
-    app = _label(data.get("app"), "app", _ATTRIBUTION, _ATTRIBUTION_RULE, problem) or ""
-    status = data.get("status", "ok")
-    if status not in STATUSES:
-        problem("status", f"must be one of ok, error (got {status!r})")
-    cost = _cost(data.get("cost_usd"), problem)
+    response = data.get("response")
+    form = TOKEN_USAGE if response is None else RESPONSE_USAGE
+    values = form.check(data, problem)
     for key in data:
         if key not in DATA_FIELDS and key not in _EXTRA_FIELDS:
             # Extra fields are allowed (a gateway may add its own); a near-miss of a known field
@@ -332,144 +472,84 @@ def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord
                 problem(str(key), f"unknown field (did you mean {close[0]}?)")
             elif type(key) is str and len(_EXTRA_FIELDS) < MEMO_LIMIT:
                 _EXTRA_FIELDS.add(key)
-
-    counts: dict[str, int] | None = None
-    usage: dict[str, int | Decimal] | None = None
+    provider = values.get("provider")
+    if provider is not None:
+        provider = provider_label(provider, problem)
+    model = values.get("model")
+    counts: list[int | None] = []
     detail: Mapping[str, int | Decimal] | None = None
-    response = data.get("response")
     if response is not None:
         given = [f for f in TOKEN_FIELDS if f in data]
         if given:
             problem("response", f"give either response or the token fields, not both ({given[0]})")
-        elif not _is_mapping(response):
-            problem("response", "must be a JSON object (the provider's response or its usage)")
-        elif provider is not None:
+        elif "response" in values and provider is not None:
             extracted = extract_response(
                 response, provider, data.get("api_flavor"), problem, _NAME_KEYS, MAX_TOKENS
             )
             if extracted is not None:
-                response_model, counts, usage = extracted
+                response_model, found, usage = extracted
+                counts = [found[name] for name in TOKEN_FIELDS]
                 detail = MappingProxyType(usage)
                 if response_model is not None:
-                    model = _label(response_model, "response.model", _MODEL, _MODEL_RULE, problem)
+                    # The response names the model that ran: it must be a valid `model` too.
+                    reason = RESPONSE_USAGE.reason("model", response_model)
+                    if reason is None:
+                        model = response_model
+                    else:
+                        problem("response.model", reason)
+                        model = None
+        named = (f"{prefix}.model", f"{prefix}.response.model")
+        if model is None and not any(p.field in named for p in problems):
+            problem("model", "required (or a response that names its model)")
     else:
         if "api_flavor" in data:
             problem("api_flavor", "only meaningful with response")
-        counts = {}
-        for name, _, required in TOKEN_SPEC:
-            value = data.get(name)
-            if type(value) is int and 0 <= value <= MAX_TOKENS:
-                counts[name] = value
-                continue
-            value = _tokens(value, name, problem, required=required)
-            if value is not None:
-                counts[name] = value
-        if len(counts) != len(TOKEN_FIELDS):
-            counts = None
-    if model is None and not any(p.field == f"{prefix}.model" for p in problems):
-        problem("model", "required (or a response that names its model)")
-    if counts is not None:
-        cached = counts["cache_read_tokens"] + counts["cache_write_tokens"]
-        if cached > counts["input_tokens"]:
-            problem(
-                "cache_read_tokens",
-                f"cache_read_tokens + cache_write_tokens ({cached}) exceed input_tokens "
-                f"({counts['input_tokens']}), which counts all input tokens, cached ones included",
-            )
-        if counts["reasoning_tokens"] > counts["output_tokens"]:
-            problem(
-                "reasoning_tokens",
-                f"reasoning_tokens ({counts['reasoning_tokens']}) exceed output_tokens "
-                f"({counts['output_tokens']}), which counts all output tokens, reasoning included",
-            )
+        for name in TOKEN_FIELDS:
+            value = values.get(name)
+            whole = None if value is None else _whole(value)
+            if value is not None and whole is None:
+                problem(name, _TOKENS_RULE.format(value=value))
+            counts.append(whole)
+    team, app = values.get("team", ""), values.get("app", "")
+    for name in _reserved(model, team, app):
+        problem(name, _RESERVED)
+    cost = _cost(data.get("cost_usd"), problem)
+    known = [c for c in counts if c is not None]
+    if len(known) == len(TOKEN_FIELDS):
+        for name, reason in _count_problems(*known):
+            problem(name, reason)
     if problems:
-        raise EventError(problems)
-    assert provider is not None and model is not None and counts is not None
+        raise EventError(form.sort(problems, f"{prefix}."))
+    # Every way to a missing part reports a problem.
+    assert provider is not None and model is not None and len(known) == len(TOKEN_FIELDS)
+    inp, cache_read, cache_write, out, reasoning = known
     return UsageRecord(
-        provider=provider,
-        model=model,
-        team=team,
-        app=app,
-        status=status,
-        input_tokens=counts["input_tokens"],
-        cache_read_tokens=counts["cache_read_tokens"],
-        cache_write_tokens=counts["cache_write_tokens"],
-        output_tokens=counts["output_tokens"],
-        reasoning_tokens=counts["reasoning_tokens"],
-        cost_usd=cost,
-        detail=detail,
+        provider,
+        model,
+        team,
+        app,
+        values["status"],
+        inp,
+        cache_read,
+        cache_write,
+        out,
+        reasoning,
+        cost,
+        detail,
     )
 
 
 _USAGE_TYPES = frozenset((USAGE_TYPE,))
 _NAME_KEYS = tuple((f.name, f.usage_key) for f in TOKEN_SPEC)
-
-
-def _is_mapping(value: Any) -> bool:
-    # A dict (what JSON decodes to) without the slower ABC check.
-    return type(value) is dict or isinstance(value, Mapping)
-
-
-# Label values already found valid, so the hot path skips the regular expressions; bounded,
-# since label values are client input. An empty team or app is valid.
-_VALID_MODELS: set[str] = set()
-_VALID_ATTRIBUTION: set[str] = {""}
-_VALID: dict[re.Pattern[str], set[str]] = {_MODEL: _VALID_MODELS, _ATTRIBUTION: _VALID_ATTRIBUTION}
-# Extra `data` fields found to be no near-miss of a known one (a gateway's own fields).
+# Extra `data` fields found to be no near-miss of a known one (a gateway's own fields), so that
+# difflib looks at each one once; bounded, since field names are client input.
 _EXTRA_FIELDS: set[str] = set()
-# The fields `accept_usage` handles itself; `response` and `api_flavor` take the full check.
-_PLAIN_FIELDS = DATA_FIELDS - {"response", "api_flavor"}
 _new = tuple.__new__
+# Python converts integers of at most this many digits (CVE-2020-10735).
+_MAX_INT_DIGITS = 4300
 
 
-def _label(
-    value: Any, name: str, pattern: re.Pattern[str], rule: str, problem: Any, required: bool = False
-) -> str | None:
-    valid = _VALID[pattern]
-    if type(value) is str and value in valid:
-        return value
-    if value is None:
-        if required:
-            problem(name, "required")
-        return None
-    if not isinstance(value, str):
-        problem(name, f"must be a string (got {type(value).__name__})")
-        return None
-    if not pattern.fullmatch(value):
-        shown = value if len(value) <= 80 else value[:77] + "..."
-        problem(name, f"{rule} (got {shown!r})")
-        return None
-    if value == OTHER:
-        problem(name, f"{OTHER} is reserved for folded label values")
-        return None
-    if len(valid) < MEMO_LIMIT:
-        valid.add(value)
-    return value
-
-
-def _tokens(value: Any, name: str, problem: Any, *, required: bool) -> int | None:
-    if value is None:
-        if required:
-            problem(name, "required")
-            return None
-        return 0
-    if type(value) is not int:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            problem(name, f"must be a non-negative integer (got {value!r})")
-            return None
-    if value < 0:
-        problem(name, f"must be a non-negative integer (got {value})")
-        return None
-    if value > MAX_TOKENS:
-        problem(name, f"must be at most {MAX_TOKENS} (got {value})")
-        return None
-    count: int = value  # an int by now (checked above)
-    return count
-
-
-def _cost(value: Any, problem: Any) -> Decimal | None:
+def _cost(value: Any, problem: Report) -> Decimal | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):

@@ -3,6 +3,7 @@
 HTTP ingest (`source="http"`) and the Kafka bridge (`source="kafka"`) both do
 
     priced = ingest.prepare(decoded_json)       # raises EventError listing every problem
+    priced = ingest.prepare_json(message_bytes) # the same, decoding the JSON too (the bridge)
     counted = ingest.apply(priced, "kafka")     # False: a duplicate, counted once already
 
 `prepare` has no side effect, so a batch can be checked whole before any of it is applied.
@@ -20,7 +21,7 @@ from ..cardinality import LabelLimiter, OverflowCollector
 from ..config import LLMConfig, TeamBudget, WhatIfModel
 from ..events.codec import EventError, Problem
 from ..events.envelope import DEFAULT_MAX_FUTURE
-from ..events.usage import UsageEvent, parse_usage_event
+from ..events.usage import UsageEvent, decode_usage_event, parse_usage_event
 from ..pricing import Cost, Pricer, PricingError
 from ..runtime.config import ConfigError
 from .aggregator import INGEST_SOURCES, LLMAggregator
@@ -110,7 +111,16 @@ class UsageIngest:
     def prepare(self, obj: Any, *, now: datetime | None = None) -> PricedEvent:
         """Validate a decoded CloudEvent and price it; raises `EventError` listing every problem.
         No side effect: nothing is counted until `apply`."""
-        event = parse_usage_event(obj, now=now, max_future=self.max_future)
+        return self._price(parse_usage_event(obj, now=now, max_future=self.max_future))
+
+    def prepare_json(self, raw: bytes, *, now: datetime | None = None) -> PricedEvent:
+        """`prepare(loads(raw))` from the message bytes, decoded and validated in one pass
+        (`decode_usage_event`). Raises `EventError` listing every problem, or what `loads`
+        raises for bytes that are not JSON (`ValueError`, `UnicodeDecodeError`)."""
+        return self._price(decode_usage_event(raw, now=now, max_future=self.max_future))
+
+    def _price(self, event: UsageEvent) -> PricedEvent:
+        """The validated event with its cost; `EventError` when it cannot be priced."""
         try:
             cost = self.pricer.price(event.usage, event.envelope.time)
         except PricingError as exc:

@@ -1,10 +1,13 @@
-"""The hot path's shortcuts agree with the definitions they stand in for, on fuzzed corpora.
+"""The hot path's readings agree with the definitions they come from, on fuzzed corpora.
 
 Decoding (`loads`: orjson, else `json`), timestamps (`parse_time`: `fromisoformat`, else the
-RFC 3339 parse), envelopes (`accept_envelope` vs the full check) and usage data (`accept_usage` vs
-`parse_usage`): each shortcut may decline anything, but what it accepts must be what the full
-definition accepts, with the same result; and it must accept the common shape (else it is no
-shortcut). Encoding (`encode`: orjson for plain JSON values, else `json`) writes the same JSON.
+RFC 3339 parse) and encoding (`encode`: orjson for plain JSON values, else `json`) are shortcuts
+that must give the reference's result. Envelopes and usage data are each declared once, as a
+msgspec `Struct`, and read twice (`schema.Definition`): by msgspec's typed decode, which stops at
+the first problem, and by the listing, which words every problem. On a declaration of plain
+constraints the two readings agree exactly; on the event definitions the typed reading accepts
+only what the listing accepts, with the same result, and it accepts the common shape (else it is
+no shortcut); every refused event gets a problem naming a field.
 """
 
 from __future__ import annotations
@@ -16,13 +19,17 @@ import string
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Annotated, Any, Literal
 
+import msgspec
 import pytest
+from msgspec import Meta
 
 from aifinops.exporters.events import (
     GPU_SAMPLE_TYPE,
     USAGE_TYPE,
     EventError,
+    decode_usage_event,
     encode,
     loads,
     make_event,
@@ -32,12 +39,19 @@ from aifinops.exporters.events import (
 )
 from aifinops.exporters.events.envelope import (
     DEFAULT_MAX_FUTURE,
-    _check_envelope,
+    ENVELOPE,
+    _list_envelope,
     _parse_time_fully,
-    accept_envelope,
     parse_time,
+    typed_envelope,
 )
-from aifinops.exporters.events.usage import accept_usage
+from aifinops.exporters.events.schema import Definition
+from aifinops.exporters.events.usage import (
+    DATA_FIELDS,
+    TOKEN_SPEC,
+    USAGE_EVENT,
+    _typed,
+)
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 TYPES = frozenset({USAGE_TYPE})
@@ -204,11 +218,73 @@ def test_parse_time_agrees_with_the_full_rfc3339_parse():
     assert accepted > 2_000
 
 
+# -- one declaration, two readings --------------------------------------------------------------
+
+
+class Plain(msgspec.Struct, kw_only=True):
+    """A declaration of plain constraints only: both readings must agree on it exactly."""
+
+    n: Annotated[int, Meta(ge=1, le=5)]
+    x: Annotated[float, Meta(ge=0)] | None = None
+    s: Annotated[str, Meta(min_length=1, max_length=3)] = "a"
+    lit: Literal["a", "b"] = "a"
+    both: Annotated[int, Meta(ge=0)] | Annotated[float, Meta(le=1)] = 0
+    obj: dict[str, Any] = {}
+    gone: msgspec.UnsetType = msgspec.UNSET
+
+
+VALUES = [
+    None,
+    0,
+    1,
+    5,
+    6,
+    -1,
+    0.5,
+    2.0,
+    float("nan"),
+    True,
+    "",
+    "a",
+    "abcd",
+    "b",
+    {},
+    [],
+    {"k": 1},
+]
+
+
+def test_the_typed_decode_and_the_listing_read_a_declaration_alike():
+    plain = Definition(Plain)
+    rng = random.Random(3)
+    accepted = 0
+    for _ in range(20_000):
+        obj = {"n": rng.choice([1, 3, 5])}
+        for _ in range(rng.randint(0, 3)):
+            field = rng.choice(["n", "x", "s", "lit", "both", "obj", "gone"])
+            if rng.random() < 0.15:
+                obj.pop(field, None)
+            else:
+                obj[field] = rng.choice(VALUES)
+        problems: list[tuple[str, str]] = []
+        values = plain.check(obj, lambda f, reason, found=problems: found.append((f, reason)))
+        typed = plain.convert(obj)
+        # The listing reads an explicit null of an optional field as absent; msgspec does not.
+        lenient = any(obj.get(f) is None and f in obj for f in ("s", "lit", "both", "obj"))
+        if typed is not None:
+            accepted += 1
+            assert not problems, (obj, problems)
+            assert msgspec.structs.asdict(typed) == {**msgspec.structs.asdict(Plain(n=1)), **values}
+        elif not lenient:
+            assert problems and all(field in obj or field == "n" for field, _ in problems), obj
+    assert accepted > 3_000
+
+
 # -- envelopes -----------------------------------------------------------------------------------
 
 
 class Text(str):
-    """A str subclass: the shortcut leaves it to the full check."""
+    """A str subclass: the typed reading may leave it to the listing."""
 
 
 def random_envelope(rng: random.Random) -> object:
@@ -250,17 +326,27 @@ def random_envelope(rng: random.Random) -> object:
     return event
 
 
-def test_accept_envelope_accepts_only_what_the_full_check_accepts_and_alike():
+ENVELOPE_FIELDS = {"specversion", "id", "source", "type", "time", "data", "subject", "data_base64"}
+
+
+def test_the_typed_envelope_accepts_only_what_the_listing_accepts_and_alike():
     rng = random.Random(11)
     accepted = 0
     for _ in range(20_000):
         obj = random_envelope(rng)
         types = rng.choice([TYPES, None, frozenset({GPU_SAMPLE_TYPE})])
-        fast = accept_envelope(obj, types, NOW, DEFAULT_MAX_FUTURE)
+        event = ENVELOPE.convert(obj) if type(obj) is dict else None
+        fast = (
+            typed_envelope(event, obj["data"], types, NOW, DEFAULT_MAX_FUTURE)
+            if event is not None
+            else None
+        )
         try:
-            full = _check_envelope(obj, types, NOW, DEFAULT_MAX_FUTURE)
-        except EventError:
+            full = _list_envelope(obj, types, NOW, DEFAULT_MAX_FUTURE)
+        except EventError as exc:
             assert fast is None, obj
+            assert exc.problems
+            assert all(p.field in ENVELOPE_FIELDS or p.field == "" for p in exc.problems), obj
             continue
         if fast is not None:
             assert fast == full and fast.time.utcoffset() == full.time.utcoffset(), obj
@@ -270,11 +356,28 @@ def test_accept_envelope_accepts_only_what_the_full_check_accepts_and_alike():
 
 # -- usage data ----------------------------------------------------------------------------------
 
-LABELS = ["ml", "", "a team", "__other__", "x" * 129, "web/app-1", Text("ml"), 5, None]
+LABELS = ["ml", "", "a team", "__other__", "x" * 129, "web/app-1", Text("ml"), 5, None, "ml\n"]
 PROVIDERS = ["openai", "OpenAI", "google", "gcp.gemini", "Open AI", "", None, 3, "x-ai", "aws"]
 MODELS = ["gpt-4o", "claude-sonnet-4-5", "", "__other__", "m" * 201, "bad model", None, 1.5]
 TOKENS = [0, 1, 100, 10**12, 10**12 + 1, -1, None, True, 5.0, 5.5, "5", 2**70, float("nan")]
 COSTS = [None, 0, 0.1, 1e-30, 2.5, -1, 10**9, 10**9 + 1, float("inf"), float("nan"), "0.3"]
+WILD = {
+    "provider": PROVIDERS,
+    "model": MODELS,
+    "team": LABELS,
+    "app": LABELS,
+    "input_tokens": TOKENS,
+    "output_tokens": TOKENS,
+    "cache_read_tokens": TOKENS,
+    "cache_write_tokens": TOKENS,
+    "reasoning_tokens": TOKENS,
+    "status": ["ok", "error", "failed", None, 1, ["ok"]],
+    "cost_usd": [*COSTS, Decimal("0.25"), True],
+    "inptu_tokens": [5],
+    "modle": ["x"],
+    "api_flavor": ["chat"],
+    "response": [None, {"usage": {"prompt_tokens": 1}}, "text"],
+}
 
 
 def random_usage(rng: random.Random) -> dict:
@@ -296,60 +399,154 @@ def random_usage(rng: random.Random) -> dict:
         data["cost_usd"] = rng.choice([0, 0.1, 2.5, 10**9])
     if rng.random() < 0.1:
         data[rng.choice(["region", "gateway", "trace_id"])] = "x"
-    wild = {
-        "provider": PROVIDERS,
-        "model": MODELS,
-        "team": LABELS,
-        "app": LABELS,
-        "input_tokens": TOKENS,
-        "output_tokens": TOKENS,
-        "cache_read_tokens": TOKENS,
-        "cache_write_tokens": TOKENS,
-        "reasoning_tokens": TOKENS,
-        "status": ["ok", "error", "failed", None, 1, ["ok"]],
-        "cost_usd": [*COSTS, Decimal("0.25"), True],
-        "inptu_tokens": [5],
-        "modle": ["x"],
-        "api_flavor": ["chat"],
-        "response": [None, {"usage": {"prompt_tokens": 1}}, "text"],
-    }
     if rng.random() < 0.5:
         for _ in range(rng.randint(1, 3)):
-            field = rng.choice(list(wild))
+            field = rng.choice(list(WILD))
             if field in data and rng.random() < 0.2:
                 del data[field]
             else:
-                data[field] = rng.choice(wild[field])
+                data[field] = rng.choice(WILD[field])
     return data
 
 
-def test_accept_usage_accepts_only_what_parse_usage_accepts_and_alike():
+def listed(event: dict) -> tuple:
+    """The listing's verdict on a usage event: the event, or the problems it names."""
+    from aifinops.exporters.events.envelope import parse_event
+    from aifinops.exporters.events.usage import _USAGE_TYPES, UsageEvent
+
+    try:
+        return ("ok", UsageEvent(*parse_event(event, _USAGE_TYPES, parse_usage, now=NOW)))
+    except EventError as exc:
+        return ("refused", [(p.field, p.reason) for p in exc.problems])
+
+
+def test_the_typed_usage_reading_accepts_only_what_the_listing_accepts_and_alike():
     rng = random.Random(13)
     accepted = 0
     for i in range(20_000):
         data = random_usage(rng)
-        # Before and after the full check has seen the values (it remembers valid labels).
-        fast_before = accept_usage(data) if i % 2 else None
-        try:
-            full = parse_usage(data)
-        except EventError:
-            assert fast_before is None and accept_usage(data) is None, data
+        event = make_event(USAGE_TYPE, "gw", data, event_id=str(i), time=NOW)
+        typed = USAGE_EVENT.convert(event)
+        fast = _typed(typed, event["data"], NOW, DEFAULT_MAX_FUTURE) if typed else None
+        verdict, full = listed(event)
+        if verdict == "refused":
+            assert fast is None, data
+            # Every problem names a declared field, or a near-miss of one the event holds.
+            assert full and all(
+                field.split(".")[1] in DATA_FIELDS or field.split(".")[1] in data
+                for field, _ in full
+            ), (data, full)
             continue
-        for fast in (fast_before, accept_usage(data)):
-            if fast is not None:
-                assert fast == full, data
-                assert type(fast.cost_usd) is type(full.cost_usd)
-                accepted += 1
+        if fast is not None:
+            assert fast == full, data
+            assert type(fast.usage.cost_usd) is type(full.usage.cost_usd)
+            accepted += 1
+        assert parse_usage_event(event, now=NOW) == full
     assert accepted > 5_000
 
 
-def test_parse_usage_event_is_the_same_through_either_path():
+def test_a_value_its_declaration_refuses_gets_a_problem_naming_its_field():
+    base = {"provider": "openai", "model": "gpt-4o", "team": "ml", "app": "chat"}
+    base.update(input_tokens=100, cache_read_tokens=10, output_tokens=20, reasoning_tokens=5)
+    # A refused count may break a rule across counts instead (cached <= input, reasoning <= output).
+    across = {
+        "input_tokens": "data.cache_read_tokens",
+        "cache_write_tokens": "data.cache_read_tokens",
+        "output_tokens": "data.reasoning_tokens",
+    }
+    refused = 0
+    for field, wild in WILD.items():
+        for value in wild:
+            data = {**base, field: value}
+            verdict, found = listed(make_event(USAGE_TYPE, "gw", data, event_id="e", time=NOW))
+            if verdict == "ok":
+                continue
+            refused += 1
+            fields = {f for f, _ in found}
+            assert f"data.{field}" in fields or across.get(field) in fields, (field, value, found)
+    assert refused > 60
+
+
+def test_decoding_from_bytes_is_parse_usage_event_of_loads():
+    """The bridge's one-pass decode gives what `loads` then `parse_usage_event` give: the same
+    event, the same problems, or the same JSON error (NaN, big and too-long integers, lone
+    surrogates, BOMs and broken bytes all included)."""
+    rng = random.Random(19)
+
+    def outcome(call, raw):
+        try:
+            return ("ok", call(raw))
+        except EventError as exc:
+            return ("event", [(p.field, p.reason) for p in exc.problems])
+        except (ValueError, UnicodeDecodeError) as exc:
+            return (type(exc), str(exc))
+
+    odd = [
+        b', "nan": NaN',
+        b', "big": 123456789012345678901234567890',
+        b', "huge": ' + b"9" * 5000,
+        b', "subject": "\\ud800"',
+        b', "note": "\\ud83d\\ude00"',
+        b', "id": "again"',
+        b', "bad": "x\\q"',
+        b', "tab": "a\tb"',
+        b', "num": 01',
+        b', "deep": ' + b"[" * 3000 + b"]" * 3000,
+        b', "overlong": "\xc0\xaf"',
+    ]
+    decoded = 0
+    for i in range(5_000):
+        data = random_usage(rng)
+        try:
+            raw = encode(make_event(USAGE_TYPE, "gw", data, event_id=str(i), time=NOW))
+        except (TypeError, ValueError):  # Decimal, NaN: not JSON
+            continue
+        if rng.random() < 0.1:
+            raw = mutate(rng, raw)
+        if rng.random() < 0.3:
+            raw = raw[:-1] + rng.choice(odd) + b"}"
+        got = outcome(lambda r: decode_usage_event(r, now=NOW), raw)
+        want = outcome(lambda r: parse_usage_event(loads(r), now=NOW), raw)
+        assert got == want, raw
+        decoded += got[0] == "ok"
+    assert decoded > 1_500
+
+
+def test_token_fields_and_their_usage_keys_come_from_the_declaration():
+    assert [(f.name, f.usage_key, f.required) for f in TOKEN_SPEC] == [
+        ("input_tokens", "input_tokens", True),
+        ("cache_read_tokens", "cache_read_tokens", False),
+        ("cache_write_tokens", "cache_write_tokens", False),
+        ("output_tokens", "output_tokens", True),
+        ("reasoning_tokens", "output_reasoning_tokens", False),
+    ]
+
+
+def test_the_problems_the_docs_quote_are_worded_as_quoted():
+    data = {"provider": "openai", "model": "gpt-4o", "team": "ML team", "app": "chat"}
+    data.update(input_tokens=5000, cache_read_tokens=9000, output_tokens=1)
+    event = make_event(USAGE_TYPE, "gw", data, event_id="e", time=NOW)
+    event["time"] = "2031-01-01T00:00:00Z"
+    with pytest.raises(EventError) as info:
+        parse_usage_event(event, now=NOW)
+    assert {p.field: p.reason for p in info.value.problems} == {
+        "time": "more than 0:05:00 in the future (2031-01-01T00:00:00Z)",
+        "data.team": "must be at most 128 characters of [A-Za-z0-9._:/@-] (got 'ML team')",
+        "data.cache_read_tokens": "cache_read_tokens + cache_write_tokens (9000) exceed "
+        "input_tokens (5000), which counts all input tokens, cached ones included",
+    }
+
+
+def test_parse_usage_event_is_the_same_through_either_reading():
     data = {"provider": "openai", "model": "gpt-4o", "team": "t", "app": "a"}
     data.update(input_tokens=10, cache_read_tokens=4, output_tokens=2, cost_usd=0.5, gateway="x")
     event = make_event(USAGE_TYPE, "gw", data, event_id="e1", time=NOW)
-    first = parse_usage_event(event, now=NOW)  # full check: remembers the labels and the extra
-    assert accept_usage(event["data"]) is not None  # now the shortcut takes it
-    assert parse_usage_event(event, now=NOW) == first
+    # An extra field (`gateway`) leaves the event to the listing; without it msgspec reads it.
+    first = parse_usage_event(event, now=NOW)
+    plain = {**event, "data": {k: v for k, v in data.items() if k != "gateway"}}
+    assert USAGE_EVENT.convert(event) is None and USAGE_EVENT.convert(plain) is not None
+    assert parse_usage_event(plain, now=NOW).usage == first.usage
+    assert decode_usage_event(encode(plain), now=NOW).usage == first.usage
     assert first.usage.usage == {
         "input_tokens": 10,
         "cache_read_tokens": 4,
@@ -358,10 +555,11 @@ def test_parse_usage_event_is_the_same_through_either_path():
         "output_reasoning_tokens": 0,
     }
     assert first.usage.cost_usd == Decimal("0.5")
-    event["data"]["cache_read_tokens"] = 11
-    with pytest.raises(EventError) as info:
-        parse_usage_event(event, now=NOW)
-    assert [p.field for p in info.value.problems] == ["data.cache_read_tokens"]
+    for checked in (event, plain):
+        checked["data"]["cache_read_tokens"] = 11
+        with pytest.raises(EventError) as info:
+            parse_usage_event(checked, now=NOW)
+        assert [p.field for p in info.value.problems] == ["data.cache_read_tokens"]
 
 
 # -- encoding ------------------------------------------------------------------------------------
