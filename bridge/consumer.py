@@ -19,7 +19,8 @@ checkpoint holds, and a checkpoint is what a scrape is served:
   (counters from zero, offsets from the group or `auto_offset_reset`) before anything is counted. A
   restored partition whose offset lies beyond its log's end is read again from the log's start.
 
-Lag is reported only while it is known: a partition without a fetched end offset, or whose
+Lag is reported only while it is known: a partition without an end offset fetched from the log
+it is read from now (the transport binds each end to its connection and topic id), or whose
 position lies beyond that end (a log recreated under the member), has no lag sample rather than 0.
 """
 
@@ -69,7 +70,8 @@ class GroupConsumer(Protocol):
         ...
 
     def highwater(self, partition: TopicPartition) -> int | None:
-        """End offset as of the last fetch."""
+        """End offset of the partition's current log as the latest fetch brought it; None when
+        not known to belong to that log."""
         ...
 
     def position(self, partition: TopicPartition) -> int | None:
@@ -147,10 +149,6 @@ class BridgeConsumer:
         self._bound = False
         # Restored partitions whose offset is not yet known to lie within the log.
         self._unchecked: set[TopicPartition] = set()
-        # Partitions whose leader was out of reach, with the end offset known before: that end
-        # may belong to a log the broker lost, until a fetch brings another or the position moves.
-        self._stale: dict[TopicPartition, tuple[int | None, int | None]] = {}
-        self._last_seen: dict[TopicPartition, tuple[int, int | None]] = {}
         self._set_aside_lock = threading.Lock()
         self.set_aside_counts: dict[str, int] = dict.fromkeys(SET_ASIDE_REASONS, 0)
         self._replay_until: dict[tuple[str, int], int] = {}
@@ -301,9 +299,6 @@ class BridgeConsumer:
         )
 
     def _forget(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        for tp in partitions:
-            self._stale.pop(tp, None)
-            self._last_seen.pop(tp, None)
         with self.lock:
             offsets = {tp: self._positions[tp] for tp in partitions if tp in self._positions}
             for tp in partitions:
@@ -475,26 +470,17 @@ class BridgeConsumer:
             self._assigned &= held
         unknown = []
         for tp in self._assigned:
+            # None unless a fetch over the current connection to the leader brought it: an end
+            # read before a reconnect may be that of a log the broker no longer has.
             high = client.highwater(tp)
             position = positions.get(tp)
             if position is None and high is not None:
                 # Nothing read from it yet: where the member stands is where it will start.
                 position = client.position(tp)
-            if high is None:
-                seen = self._last_seen.get(tp)
-                if seen is not None and tp not in self._stale:
-                    self._stale[tp] = seen
-            elif tp in self._stale:
-                if self._stale[tp] == (high, position):
-                    # Reconnected, but nothing fetched since: the same end may be the old log's.
-                    unknown.append(tp)
-                    continue
-                del self._stale[tp]
-            if high is not None:
-                self._last_seen[tp] = (high, position)
             if high is None or position is None or position > high:
-                # Not fetched yet in this assignment (a rejoin), or a log that ends before the
-                # position (recreated): unknown, which is no sample, never a misleading 0.
+                # Not fetched yet from the log there is now (a rejoin, a reconnect), or a log that
+                # ends before the position (recreated): unknown, which is no sample, never a
+                # misleading 0.
                 unknown.append(tp)
                 if high is not None and position is not None and tp in self._unchecked:
                     self._beyond_end(client, tp, position, high)

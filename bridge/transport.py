@@ -349,6 +349,92 @@ class AdminClient:
             self._admin.close()
 
 
+class FetchedEnds:
+    """Each partition's end offset (high watermark) as the latest fetch response brought it, bound
+    to the connection that carried it and the topic id the metadata gave then.
+
+    An end offset is only the end of the log it was read from. A broker that restarted with empty
+    storage, or a topic recreated under the member, keeps the offsets but not the log; the end read
+    before is then the end of a log that is gone, and with positions from that log it reads as a
+    lag of 0 while the new log's events are unread. So an end is answered only while the
+    connection to the partition's leader is the very one it came over (a reconnect or a new leader
+    is a new connection object) and the topic id is the same; until a fetch over the current
+    connection brings it again it is unknown (None), whether or not the disconnect was seen.
+
+    `client` is kafka-python's network client (`KafkaConsumer._client`). Entries are written on its
+    IO thread and read on the consumer thread, each replaced whole.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._ends: dict[tuple[str, int], tuple[int, object, object]] = {}
+
+    def watch(self, fetcher: Any) -> bool:
+        """Record the end offsets of every fetch response `fetcher` handles, with the connection
+        that carried it: kafka-python hands a response over as it is read, while its connection is
+        still the node's. The cost is per response, not per message. False (nothing recorded, so
+        no end is ever known) with a kafka-python that has no such hook."""
+        handle = getattr(fetcher, "_handle_fetch_response", None)
+        conns = getattr(getattr(self._client, "_manager", None), "_conns", None)
+        if handle is None or not isinstance(conns, dict):
+            log.warning(
+                "this kafka-python version cannot tell which log an end offset belongs to: "
+                "consumer lag is not reported"
+            )
+            return False
+        record = self.record
+
+        def watched(node_id: Any, fetch_offsets: Any, send_time: float, response: Any) -> None:
+            handle(node_id, fetch_offsets, send_time, response)
+            link = self._client._manager._conns.get(node_id)
+            if link is None or getattr(response, "error_code", 0) != 0:
+                return
+            for topic in response.responses:
+                topic_id = self._topic_id(topic.topic)
+                for part in topic.partitions:
+                    if part.error_code == 0 and part.high_watermark >= 0:
+                        record(
+                            (topic.topic, part.partition_index), part.high_watermark, link, topic_id
+                        )
+
+        # kafka-python looks the handler up on the fetcher each time it sends a fetch.
+        fetcher._handle_fetch_response = watched
+        return True
+
+    def record(self, partition: tuple[str, int], end: int, link: object, topic_id: object) -> None:
+        """The end a fetch response over connection `link` gave, for the topic id known then."""
+        self._ends[partition] = (end, link, topic_id)
+
+    def end(self, partition: tuple[str, int]) -> int | None:
+        """The recorded end if it came over the connection to the partition's leader now, for the
+        topic id the metadata gives now; None otherwise, or while that connection is down."""
+        found = self._ends.get(partition)
+        if found is None:
+            return None
+        end, via, topic_id = found
+        try:
+            leader = self._client.cluster.leader_for_partition(KafkaTopicPartition(*partition))
+            link = (
+                None if leader is None or leader == -1 else self._client._manager._conns.get(leader)
+            )
+        except AttributeError:
+            return None
+        if link is None or via is not link or not getattr(link, "connected", False):
+            return None
+        if topic_id != self._topic_id(partition[0]):
+            return None
+        return end
+
+    def forget(self, partitions: Sequence[tuple[str, int]]) -> None:
+        """Drop the ends of partitions that leave or join this member."""
+        for partition in partitions:
+            self._ends.pop(partition, None)
+
+    def _topic_id(self, topic: str) -> object:
+        lookup = getattr(getattr(self._client, "cluster", None), "topic_id", None)
+        return lookup(topic) if lookup is not None else None
+
+
 Revoked = Callable[[list[TopicPartition]], Mapping[TopicPartition, int]]
 Assigned = Callable[[list[TopicPartition]], None]
 
@@ -367,16 +453,22 @@ class _Listener(AsyncConsumerRebalanceListener):
         self._lost = lost
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        offsets = self._revoked([TopicPartition(tp.topic, tp.partition) for tp in revoked])
+        partitions = [TopicPartition(tp.topic, tp.partition) for tp in revoked]
+        self._client.ends.forget(partitions)
+        offsets = self._revoked(partitions)
         if offsets:
             await self._client._commit_from_callback(offsets)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        self._assigned([TopicPartition(tp.topic, tp.partition) for tp in assigned])
+        partitions = [TopicPartition(tp.topic, tp.partition) for tp in assigned]
+        self._client.ends.forget(partitions)
+        self._assigned(partitions)
 
     async def on_partitions_lost(self, lost: Any) -> None:
         # The group already gave them to someone else: nothing can be committed for them.
-        self._lost([TopicPartition(tp.topic, tp.partition) for tp in lost])
+        partitions = [TopicPartition(tp.topic, tp.partition) for tp in lost]
+        self._client.ends.forget(partitions)
+        self._lost(partitions)
 
 
 @dataclass(frozen=True)
@@ -425,7 +517,14 @@ class ConsumerClient:
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
             request_timeout_ms=max(30000, settings.session_timeout_ms + 5000),
+            # In an incremental fetch session a partition whose end did not move is left out of
+            # the response, and a session can outlive a reconnect: an idle partition's end would
+            # then never come over the new connection (see `FetchedEnds`). Full fetches name
+            # every partition they read, a few bytes each.
+            enable_incremental_fetch_sessions=False,
         )
+        self.ends = FetchedEnds(getattr(self._consumer, "_client", None))
+        self.ends.watch(getattr(self._consumer, "_fetcher", None))
         self._consumer.subscribe(
             topics=list(settings.topics),
             listener=_Listener(self, on_revoked, on_assigned, on_lost),
@@ -502,22 +601,11 @@ class ConsumerClient:
             return None
 
     def highwater(self, partition: TopicPartition) -> int | None:
-        """The partition's end offset as of the latest fetch (no request); None when unknown, no
-        longer assigned, or while the connection to its leader is down (the value is then the
-        end of a log the broker may no longer have)."""
-        tp = KafkaTopicPartition(*partition)
-        try:
-            client = self._consumer._client
-            leader = client.cluster.leader_for_partition(tp)
-            if leader is None or leader == -1 or not client.connected(leader):
-                return None
-        except AttributeError:  # another kafka-python: only the latest fetch can tell
-            pass
-        try:
-            high: int | None = self._consumer.highwater(tp)
-            return high
-        except (kerrors.KafkaError, AssertionError, TypeError):
-            return None
+        """The partition's end offset as the latest fetch over the current connection to its
+        leader brought it, for the topic's current id (no request; see `FetchedEnds`); None when
+        unknown: not fetched since the member (re)connected, the leader out of reach or another,
+        the topic recreated, or the partition not held."""
+        return self.ends.end((partition.topic, partition.partition))
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions this member holds now."""

@@ -220,13 +220,6 @@ def test_alertmanager_does_not_retry_an_alert_too_large_for_kafka(
         bridge.stop()
 
 
-# Known open defect (issue 19, item 8): the member can reconnect to the restarted broker between
-# two lag updates, so the consumer never sees the leader down and reads the old log's end as the
-# new one; about half the runs here then report a false 0. Not strict, so it keeps running and
-# reports XPASS/XFAIL until the lag is bound to the log it was read from.
-@pytest.mark.xfail(
-    strict=False, reason="issue 19 item 8: a fast reconnect can still show a false 0 lag"
-)
 def test_lag_is_never_a_false_zero_while_the_bridge_rejoins_a_restarted_broker(
     kafka_broker: KafkaBroker, topic_name, tmp_path: Path
 ) -> None:
