@@ -255,3 +255,43 @@ def test_lag_is_never_a_false_zero_while_the_bridge_rejoins_a_restarted_broker(
     assert counted == 4000
     # Every partition reported and none behind, while events were still unread: a false zero.
     assert zero_while_unread == []
+
+
+def test_lag_counts_the_unread_events_and_reads_0_once_they_are_counted(
+    kafka_broker: KafkaBroker, topic_name, tmp_path: Path
+) -> None:
+    topics = {"usage": topic_name("u"), "gpu": topic_name("g"), "anomalies": topic_name("a")}
+    partitions = {topics["usage"]: 10, topics["gpu"]: 10, topics["usage"] + ".dlq": 1}
+    bootstrap = kafka_broker.bootstrap
+    create_topics(bootstrap, partitions)
+    # One record per poll: the member stays behind the end its fetches bring for a while.
+    config = bridge_config(bootstrap, topics, tmp_path, bridge={"max_poll_records": 1})
+    bridge = BridgeDaemon(tmp_path / "bridge", config)
+    bridge.start()
+    try:
+        produce(bootstrap, topics["usage"], [usage_message(n) for n in range(3000)])
+        behind = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            families = {
+                f.name: f.samples for f in text_string_to_metric_families(bridge.metrics_text())
+            }
+            counted = sum(s.value for s in families.get("aifinops_llm_requests", []))
+            lag = families.get("aifinops_bridge_consumer_lag_messages", [])
+            if counted >= 3000:
+                break
+            behind.extend(s.value for s in lag if s.labels["topic"] == topics["usage"] and s.value)
+            time.sleep(0.05)
+        assert counted == 3000
+        # Every event went to one partition (one key): while it was being read, its lag showed.
+        assert behind and max(behind) <= 3000
+        wait_until(
+            lambda: (
+                len(bridge.samples("aifinops_bridge_consumer_lag_messages")) == 20
+                and bridge.sample("aifinops_bridge_consumer_lag_messages") == 0
+            ),
+            30,
+            "a lag of 0 on every partition once all is counted",
+        )
+    finally:
+        bridge.stop()
