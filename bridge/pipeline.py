@@ -10,12 +10,14 @@ through the shared aggregators (`UsageIngest.apply_all`, `GPUAggregator.apply`),
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aifinops.exporters.config import TopicsConfig
 from aifinops.exporters.events import EventError, GPUEvent, loads, parse_gpu_event
+from aifinops.exporters.events.codec import long_integer_field
 from aifinops.exporters.gpu import GPUAggregator
 from aifinops.exporters.llm import DedupeWindow, PricedEvent, UsageIngest
 from aifinops.exporters.sink import COUNTED_IN_HEADER
@@ -26,6 +28,15 @@ REASON_HEADER = "aifinops-dlq-reason"
 ORIGIN_HEADER = "aifinops-dlq-origin"  # topic/partition/offset of the original message
 TRUNCATED_HEADER = "aifinops-dlq-truncated"  # original size, when the value was cut
 MAX_REASON_BYTES = 4096
+
+
+def _unreadable(value: bytes, exc: ValueError) -> str:
+    """The dead-letter reason of a message value `loads` refused: not UTF-8 JSON, or JSON holding an
+    integer too long to convert (over 4,300 digits), which names its field as the token exporter's
+    400 does (`data.input_tokens: Exceeds the limit ...`)."""
+    if isinstance(exc, UnicodeDecodeError | json.JSONDecodeError):
+        return f"value: not valid JSON: {exc}"
+    return f"{long_integer_field(value) or 'value'}: {exc}"
 
 
 @dataclass
@@ -115,13 +126,13 @@ class MessageProcessor:
                     batch.usage.append(prepare_json(value, now=now))
                 except EventError as exc:
                     batch.invalid.append((record, str(exc)))
-                except (UnicodeDecodeError, ValueError) as exc:
-                    batch.invalid.append((record, f"value: not valid JSON: {exc}"))
+                except ValueError as exc:  # UnicodeDecodeError is one too
+                    batch.invalid.append((record, _unreadable(value, exc)))
                 continue
             try:
                 obj = loads(value)
-            except (UnicodeDecodeError, ValueError) as exc:
-                batch.invalid.append((record, f"value: not valid JSON: {exc}"))
+            except ValueError as exc:
+                batch.invalid.append((record, _unreadable(value, exc)))
                 continue
             try:
                 if topic == gpu_topic:

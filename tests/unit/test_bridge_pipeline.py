@@ -112,6 +112,30 @@ def test_messages_are_sorted_counted_and_deduplicated():
     assert snap.ingest[("kafka", "rejected")] == 4
 
 
+def test_an_integer_too_long_to_convert_is_dead_lettered_naming_its_field():
+    # Python converts integers of at most 4,300 digits: the reason names the field, as the token
+    # exporter's 400 does, on either topic.
+    digits = b"9" * 4301
+    long_tokens = usage(1).replace(b'"input_tokens":10', b'"input_tokens":' + digits)
+    long_power = gpu(1).replace(b'"power_watts":100', b'"power_watts":-' + digits)
+    assert long_tokens != usage(1) and long_power != gpu(1)
+    p = processor()
+    batch = p.process(
+        [
+            InboundRecord(USAGE, 0, 0, b"k", long_tokens, []),
+            InboundRecord(GPU, 0, 0, b"n1/GPU-1", long_power, []),
+            InboundRecord(GPU, 0, 1, b"n1/GPU-1", b'{"a": 1', []),
+        ]
+    )
+    reasons = [reason for _, reason in batch.invalid]
+    assert reasons[0].startswith("data.input_tokens: Exceeds the limit (4300 digits)")
+    assert reasons[1].startswith("data.power_watts: Exceeds the limit (4300 digits)")
+    assert reasons[2].startswith("value: not valid JSON")
+    assert p.apply(batch)[(USAGE, "invalid")] == 1
+    (letter, *_) = p.dead_letters(batch.invalid, max_bytes=1 << 20)
+    assert dict(letter.headers)["aifinops-dlq-reason"].startswith(b"data.input_tokens: ")
+
+
 def test_dead_letters_keep_key_value_headers_and_say_why_and_where_from():
     p = processor()
     record = InboundRecord(USAGE, 3, 42, b"team/app", b"y" * 100, [("trace", b"t")])
