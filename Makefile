@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
-PYTEST_ARGS ?=
+# One worker per core, a test file per worker at a time (module-scoped services stay in one
+# process); `make test PYTEST_ARGS=` runs serially.
+PYTEST_ARGS ?= -n auto --dist loadfile
 
 .PHONY: all setup system-deps checkov test lint typecheck fmt generate check-generated demo bench image clean
 
