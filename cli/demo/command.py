@@ -30,7 +30,7 @@ from aifinops.exporters.gpu.sources import SOURCES
 
 from .alertwatch import InjectedAnomaly, Notification
 from .demostack import ALLOCATED_GPU, CURRENCIES, DEFAULT_CURRENCY, DemoStack
-from .liveview import LiveView
+from .liveview import SYMBOLS, LiveView, fx_query
 from .stack import StackError
 from .traffic import RUNAWAY_FACTOR, RUNAWAY_MODEL, RUNAWAY_TEAM, Injection, TrafficGenerator
 
@@ -192,13 +192,19 @@ def allocated_gpu_anomaly(
         return None
     labels = held[0]["metric"]
     team = labels.get("team", "")
-    usd = float(price[0]["value"][1])
+    # In the reporting currency at the rate the exporters serve, as the live view's figures are;
+    # in dollars, said so, until a rate is served.
+    currency = getattr(stack, "currency", "USD")
+    rate = stack.prometheus.query(fx_query(currency)) if currency != "USD" else []
+    code = currency if rate else "USD"
+    hourly = float(price[0]["value"][1]) * (float(rate[0]["value"][1]) if rate else 1.0)
+    cost = f"{SYMBOLS.get(code, code + ' ')}{hourly:,.2f}/h"
     return InjectedAnomaly(
         "gpu",
         team,
         f"GPU allocated, never used: {node} GPU {gpu} is allocated by the kubelet to pod "
         f"{labels.get('namespace')}/{labels.get('pod')} (team {team or '?'}), which runs no "
-        f"process on it: its ${usd:,.2f}/h is all that pod's idle cost; AIFinOpsGPUIdle fires "
+        f"process on it: its {cost} is all that pod's idle cost; AIFinOpsGPUIdle fires "
         "for it after 15 min",
         onset=onset,
         onset_wall=onset_wall,

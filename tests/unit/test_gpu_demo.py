@@ -13,13 +13,16 @@ from aifinops.exporters.gpu.simulated import SimulatedSource
 
 
 class FakePrometheus:
-    """Answers the two queries the note makes, as Prometheus's API shapes them."""
+    """Answers the queries the note makes (allocation, price, exchange rate) as Prometheus's API
+    shapes them."""
 
-    def __init__(self, held: list, price: list) -> None:
-        self.held, self.price = held, price
+    def __init__(self, held: list, price: list, fx: list | None = None) -> None:
+        self.held, self.price, self.fx = held, price, fx or []
 
     def query(self, expr: str) -> list:
-        return self.held if expr.startswith("aifinops_gpu_allocated") else self.price
+        if expr.startswith("aifinops_gpu_allocated"):
+            return self.held
+        return self.fx if "aifinops_fx_rate" in expr else self.price
 
 
 def test_the_demo_fleet_allocates_one_gpu_to_a_pod_without_a_process():
@@ -52,6 +55,17 @@ def test_the_view_names_the_pod_its_team_and_its_idle_cost_once_reported():
     assert note is not None and note.kind == "gpu" and note.team == "research"
     assert "research/notebook-1-1" in note.description and "$3.43/h" in note.description
     assert note.matches({"alertname": "AIFinOpsGPUIdle", "team": "research"})
+
+
+def test_the_idle_cost_is_in_the_reporting_currency_at_the_served_rate():
+    labels = {"namespace": "research", "pod": "notebook-1-1", "team": "research"}
+    price = [{"value": [0, "3.43"]}]
+    stack = SimpleNamespace(currency="GBP", prometheus=FakePrometheus([{"metric": labels}], price))
+    note = allocated_gpu_anomaly(stack, *ALLOCATED_GPU, onset=1.0, onset_wall=2.0)
+    assert note is not None and "$3.43/h" in note.description  # no rate served yet: dollars
+    stack.prometheus.fx = [{"value": [0, "0.8"]}]
+    note = allocated_gpu_anomaly(stack, *ALLOCATED_GPU, onset=1.0, onset_wall=2.0)
+    assert note is not None and "£2.74/h" in note.description and "$" not in note.description
 
 
 def test_the_kubelet_socket_path_fits_a_unix_socket(tmp_path: Path):
