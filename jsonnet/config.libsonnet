@@ -30,6 +30,12 @@
     // aifinops_namespace_team_info: the token exporter (every installation runs it) and the
     // bridge; one team per namespace is taken whatever serves it.
     namespaceTeamSelector: 'job=~"aifinops-token-exporter|aifinops-bridge"',
+    // kube_pod_labels{namespace,pod,label_<podTeamLabel>}: the team label of each pod, for its
+    // Kubernetes costs. kube-state-metrics exposes a pod label only when allowlisted
+    // (--metric-labels-allowlist=pods=[team]; charts/kube-prometheus-stack-values.yaml sets it);
+    // OpenCost exposes its own copy with every label unless its KSM metrics are turned off
+    // (emitKsmV1Metrics: false). Either is enough; duplicates (KSM replicas, both) count once.
+    podLabelsSelector: 'job=~"kube-state-metrics|opencost"',
     // Every aifinops process: `up`, aifinops_collector_success, aifinops_series_overflow_total.
     aifinopsSelector: 'job=~"aifinops-gpu-exporter|aifinops-token-exporter|aifinops-bridge"',
 
@@ -37,6 +43,11 @@
     // unattributed. The exporters write "" for an event or GPU without a team; add e.g.
     // 'unknown' if your gateways send a placeholder.
     unattributedTeamRegex: '',
+    // The pod label naming a pod's team, as a Kubernetes label key ('team',
+    // 'app.kubernetes.io/team'): keep it equal to the GPU exporter's gpu.team_label. A pod's
+    // Kubernetes costs go to the team this label names; a pod without it to its namespace's team
+    // (gpu.namespace_teams), else to no team, as GPU holders are resolved.
+    podTeamLabel: 'team',
 
     // Alertmanager inhibitions only silence alerts of the same value of this label (your
     // Prometheus external label naming the cluster); alerts without it all count as one cluster.

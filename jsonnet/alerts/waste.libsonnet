@@ -92,7 +92,9 @@ local currency = import '../lib/currency.libsonnet';
           ratio: p.num(c.unattributedMinRatio),
         },
         summary: 'A share of spend cannot be attributed to any team.',
-        description: '%s/h of spend over the last %s has no team (calls sent without a team, GPUs held by pods without a team label, or GPUs no pod holds): more than %s %% of all spend (%s).' % [
+        // The whole bill: the spend series sums LLM, GPU and Kubernetes (OpenCost) dollars, so
+        // a pod nobody owns counts here with its CPU, memory and storage too.
+        description: '%s/h of spend over the last %s has no team (calls sent without a team; the GPUs, CPU, memory and storage of pods with neither a team label nor a team for their namespace; GPUs no pod holds): more than %s %% of all spend (%s).' % [
           t.dollars,
           c.unattributedWindow,
           p.num(c.unattributedMinRatio * 100),

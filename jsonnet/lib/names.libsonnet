@@ -26,9 +26,11 @@ function(c) {
   spendBySource: 'team_source:aifinops_spend_usd_per_second:avg' + c.spendRateWindow,
   spend(window): 'team:aifinops_spend_usd_per_second:avg' + window,
   spendBase: self.spend(c.spendRateWindow),
-  // Kubernetes costs from OpenCost (rules/kubernetes.libsonnet), $/s per namespace now and per
-  // team averaged over spendRateWindow, label resource = cpu, memory, storage or gpu (GPUs of
-  // nodes without a GPU exporter).
+  // Kubernetes costs from OpenCost (rules/kubernetes.libsonnet), $/s now per namespace and pod
+  // team label (pod_team, absent for pods without one), per namespace, and per team averaged over
+  // spendRateWindow; label resource = cpu, memory, storage or gpu (GPUs of nodes without a GPU
+  // exporter).
+  kubernetesPodTeamCost: 'namespace_pod_team_resource:aifinops_kubernetes_cost_usd_per_second:sum',
   kubernetesNamespaceCost: 'namespace_resource:aifinops_kubernetes_cost_usd_per_second:sum',
   kubernetesTeamCost: 'team_resource:aifinops_kubernetes_cost_usd_per_second:avg' + c.spendRateWindow,
   // Budgets and their periods.
