@@ -139,6 +139,23 @@ def test_helm_releases_are_pinned_and_complete():
     ]
 
 
+def test_kube_state_metrics_exposes_the_pod_team_label_the_rules_and_gpu_exporter_read():
+    """The kube-prometheus-stack values the Terraform installs allowlist the pod label that names
+    a team; the shipped rules attribute Kubernetes costs by that label (label_<key>) and the GPU
+    exporter resolves GPU holders by the same key, so a pod's costs all land on one team."""
+    from aifinops.exporters.config import GPUConfig
+
+    kps = yaml.safe_load((REPO / "charts" / "kube-prometheus-stack-values.yaml").read_text())
+    ksm = kps["kube-state-metrics"]
+    [allow] = [a for a in ksm["metricLabelsAllowlist"] if a.startswith("pods=")]
+    key = re.fullmatch(r"pods=\[([^\],]+)\]", allow).group(1)
+    assert key == GPUConfig().team_label
+    burn = (REPO / "rules" / "aifinops-burn.yaml").read_text()
+    assert f'kube_pod_labels{{job=~"kube-state-metrics|opencost", label_{key}!=""}}' in burn
+    # Its own namespace and pod labels are what OpenCost's costs are joined on.
+    assert ksm["prometheus"]["monitor"]["honorLabels"] is True
+
+
 def test_node_groups_system_and_tainted_gpu():
     text = (TF / "main.tf").read_text()
     variables = _blocks("variable")
