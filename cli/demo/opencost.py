@@ -6,12 +6,15 @@ The cluster: the simulator's two GPU nodes (`sim-node-0`, `sim-node-1`) and one 
 the simulator places on the GPU nodes (namespaces `ml-training`, `inference`, `research`) with their
 CPU and memory, a volume of checkpoints, and CPU workloads of the LLM teams' own namespaces. OpenCost
 prices `sim-node-0`'s GPUs at the table's H100 price (the demo's GPU figures stay the table's) and
-has no GPU price for `sim-node-1` (0), so the GPU dashboard shows both price sources.
+has no GPU price for `sim-node-1` (0), so the GPU dashboard shows both price sources. Like OpenCost,
+it also writes `kube_pod_labels` (its copy of kube-state-metrics' family, every pod label), whose
+`team` label the rules attribute each pod's Kubernetes costs by before the namespace map.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 GIB = 1 << 30
@@ -31,6 +34,18 @@ CONTAINERS: dict[tuple[str, str, str, str], tuple[float, float, int]] = {
     ("support", "chatbot-5f6b7-qq2lp", "chatbot", "cpu-node-0"): (4, 8, 0),
     ("platform", "gateway-64c9d-7mz4k", "gateway", "cpu-node-0"): (2, 4, 0),
     ("kube-system", "coredns-6d4b75cb6d-2x7hn", "coredns", "cpu-node-0"): (0.1, 0.07, 0),
+}
+# (namespace, pod) -> the pod's labels: the GPU pods' as the simulator gives them (the exporter's
+# holders: exporters/gpu/simulated.py), the others as their deployments would; a pod without a
+# `team` label goes to its namespace's team.
+POD_LABELS: dict[tuple[str, str], dict[str, str]] = {
+    ("ml-training", "llm-finetune-0-0"): {"app": "llm-finetune", "team": "nlp"},
+    ("inference", "chat-api-0-1"): {"app": "chat-api", "team": "platform"},
+    ("research", "notebook-1-1"): {"app": "notebook"},
+    ("search", "ranker-7d9c8-x2kq"): {"app": "ranker", "team": "search"},
+    ("support", "chatbot-5f6b7-qq2lp"): {"app": "chatbot", "team": "support"},
+    ("platform", "gateway-64c9d-7mz4k"): {"app": "gateway", "team": "platform"},
+    ("kube-system", "coredns-6d4b75cb6d-2x7hn"): {"app": "coredns"},
 }
 # (namespace, pod, claim, volume) -> GiB the pod holds; volume -> $/GiB-hour
 CLAIMS: dict[tuple[str, str, str, str], float] = {
@@ -86,6 +101,23 @@ def exposition() -> str:
     )
     out += per_container("container_gpu_allocation", "GPU used", 2, 1)
     out += per_container("container_memory_allocation_bytes", "Bytes of RAM used", 1, GIB)
+    out += _family(
+        "kube_pod_labels",
+        "all labels for each pod prefixed with label_",
+        [
+            _series(
+                "kube_pod_labels",
+                {
+                    **{f"label_{k}": v for k, v in labels.items()},
+                    "namespace": ns,
+                    "pod": pod,
+                    "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"demo-pod/{ns}/{pod}")),
+                },
+                1,
+            )
+            for (ns, pod), labels in sorted(POD_LABELS.items())
+        ],
+    )
     out += per_node("kubecost_node_is_spot", "Cloud provider info about node preemptibility", 5)
     out += per_node("node_cpu_hourly_cost", "hourly cost for each cpu on this node", 1)
     out += per_node("node_gpu_count", "count of gpu on this node", 4)

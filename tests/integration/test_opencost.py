@@ -1,7 +1,8 @@
 """The whole bill with OpenCost: the real GPU exporter prices GPUs from a served OpenCost page (the
 spot price, then the table once OpenCost has been down past the grace period, its collector at 0);
-a real Prometheus scraping an OpenCost-format exposition, the token exporter (namespace -> team) and
-the GPU exporter records each team's Kubernetes $/s and its whole bill with the shipped burn rules."""
+a real Prometheus scraping an OpenCost-format exposition, two kube-state-metrics replicas (pod team
+labels), the token exporter (namespace -> team) and the GPU exporter records each team's Kubernetes
+$/s and its whole bill with the shipped burn rules."""
 
 from __future__ import annotations
 
@@ -21,6 +22,17 @@ REPO = Path(__file__).resolve().parents[2]
 OPENCOST = (REPO / "tests" / "fixtures" / "opencost" / "metrics.prom").read_text()
 GPU_BIN = Path(sys.executable).parent / "aifinops-gpu-exporter"
 TEAMS = {"ml-training": "nlp", "inference": "platform", "research": "research", "search": "search"}
+# kube-state-metrics (v2, --metric-labels-allowlist=pods=[team]) for the fixture's pods: the same
+# team labels as OpenCost's own kube_pod_labels there (search-web says team=web, its namespace maps
+# to search), so with two replicas each labelled pod has three series that must count once.
+KSM = """# HELP kube_pod_labels [STABLE] Kubernetes labels converted to Prometheus labels.
+# TYPE kube_pod_labels gauge
+kube_pod_labels{namespace="ml-training",pod="llm-finetune-0-0",uid="6f1d2c3b-0a9e-4b8d-9c7f-1e2d3c4b5a60",label_team="nlp"} 1
+kube_pod_labels{namespace="inference",pod="chat-api-0-1",uid="7a2e3d4c-1b0f-4c9e-8d6a-2f3e4d5c6b71",label_team="platform"} 1
+kube_pod_labels{namespace="research",pod="notebook-1-1",uid="8b3f4e5d-2c1a-4dae-9e7b-3a4f5e6d7c82"} 1
+kube_pod_labels{namespace="search",pod="search-web-7d9c8-x2kq",uid="9c4a5f6e-3d2b-4ebf-8f8c-4b5a6f7e8d93",label_team="web"} 1
+kube_pod_labels{namespace="batch",pod="nightly-29001",uid="ad5b6a7f-4e3c-4fc0-9a9d-5c6b7a8f9ea4"} 1
+"""
 
 
 def _gpu_exporter(tmp: Path, config: str) -> tuple[Process, str, int]:
@@ -108,6 +120,7 @@ def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_openc
     # then a GPU node looks like one no GPU exporter covers (its CPU, memory and GPUs rightly come
     # from OpenCost), and the 5-minute averages would carry that start for 5 minutes.
     opencost_scrape = StaticHTTPServer(OPENCOST, status=503)
+    ksm = [StaticHTTPServer(KSM), StaticHTTPServer(KSM)]
     teams = "".join(f"    {ns}: {team}\n" for ns, team in TEAMS.items())
     tokens = TokenDaemon(tmp_path / "tokens", f"gpu:\n  namespace_teams:\n{teams}")
     tokens.start()
@@ -118,12 +131,12 @@ def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_openc
         shipped = (REPO / "rules" / "aifinops-burn.yaml").read_text()
         burn.write_text(re.sub(r'interval: "\w+"', 'interval: "1s"', shipped))
 
-        def job(name: str, port: int, honor: bool = False) -> dict:
+        def job(name: str, *ports: int, honor: bool = False) -> dict:
             return {
                 "job_name": name,
                 "scrape_interval": "1s",
                 "honor_labels": honor,
-                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+                "static_configs": [{"targets": [f"127.0.0.1:{port}" for port in ports]}],
             }
 
         opencost_port = int(opencost_scrape.base_url.rsplit(":", 1)[1])
@@ -132,6 +145,12 @@ def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_openc
             scrape_configs=[
                 # As OpenCost's docs scrape it: its namespace/pod/instance labels kept.
                 job("opencost", opencost_port, honor=True),
+                # As kube-prometheus-stack scrapes it: the pods' namespace and pod labels kept.
+                job(
+                    "kube-state-metrics",
+                    *(int(k.base_url.rsplit(":", 1)[1]) for k in ksm),
+                    honor=True,
+                ),
                 job("aifinops-token-exporter", tokens.port),
                 job("aifinops-gpu-exporter", gpu_port),
             ],
@@ -145,7 +164,9 @@ def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_openc
 
         wait_until(
             lambda: bool(
-                prom.query("aifinops_gpu_price_info") and prom.query("aifinops_namespace_team_info")
+                prom.query("aifinops_gpu_price_info")
+                and prom.query("aifinops_namespace_team_info")
+                and len(prom.query('kube_pod_labels{job="kube-state-metrics"}')) == 10
             ),
             60,
             "the exporters' series in Prometheus",
@@ -156,8 +177,10 @@ def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_openc
             "platform": 0.24,  # 4 cores, 16 GiB on sim-node-0
             # research's notebook runs on sim-node-1, whose GPUs the exporter prices from the
             # table (all-in: the node's CPU and memory included): nothing more from OpenCost.
-            "search": 0.14,  # 2 cores, 4 GiB on cpu-node-0
-            "": 0.07,  # batch: no team
+            # search-web: 2 cores, 4 GiB on cpu-node-0; its pod label team=web wins over its
+            # namespace's team (search).
+            "web": 0.14,
+            "": 0.07,  # batch: no team label, no team for the namespace
         }
         query = 'team_source:aifinops_spend_usd_per_second:avg5m{source="kubernetes"}'
         try:
@@ -185,7 +208,7 @@ def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_openc
         by_source = per_hour(
             'sum by (team) (team_source:aifinops_spend_usd_per_second:avg5m{source=~"gpu|kubernetes"})'
         )
-        assert total["search"] == pytest.approx(0.14)
+        assert total["web"] == pytest.approx(0.14) and "search" not in total
         assert total["nlp"] == pytest.approx(by_source["nlp"], rel=0.05)
         # No GPU dollars from OpenCost: the GPU exporter runs on every GPU node here.
         assert (
@@ -199,6 +222,8 @@ def test_prometheus_records_each_teams_kubernetes_cost_and_whole_bill_from_openc
         tokens.stop()
         opencost.close()
         opencost_scrape.close()
+        for k in ksm:
+            k.close()
 
 
 def test_the_demos_opencost_endpoint_gives_each_demo_team_its_kubernetes_bill(

@@ -1,6 +1,7 @@
 """The demo's OpenCost endpoint: its exposition uses OpenCost's exact family names, help texts and
 label sets (those of the fixture taken from OpenCost's metrics.go), the GPU exporter's OpenCost
-source reads it, and the server serves it at /metrics."""
+source reads it, its pod labels give each GPU pod the team the GPU exporter gives it, and the server
+serves it at /metrics."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from aifinops.cli.demo.opencost import OpenCostDemo, exposition
+from aifinops.cli.demo.opencost import CONTAINERS, OpenCostDemo, exposition
 from aifinops.exporters.gpu.opencost import parse_opencost
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "opencost" / "metrics.prom"
@@ -39,7 +40,30 @@ def test_the_demo_exposition_has_opencosts_names_help_and_labels():
         "kubecost_node_is_spot",
         "pod_pvc_allocation",
         "pv_hourly_cost",
+        "kube_pod_labels",
     } <= set(demo)
+
+
+def test_the_demo_gives_each_gpu_pod_the_labels_the_gpu_exporter_sees():
+    from aifinops.cli.demo.demostack import demo_fleet
+
+    fleet = demo_fleet()
+    served = {
+        (s.labels["namespace"], s.labels["pod"]): {
+            k.removeprefix("label_"): v for k, v in s.labels.items() if k.startswith("label_")
+        }
+        for f in text_string_to_metric_families(exposition())
+        if f.name == "kube_pod_labels"
+        for s in f.samples
+    }
+    gpu_pods = {
+        (ns, pod) for (ns, pod, _ctr, _node), (_cores, _gib, gpus) in CONTAINERS.items() if gpus
+    }
+    assert gpu_pods and gpu_pods <= served.keys()
+    for ns, pod in gpu_pods:
+        assert served[(ns, pod)] == dict(fleet.pod_labels(ns, pod)), (ns, pod)
+    # Every pod OpenCost allocates has its labels (with or without a team) served.
+    assert {(ns, pod) for ns, pod, _c, _n in CONTAINERS} == served.keys()
 
 
 def test_the_demo_prices_one_gpu_node_and_leaves_the_other_to_the_table():
