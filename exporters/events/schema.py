@@ -22,7 +22,8 @@ plain function the event's module calls after either reading, so it too is writt
 
 Wording: a field's `Meta(extra=...)` may replace the generic text. `type_rule` is the reason for a
 value of the wrong type, `rule` the reason for a value outside its lower bound, length or pattern,
-`required` the reason when the field is missing; each is a `str.format` template over `value`,
+`required` the reason when the field is missing, `reserved` the values a label pattern refuses
+(each with its reason); each of the others is a `str.format` template over `value`,
 `shown` (the value cut to 80 characters) and `type` (its type's name). An upper bound has its own
 text (`must be at most N (got v)`, `longer than N characters`).
 """
@@ -78,13 +79,14 @@ class Definition(Generic[S]):
                 default = None
             fields.append(FieldRule(field.name, kind, extra, field.required, default))
         self.fields = tuple(fields)
-        # Label patterns (`extra["pattern"]`), each with the values already found to match.
+        # Label patterns (`extra["pattern"]`), each with the values already found to match and
+        # the values it reserves (`extra["reserved"]`: value -> reason), which never match.
         self._patterns = {
-            f.name: (re.compile(f.extra["pattern"]), set[str]())
+            f.name: (re.compile(f.extra["pattern"]), set[str](), f.extra.get("reserved", {}))
             for f in fields
             if "pattern" in f.extra
         }
-        self._patterned = tuple(self._patterns.items())
+        self._patterned = tuple((name, *checks) for name, checks in self._patterns.items())
         self.names = frozenset(f.name for f in fields)
         # Problems are listed in declaration order (rules across fields report at their field).
         self.order = {f.name: i for i, f in enumerate(fields)}
@@ -130,17 +132,19 @@ class Definition(Generic[S]):
 
     def patterns_ok(self, obj: S) -> bool:
         """Whether the label fields of a `Struct` msgspec built match their patterns."""
-        for name, (pattern, valid) in self._patterned:
+        for name, pattern, valid, reserved in self._patterned:
             value = getattr(obj, name)
-            if value not in valid and not _learn(pattern, valid, value):
+            if value not in valid and not _learn(pattern, valid, reserved, value):
                 return False
         return True
 
     def _field_reason(self, field: FieldRule, value: Any) -> str | None:
         reason = _reason(value, field.type, field.extra)
         if reason is None and field.name in self._patterns and isinstance(value, str):
-            pattern, valid = self._patterns[field.name]
-            if value not in valid and not _learn(pattern, valid, value):
+            pattern, valid, reserved = self._patterns[field.name]
+            if value not in valid and not _learn(pattern, valid, reserved, value):
+                if value in reserved and pattern.fullmatch(value):
+                    return str(reserved[value])
                 rule = (
                     field.extra.get("rule") or f"must match {pattern.pattern}" + " (got {shown!r})"
                 )
@@ -276,10 +280,12 @@ def _constraint_reason(value: Any, kind: mi.Type, extra: Mapping[str, Any]) -> s
 MEMO_LIMIT = 50_000
 
 
-def _learn(pattern: re.Pattern[str], valid: set[str], value: Any) -> bool:
-    """Whether `value` (a str, or None for an optional label) matches `pattern`; a match is
-    remembered, so a label value seen before costs one set lookup."""
-    if type(value) is not str or not pattern.fullmatch(value):
+def _learn(
+    pattern: re.Pattern[str], valid: set[str], reserved: Mapping[str, str], value: Any
+) -> bool:
+    """Whether `value` (a str, or None for an optional label) matches `pattern` and is not
+    reserved; a match is remembered, so a label value seen before costs one set lookup."""
+    if type(value) is not str or value in reserved or not pattern.fullmatch(value):
         return value is None
     if len(valid) < MEMO_LIMIT:
         valid.add(value)

@@ -26,7 +26,8 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, NamedTuple
 
-from msgspec import Meta, Struct
+from msgspec import Meta, Struct, ValidationError
+from msgspec import convert as _convert
 
 from .codec import EventError, Problem, loads, plain_numbers
 from .envelope import (
@@ -67,12 +68,15 @@ _TOKENS_RULE = "must be a non-negative integer (got {value!r})"
 
 # The declared types of usage `data` fields. Label patterns are `extra["pattern"]`, matched once per
 # distinct value (see `schema.py`).
+# `__other__` is the value folded label values are counted under: no event may claim it.
+_RESERVED = {OTHER: f"{OTHER} is reserved for folded label values"}
 Model = Annotated[
     str,
     Meta(
         extra={
             "pattern": r"[A-Za-z0-9@~][A-Za-z0-9._:/@+=~-]{0,199}",
             "rule": _MODEL_RULE + " (got {shown!r})",
+            "reserved": _RESERVED,
         },
     ),
 ]
@@ -82,6 +86,7 @@ Attribution = Annotated[
         extra={
             "pattern": r"[A-Za-z0-9._:/@-]{0,128}",
             "rule": _ATTRIBUTION_RULE + " (got {shown!r})",
+            "reserved": _RESERVED,
         },
     ),
 ]
@@ -140,9 +145,19 @@ class UsageCloudEvent(CloudEvent, kw_only=True):
     data: TokenUsage  # type: ignore[assignment]
 
 
+class _SentTokenUsage(TokenUsage, kw_only=True, forbid_unknown_fields=False):
+    """`TokenUsage` as msgspec reads it from an already decoded event, whose `data` keys
+    `parse_usage_event` has checked itself: extra fields the listing allows pass."""
+
+
+class _SentUsageCloudEvent(CloudEvent, kw_only=True):
+    data: _SentTokenUsage  # type: ignore[assignment]
+
+
 TOKEN_USAGE = Definition(TokenUsage)
 RESPONSE_USAGE = Definition(ResponseUsage)
 USAGE_EVENT = Definition(UsageCloudEvent)
+_SENT_USAGE_EVENT = Definition(_SentUsageCloudEvent)
 
 # The token fields of usage `data`, in `UsageRecord` order, read from `TokenUsage`: the one list
 # the provider-response normalisation and pricing's usage keys are derived from.
@@ -283,11 +298,13 @@ def parse_usage_event(
     if now is None:
         now = datetime.now(UTC)
     if type(obj) is dict:
-        event = USAGE_EVENT.convert(obj)
-        if event is not None:
-            typed = _typed(event, obj["data"], now, max_future)
-            if typed is not None:
-                return typed
+        # The typed reading: msgspec builds `UsageCloudEvent`, then the rules beyond it.
+        try:
+            event: UsageCloudEvent | _SentUsageCloudEvent | None = _convert(obj, UsageCloudEvent)
+        except (ValidationError, RecursionError):
+            event = _with_extra_fields(obj)
+        if event is not None and (typed := _typed(event, obj["data"], now, max_future)):
+            return typed
     checked, parsed = parse_event(obj, _USAGE_TYPES, parse_usage, now=now, max_future=max_future)
     return UsageEvent(checked, parsed)
 
@@ -317,11 +334,24 @@ def decode_usage_event(
     return parse_usage_event(loads(raw), now=now, max_future=max_future)
 
 
+def _with_extra_fields(obj: dict[str, Any]) -> _SentUsageCloudEvent | None:
+    """The typed reading of a decoded event whose `data` has fields `TokenUsage` does not
+    declare: allowed once the listing has found them no near-miss of a known one
+    (`_EXTRA_FIELDS`); any other is the listing's to judge (None)."""
+    data = obj.get("data")
+    if type(data) is not dict or not data.keys() - _TOKEN_FIELDS_DECLARED <= _EXTRA_FIELDS:
+        return None
+    return _SENT_USAGE_EVENT.convert(obj)
+
+
 def _typed(
-    event: UsageCloudEvent, data: Mapping[str, Any], now: datetime, max_future: timedelta
+    event: UsageCloudEvent | _SentUsageCloudEvent,
+    data: Mapping[str, Any],
+    now: datetime,
+    max_future: timedelta,
 ) -> UsageEvent | None:
     """The usage event of what msgspec built, once the rules beyond the declarations hold
-    (`_reserved`, `_count_problems`, `_cost`, the provider's name, the label patterns); None when
+    (`_count_problems`, `_cost`, the provider's name, the label patterns and reserved values); None when
     one does not, or a count is a float, for `parse_usage` to word or convert. `data` is the
     event's `data` as sent, for `Envelope.data`."""
     usage = event.data
@@ -338,7 +368,6 @@ def _typed(
         or type(reasoning) is not int
         or _count_problems(inp, cache_read, cache_write, out, reasoning)
         or not TOKEN_USAGE.patterns_ok(usage)
-        or _reserved(usage.model, usage.team, usage.app)
     ):
         return None
     provider = provider_label(usage.provider, _ignore)
@@ -406,16 +435,6 @@ class _SentData(Mapping[str, Any]):
 
 def _ignore(_field: str, _reason: str) -> None:
     """The problem report of the typed path: a problem makes it hand the event to the listing."""
-
-
-_RESERVED = f"{OTHER} is reserved for folded label values"
-
-
-def _reserved(model: str | None, team: str | None, app: str | None) -> tuple[str, ...]:
-    """The label fields holding `__other__`, the value folded label values are counted under."""
-    if model != OTHER and team != OTHER and app != OTHER:
-        return ()
-    return tuple(n for n, v in (("model", model), ("team", team), ("app", app)) if v == OTHER)
 
 
 def _count_problems(
@@ -511,8 +530,6 @@ def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord
                 problem(name, _TOKENS_RULE.format(value=value))
             counts.append(whole)
     team, app = values.get("team", ""), values.get("app", "")
-    for name in _reserved(model, team, app):
-        problem(name, _RESERVED)
     cost = _cost(data.get("cost_usd"), problem)
     known = [c for c in counts if c is not None]
     if len(known) == len(TOKEN_FIELDS):
@@ -544,6 +561,7 @@ _NAME_KEYS = tuple((f.name, f.usage_key) for f in TOKEN_SPEC)
 # Extra `data` fields found to be no near-miss of a known one (a gateway's own fields), so that
 # difflib looks at each one once; bounded, since field names are client input.
 _EXTRA_FIELDS: set[str] = set()
+_TOKEN_FIELDS_DECLARED = TOKEN_USAGE.names
 _new = tuple.__new__
 # Python converts integers of at most this many digits (CVE-2020-10735).
 _MAX_INT_DIGITS = 4300

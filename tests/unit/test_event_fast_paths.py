@@ -50,7 +50,9 @@ from aifinops.exporters.events.usage import (
     DATA_FIELDS,
     TOKEN_SPEC,
     USAGE_EVENT,
+    _SentData,
     _typed,
+    _with_extra_fields,
 )
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -420,29 +422,45 @@ def listed(event: dict) -> tuple:
         return ("refused", [(p.field, p.reason) for p in exc.problems])
 
 
+def typed_reading(event: dict) -> object:
+    """What `parse_usage_event`'s typed reading makes of a decoded event (None: it declines)."""
+    try:
+        typed = msgspec.convert(event, USAGE_EVENT.cls)
+    except msgspec.ValidationError:
+        typed = _with_extra_fields(event)
+    return None if typed is None else _typed(typed, event["data"], NOW, DEFAULT_MAX_FUTURE)
+
+
 def test_the_typed_usage_reading_accepts_only_what_the_listing_accepts_and_alike():
     rng = random.Random(13)
     accepted = 0
     for i in range(20_000):
         data = random_usage(rng)
         event = make_event(USAGE_TYPE, "gw", data, event_id=str(i), time=NOW)
-        typed = USAGE_EVENT.convert(event)
-        fast = _typed(typed, event["data"], NOW, DEFAULT_MAX_FUTURE) if typed else None
+        # Before and after the listing has seen the event (it remembers extra fields).
+        fast = typed_reading(event) if i % 2 else None
         verdict, full = listed(event)
+        # The bridge's reading of the same event from its bytes (`data` as sent, read lazily).
+        typed = USAGE_EVENT.convert(event)
+        raw_fast = None
+        if typed is not None and not isinstance(data.get("cost_usd"), Decimal):  # not JSON
+            raw_fast = _typed(typed, _SentData(encode(event)), NOW, DEFAULT_MAX_FUTURE)
         if verdict == "refused":
-            assert fast is None, data
+            assert fast is None and raw_fast is None, data
+            assert typed_reading(event) is None, data
             # Every problem names a declared field, or a near-miss of one the event holds.
             assert full and all(
                 field.split(".")[1] in DATA_FIELDS or field.split(".")[1] in data
                 for field, _ in full
             ), (data, full)
             continue
-        if fast is not None:
-            assert fast == full, data
-            assert type(fast.usage.cost_usd) is type(full.usage.cost_usd)
-            accepted += 1
+        for reading in (fast, typed_reading(event), raw_fast):
+            if reading is not None:
+                assert reading == full, data
+                assert type(reading.usage.cost_usd) is type(full.usage.cost_usd)
+                accepted += 1
         assert parse_usage_event(event, now=NOW) == full
-    assert accepted > 5_000
+    assert accepted > 10_000
 
 
 def test_a_value_its_declaration_refuses_gets_a_problem_naming_its_field():
