@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Protocol
 
 from aifinops.exporters.config import BridgeConfig
@@ -40,7 +40,7 @@ from .metrics import BridgeStats
 from .pipeline import MessageProcessor
 from .producer import SendingClient
 from .records import InboundRecord, Polled, TopicPartition
-from .transport import TransportError
+from .transport import LogEnd, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,9 @@ class GroupConsumer(Protocol):
         """Read from `offset`."""
         ...
 
-    def highwater(self, partition: TopicPartition) -> int | None:
-        """End offset of the partition's current log as the latest fetch brought it; None when
-        not known to belong to that log."""
+    def highwater(self, partition: TopicPartition) -> LogEnd | None:
+        """End offset of the partition's current log as the latest fetch brought it, with that
+        log; None when not known to belong to that log."""
         ...
 
     def position(self, partition: TopicPartition) -> int | None:
@@ -236,9 +236,18 @@ class BridgeConsumer:
         self._shutdown()
 
     def _connect(self) -> GroupConsumer:
-        self._client = self._factory(self._on_revoked, self._on_assigned, self._on_lost)
+        client = self._factory(self._on_revoked, self._on_assigned, self._on_lost)
+        self._client = client
+
+        def still_reads(tp: TopicPartition, log: Hashable) -> bool:
+            # At a scrape, on the scraping thread: the transport's end lookup reads, never waits
+            # (a closed client has no connection, so nothing it computed is served).
+            end = client.highwater(tp)
+            return end is not None and end.log == log
+
+        self.stats.serve_lag_while(still_reads)
         log.info("bridge consumer: connected; joining the group")
-        return self._client
+        return client
 
     def _shutdown(self) -> None:
         client = self._client
@@ -460,7 +469,7 @@ class BridgeConsumer:
         return True
 
     def _update_lag(self, client: GroupConsumer) -> None:
-        lag = {}
+        lag, logs = {}, {}
         with self.lock:
             positions = dict(self._positions)
         held = client.assignment()
@@ -472,25 +481,28 @@ class BridgeConsumer:
         for tp in self._assigned:
             # None unless a fetch over the current connection to the leader brought it: an end
             # read before a reconnect may be that of a log the broker no longer has.
-            high = client.highwater(tp)
+            end = client.highwater(tp)
             position = positions.get(tp)
-            if position is None and high is not None:
+            if position is None and end is not None:
                 # Nothing read from it yet: where the member stands is where it will start.
                 position = client.position(tp)
-            if high is None or position is None or position > high:
+            if end is None or position is None or position > end.offset:
                 # Not fetched yet from the log there is now (a rejoin, a reconnect), or a log that
                 # ends before the position (recreated): unknown, which is no sample, never a
                 # misleading 0.
                 unknown.append(tp)
-                if high is not None and position is not None and tp in self._unchecked:
-                    self._beyond_end(client, tp, position, high)
+                if end is not None and position is not None and tp in self._unchecked:
+                    self._beyond_end(client, tp, position, end.offset)
                 continue
             self._unchecked.discard(tp)
-            lag[tp] = high - position
+            lag[tp] = end.offset - position
+            # Served only while this is still the partition's log (checked at each scrape): the
+            # next update may come after a reconnect to a broker that lost it.
+            logs[tp] = end.log
         if unknown:
             self.stats.drop_lag(unknown)
         if lag:
-            self.stats.set_lag(lag)
+            self.stats.set_lag(lag, logs)
 
     def _beyond_end(
         self, client: GroupConsumer, tp: TopicPartition, position: int, high: int

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -26,6 +26,9 @@ class BridgeStats:
             (topic, result): 0 for topic in topics for result in RESULTS
         }
         self._lag: dict[TopicPartition, int] = {}
+        # The log each lag was computed for, and the check that it is still the one read.
+        self._lag_logs: dict[TopicPartition, Hashable] = {}
+        self._still_reads: Callable[[TopicPartition, Hashable], bool] | None = None
 
     def count(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Add message counts keyed by `(topic, result)`."""
@@ -34,21 +37,42 @@ class BridgeStats:
                 if n:
                     self._messages[key] = self._messages.get(key, 0) + n
 
-    def set_lag(self, lag: Mapping[TopicPartition, int]) -> None:
-        """Replace the lag of the partitions given."""
+    def set_lag(
+        self,
+        lag: Mapping[TopicPartition, int],
+        logs: Mapping[TopicPartition, Hashable] | None = None,
+    ) -> None:
+        """Replace the lag of the partitions given; one with an entry in `logs` (the log it was
+        computed for) is served only while `serve_lag_while`'s check says that log is still read."""
         with self._lock:
             self._lag.update(lag)
+            for tp in lag:
+                if logs is not None and tp in logs:
+                    self._lag_logs[tp] = logs[tp]
+                else:
+                    self._lag_logs.pop(tp, None)
 
     def drop_lag(self, partitions: Iterable[TopicPartition]) -> None:
         """Forget partitions this member no longer reads."""
         with self._lock:
             for tp in partitions:
                 self._lag.pop(tp, None)
+                self._lag_logs.pop(tp, None)
+
+    def serve_lag_while(self, still_reads: Callable[[TopicPartition, Hashable], bool]) -> None:
+        """Check at every snapshot that each lag's log is still the one its partition is read
+        from: a lag computed before a reconnect to a broker that lost the log (the consumer thread
+        not having updated it since) is not served, rather than served as a stale 0."""
+        self._still_reads = still_reads
 
     def snapshot(self) -> tuple[dict[tuple[str, str], int], dict[TopicPartition, int]]:
-        """Copies of the message counts and the lags."""
+        """Copies of the message counts and the lags (those whose log is still read)."""
         with self._lock:
-            return dict(self._messages), dict(self._lag)
+            messages, lag, logs = dict(self._messages), dict(self._lag), dict(self._lag_logs)
+        still_reads = self._still_reads
+        if still_reads is not None:
+            lag = {tp: n for tp, n in lag.items() if tp not in logs or still_reads(tp, logs[tp])}
+        return messages, lag
 
 
 class BridgeCollector(Collector):

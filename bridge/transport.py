@@ -8,10 +8,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import kafka.errors as kerrors
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -349,6 +349,15 @@ class AdminClient:
             self._admin.close()
 
 
+class LogEnd(NamedTuple):
+    """A partition's end offset and the log it is the end of: `log` compares equal for as long as
+    the partition is read over the same connection to its leader under the same topic id, and
+    differs once either changes (a reconnect, a new leader, a recreated topic)."""
+
+    offset: int
+    log: Hashable
+
+
 class FetchedEnds:
     """Each partition's end offset (high watermark) as the latest fetch response brought it, bound
     to the connection that carried it and the topic id the metadata gave then.
@@ -405,9 +414,10 @@ class FetchedEnds:
         """The end a fetch response over connection `link` gave, for the topic id known then."""
         self._ends[partition] = (end, link, topic_id)
 
-    def end(self, partition: tuple[str, int]) -> int | None:
+    def end(self, partition: tuple[str, int]) -> LogEnd | None:
         """The recorded end if it came over the connection to the partition's leader now, for the
-        topic id the metadata gives now; None otherwise, or while that connection is down."""
+        topic id the metadata gives now, with that log; None otherwise, or while that connection
+        is down."""
         found = self._ends.get(partition)
         if found is None:
             return None
@@ -417,13 +427,13 @@ class FetchedEnds:
             link = (
                 None if leader is None or leader == -1 else self._client._manager._conns.get(leader)
             )
-        except AttributeError:
+        except (AttributeError, KeyError):  # metadata replaced under the lookup: ask again later
             return None
         if link is None or via is not link or not getattr(link, "connected", False):
             return None
         if topic_id != self._topic_id(partition[0]):
             return None
-        return end
+        return LogEnd(end, (_Identity(link), topic_id))
 
     def forget(self, partitions: Sequence[tuple[str, int]]) -> None:
         """Drop the ends of partitions that leave or join this member."""
@@ -433,6 +443,21 @@ class FetchedEnds:
     def _topic_id(self, topic: str) -> object:
         lookup = getattr(getattr(self._client, "cluster", None), "topic_id", None)
         return lookup(topic) if lookup is not None else None
+
+
+class _Identity:
+    """Compares equal to another only when both hold the very same object (a connection)."""
+
+    __slots__ = ("_of",)
+
+    def __init__(self, of: object) -> None:
+        self._of = of
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Identity) and other._of is self._of
+
+    def __hash__(self) -> int:
+        return id(self._of)
 
 
 Revoked = Callable[[list[TopicPartition]], Mapping[TopicPartition, int]]
@@ -600,11 +625,11 @@ class ConsumerClient:
         except (kerrors.KafkaError, AssertionError, ValueError):
             return None
 
-    def highwater(self, partition: TopicPartition) -> int | None:
+    def highwater(self, partition: TopicPartition) -> LogEnd | None:
         """The partition's end offset as the latest fetch over the current connection to its
-        leader brought it, for the topic's current id (no request; see `FetchedEnds`); None when
-        unknown: not fetched since the member (re)connected, the leader out of reach or another,
-        the topic recreated, or the partition not held."""
+        leader brought it, for the topic's current id, with that log (no request; see
+        `FetchedEnds`); None when unknown: not fetched since the member (re)connected, the leader
+        out of reach or another, the topic recreated, or the partition not held."""
         return self.ends.end((partition.topic, partition.partition))
 
     def assignment(self) -> set[TopicPartition]:

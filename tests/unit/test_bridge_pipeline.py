@@ -22,7 +22,7 @@ from aifinops.bridge.consumer import BridgeConsumer
 from aifinops.bridge.metrics import BridgeCollector, BridgeStats
 from aifinops.bridge.pipeline import MessageProcessor
 from aifinops.bridge.records import InboundRecord, TopicPartition
-from aifinops.bridge.transport import SendResult, TransportError
+from aifinops.bridge.transport import LogEnd, SendResult, TransportError
 from aifinops.exporters.config import LLMConfig, TopicsConfig
 from aifinops.exporters.events import GPU_SAMPLE_TYPE, USAGE_TYPE, encode, make_event
 from aifinops.exporters.gpu import GPUAggregator
@@ -252,7 +252,7 @@ class Member:
         self.positions[tp] = offset
 
     def highwater(self, tp):
-        return len(self.records[tp])
+        return LogEnd(len(self.records[tp]), "the log")
 
     def position(self, tp):
         return self.positions[tp]
