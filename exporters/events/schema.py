@@ -54,6 +54,9 @@ class FieldRule(NamedTuple):
     extra: Mapping[str, Any]
     required: bool
     default: Any
+    # A quick test, read from `type`, that a value of the common kind meets it (None: none);
+    # any value it does not pass is judged, and its problem worded, by `_reason`.
+    quick: Callable[[Any], bool] | None
 
 
 class Definition(Generic[S]):
@@ -77,7 +80,7 @@ class Definition(Generic[S]):
                 default = spec.default_factory()
             else:
                 default = None
-            fields.append(FieldRule(field.name, kind, extra, field.required, default))
+            fields.append(FieldRule(field.name, kind, extra, field.required, default, _quick(kind)))
         self.fields = tuple(fields)
         # Label patterns (`extra["pattern"]`), each with the values already found to match and
         # the values it reserves (`extra["reserved"]`: value -> reason), which never match.
@@ -87,6 +90,8 @@ class Definition(Generic[S]):
             if "pattern" in f.extra
         }
         self._patterned = tuple((name, *checks) for name, checks in self._patterns.items())
+        # What `check` reads of each field, unpacked once.
+        self._plan = tuple((f.name, f.quick, f.name in self._patterns, f) for f in fields)
         self.names = frozenset(f.name for f in fields)
         # Problems are listed in declaration order (rules across fields report at their field).
         self.order = {f.name: i for i, f in enumerate(fields)}
@@ -110,8 +115,7 @@ class Definition(Generic[S]):
         """Every declared field of `obj` checked against its declaration: the valid values (an
         absent or null optional field at its default), each problem reported with its field."""
         values: dict[str, Any] = {}
-        for field in self.fields:
-            name = field.name
+        for name, quick, patterned, field in self._plan:
             value = obj.get(name)
             if value is None:
                 if name in obj and _accepts_none(field.type):
@@ -122,6 +126,9 @@ class Definition(Generic[S]):
                     problem(name, _type_reason(value, field.type, field.extra))
                 else:
                     values[name] = field.default
+                continue
+            if quick is not None and not patterned and quick(value):
+                values[name] = value  # the common case, without the wording machinery
                 continue
             reason = self._field_reason(field, value)
             if reason is None:
@@ -139,7 +146,10 @@ class Definition(Generic[S]):
         return True
 
     def _field_reason(self, field: FieldRule, value: Any) -> str | None:
-        reason = _reason(value, field.type, field.extra)
+        quick = field.quick
+        reason = (
+            None if quick is not None and quick(value) else _reason(value, field.type, field.extra)
+        )
         if reason is None and field.name in self._patterns and isinstance(value, str):
             pattern, valid, reserved = self._patterns[field.name]
             if value not in valid and not _learn(pattern, valid, reserved, value):
@@ -157,6 +167,8 @@ class Definition(Generic[S]):
 
     def sort(self, problems: list[Problem], prefix: str = "") -> list[Problem]:
         """`problems` in declaration order of their field (others after, in their order)."""
+        if len(problems) < 2:
+            return problems
         end = len(self.order)
         cut = len(prefix)
 
@@ -165,6 +177,47 @@ class Definition(Generic[S]):
             return self.order.get(head, end) if p.field.startswith(prefix) else end
 
         return sorted(problems, key=position)
+
+
+def _quick(kind: mi.Type) -> Callable[[Any], bool] | None:
+    """A fast test that a value meets `kind` (exact JSON types only, so that it never passes a
+    value `_reason` would refuse); None where `kind` has none."""
+    if isinstance(kind, mi.Metadata):
+        return _quick(kind.type)
+    if isinstance(kind, mi.StrType) and kind.pattern is None:
+        shortest, longest = kind.min_length or 0, kind.max_length
+        if longest is None:
+            return lambda v: type(v) is str and len(v) >= shortest
+        return lambda v: type(v) is str and shortest <= len(v) <= longest
+    if isinstance(kind, mi.IntType | mi.FloatType) and kind.multiple_of is None:
+        exact = int if isinstance(kind, mi.IntType) else float
+        low, high, above, below = kind.ge, kind.le, kind.gt, kind.lt
+        if above is not None or below is not None:
+            return None
+        if low is not None and high is not None:
+            return lambda v: type(v) is exact and low <= v <= high
+        if low is None and high is None:
+            return lambda v: type(v) is exact
+        return None
+    if isinstance(kind, mi.LiteralType) and all(type(v) is str for v in kind.values):
+        values = frozenset(kind.values)
+        return lambda v: type(v) is str and v in values
+    if isinstance(kind, mi.NoneType):
+        return lambda v: v is None
+    if isinstance(kind, mi.DictType) and isinstance(kind.key_type, mi.AnyType | mi.StrType):
+        return lambda v: type(v) is dict
+    if isinstance(kind, mi.AnyType):
+        return lambda v: True
+    if isinstance(kind, mi.UnionType):
+        members = [_quick(t) for t in kind.types]
+        if any(m is None for m in members):
+            return None
+        tests = tuple(m for m in members if m is not None)
+        if len(tests) == 2:
+            first, second = tests
+            return lambda v: first(v) or second(v)
+        return lambda v: any(test(v) for test in tests)
+    return None
 
 
 def _is_unset(kind: mi.Type) -> bool:

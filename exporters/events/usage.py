@@ -10,10 +10,10 @@ The two forms are declared once each, as msgspec Structs (`TokenUsage`, `Respons
 their common fields), and `UsageCloudEvent` is the envelope with token-count `data`. Both readings
 come from those declarations (`schema.py`): `parse_usage_event` (what the HTTP ingest and the
 Kafka bridge call) and `decode_usage_event` (the bridge, from the message bytes) build the Structs
-with msgspec, then apply the rules no declaration can state (`_finish_usage`: provider names, whole
-token counts, cached <= input, reasoning <= output, exact cost); an event msgspec refuses, or one
-those rules question, is listed field by field by `parse_usage`, which raises one `EventError`
-listing every `Problem(field, reason)`.
+with msgspec, then apply the rules no declaration can state (`_typed`: provider names, token
+counts across fields, the exact cost); an event msgspec refuses, or one those rules question, is
+checked field by field against the same declarations by `parse_usage`, which applies the same
+rules and raises one `EventError` listing every `Problem(field, reason)`.
 """
 
 from __future__ import annotations
@@ -350,10 +350,10 @@ def _typed(
     now: datetime,
     max_future: timedelta,
 ) -> UsageEvent | None:
-    """The usage event of what msgspec built, once the rules beyond the declarations hold
-    (`_count_problems`, `_cost`, the provider's name, the label patterns and reserved values); None when
-    one does not, or a count is a float, for `parse_usage` to word or convert. `data` is the
-    event's `data` as sent, for `Envelope.data`."""
+    """The usage event of what msgspec built, once the rules beyond the declarations hold (the
+    label patterns and reserved values, `_count_problems`, the provider's name, `_cost`); None
+    when one does not, or a count is a float, for `parse_usage` to word or convert. `data` is
+    the event's `data` as sent, for `Envelope.data`."""
     usage = event.data
     inp = usage.input_tokens
     cache_read = usage.cache_read_tokens
@@ -398,6 +398,7 @@ def _typed(
 
 
 def _utf8(raw: bytes) -> bool:
+    """Whether `raw` is valid UTF-8 (what `loads` requires of every byte)."""
     try:
         raw.decode()
     except UnicodeDecodeError:
