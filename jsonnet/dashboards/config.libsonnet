@@ -21,7 +21,8 @@
     dashboardTopK: 10,
 
     // What the "unattributed" spend (no team label: a GPU no pod holds, a call sent without a
-    // team) is called in rankings and tables.
+    // team, a pod with neither a team label nor a team for its namespace) is called in rankings
+    // and tables.
     dashboardUnattributedLabel: '(unattributed)',
   },
 }

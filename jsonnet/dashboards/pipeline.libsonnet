@@ -68,7 +68,7 @@ function(c)
     ),
     g.timeseries(
       'Unattributed spend ($/h)',
-      'Spend with no team label: GPUs no pod holds and calls sent without a team (0 while everything is attributed). Nobody will answer for it; AIFinOpsUnattributedSpend fires when it grows.',
+      'Spend with no team: calls sent without a team, GPUs no pod holds, and the GPUs, CPU, memory and storage of pods with neither a team label nor a team for their namespace (0 while everything is attributed). Nobody will answer for it; AIFinOpsUnattributedSpend fires when it grows.',
       [g.query(q.unattributedPerHour, 'Unattributed')],
       'currencyUSD',
     ),

@@ -204,14 +204,20 @@ function(c) {
     'aifinops_ingest_events_total{%s}' % q.ingestSel,
   ),
   usageEventsByTeam:: q.perSecond('aifinops_llm_requests_total', 'team', q.llmTeam()),
+  // The whole bill without a team: LLM and GPU spend, and the Kubernetes costs of pods nobody
+  // owns (the burn tier's recorded 5-minute average, as AIFinOpsUnattributedSpend reads it).
   unattributedPerHour:: q.orZeroWhile(
-    '%s * 3600' % q.spend(
-      'rate',
-      '',
-      q.sel([c.llmSelector, 'team=~"%s"' % c.unattributedTeamRegex]),
-      q.sel([c.gpuSelector, 'team=~"%s"' % c.unattributedTeamRegex]),
-      '$__rate_interval',
-    ),
+    'sum (\n%s\nor\nlabel_replace(sum(%s{team=~"%s"}), "spend_kind", "kubernetes", "", "")\n) * 3600' % [
+      q.spend(
+        'rate',
+        '',
+        q.sel([c.llmSelector, 'team=~"%s"' % c.unattributedTeamRegex]),
+        q.sel([c.gpuSelector, 'team=~"%s"' % c.unattributedTeamRegex]),
+        '$__rate_interval',
+      ),
+      (import '../lib/names.libsonnet')(c).kubernetesTeamCost,
+      c.unattributedTeamRegex,
+    ],
     'aifinops_build_info{%s}' % c.aifinopsSelector,
   ),
   bridgeMessages:: 'sum by (topic, result) (rate(aifinops_bridge_messages_total{%s}[$__rate_interval]))' % c.bridgeSelector,
