@@ -11,7 +11,9 @@ daemons' `/metrics` are scraped every second and every process's resident memory
 Afterwards it waits for the bridge to catch up and prints: events sent, accepted (from the 202
 answers and from the exporter's own counter), counted by the bridge (all equal when nothing was
 lost), the 503/429 answers retried, the peak and final resident memory of each process, the
-slowest `/metrics` scrape of each daemon, and how many idle connections the exporter kept.
+slowest `/metrics` scrape of each daemon, and how many idle connections the exporter kept. With
+`--tracemalloc`, the daemons run under `bench/traced_daemon.py` and their memory by source file
+at the end is printed too (the split; their RSS is then inflated by the tracing).
 
     .venv/bin/python bench/soak.py [--duration 600] [--clients 50] [--idle 1000] [--pause 15]
 """
@@ -101,15 +103,27 @@ def total(text: str, name: str, **labels: str) -> float:
 
 
 def start_daemon(
-    name: str, workdir: Path, config: dict[str, Any], env: dict[str, str]
+    name: str, workdir: Path, config: dict[str, Any], env: dict[str, str], traced: bool = False
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `aifinops-<name>` with `config`; with `traced`, under `bench/traced_daemon.py`,
+    which starts tracing on SIGUSR1 and writes its memory by source file to
+    `workdir/tracemalloc.txt` on SIGUSR2."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "aifinops.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
+    command = [str(BIN / f"aifinops-{name}")]
+    if traced:
+        module = f"aifinops.cli.{name.replace('-', '_')}"
+        command = [
+            sys.executable,
+            str(Path(__file__).with_name("traced_daemon.py")),
+            str(workdir / "tracemalloc.txt"),
+            module,
+        ]
     proc = subprocess.Popen(
         [
-            str(BIN / f"aifinops-{name}"),
+            *command,
             f"--config.file={workdir / 'aifinops.yml'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--log.level=warn",
@@ -236,6 +250,12 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=1000, help="idle connections held open")
     parser.add_argument("--pause", type=float, default=15.0, help="seconds per broker pause")
     parser.add_argument("--drain", type=float, default=300.0, help="seconds to wait for the bridge")
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="run the daemons under tracemalloc and print their memory by source file at the "
+        "end (slower; their RSS then includes the tracing's own)",
+    )
     args = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -247,6 +267,8 @@ def main() -> None:
     broker = KafkaBroker(work / "kafka")
     broker.start()
     procs: list[subprocess.Popen[bytes]] = []
+    memory_split: dict[str, str] = {}
+    baseline: dict[str, float] = {}
     try:
         topic = f"soak-usage-{uuid.uuid4().hex[:8]}"
         admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
@@ -271,6 +293,7 @@ def main() -> None:
                 "tokens": {"max_batch_events": max(1000, args.batch)},
             },
             env,
+            args.tracemalloc,
         )
         procs.append(exporter)
         bridge, bridge_url = start_daemon(
@@ -288,12 +311,17 @@ def main() -> None:
                 },
             },
             env,
+            args.tracemalloc,
         )
         procs.append(bridge)
         port = int(exporter_url.rsplit(":", 1)[1])
         assert broker.process is not None and broker.process.pid is not None
         broker_pid = broker.process.pid
         pids = {"token-exporter": exporter.pid, "bridge": bridge.pid, "broker": broker_pid}
+        if args.tracemalloc:
+            for name in ("token-exporter", "bridge"):
+                baseline[name] = rss_mb(pids[name])[1]
+                os.kill(pids[name], signal.SIGUSR1)
         state = Watch()
         stop = threading.Event()
         watcher = threading.Thread(
@@ -347,6 +375,17 @@ def main() -> None:
         watcher.join()
         _, text = scrape(exporter_url)
         dropped = total(text, "aifinops_bridge_dropped_messages_total")
+        if args.tracemalloc:
+            splits = {"token-exporter": exporter, "bridge": bridge}
+            for daemon in splits.values():
+                daemon.send_signal(signal.SIGUSR2)
+            for name in splits:
+                dumped = (
+                    work / ("exporter" if name == "token-exporter" else name) / "tracemalloc.txt"
+                )
+                wait_until(dumped.exists, 120, f"the {name}'s tracemalloc summary")
+                time.sleep(1.0)  # written whole
+                memory_split[name] = dumped.read_text()
         for s in idle:
             s.close()
     finally:
@@ -379,6 +418,12 @@ def main() -> None:
             f"{name:15s} slowest /metrics scrape {state.slowest.get(name, 0) * 1000:7.0f} ms"
             f" ({state.failed_scrapes.get(name, 0)} failed)"
         )
+    for name, summary in memory_split.items():
+        print(
+            f"{name}: {baseline[name]:.0f} MB resident when the load began; then, by source file "
+            "(tracemalloc):"
+        )
+        print(summary, end="")
     if not equal:
         raise SystemExit(1)
 
