@@ -251,6 +251,24 @@ def test_config_keys_reach_the_rules():
     assert am["inhibit_rules"][0]["equal"] == ["k8s_cluster"]
 
 
+def test_the_pod_team_label_key_reaches_the_rules_as_kube_state_metrics_writes_it():
+    # A Kubernetes label key with a prefix is written label_<key, [^A-Za-z0-9_] as _> by
+    # kube-state-metrics and OpenCost; the rules must read that name, and only pods with it set.
+    out = render("podTeamLabel: 'app.kubernetes.io/team', podLabelsSelector: 'job=\"ksm\"'")
+    burn = yaml.safe_load(out["aifinops-burn"])["groups"][0]["rules"]
+    pod_team = [
+        r["expr"]
+        for r in burn
+        if r.get("record")
+        == "namespace_pod_team_resource:aifinops_kubernetes_cost_usd_per_second:sum"
+    ]
+    assert len(pod_team) == 4  # cpu, memory, storage, gpu
+    for expr in pod_team:
+        assert 'kube_pod_labels{job="ksm", label_app_kubernetes_io_team!=""}' in expr
+        assert '"pod_team", "$1", "label_app_kubernetes_io_team", "(.+)"' in expr
+        assert "label_team" not in expr
+
+
 def test_every_config_key_is_used():
     keys = json.loads(
         _jsonnet.evaluate_snippet(
