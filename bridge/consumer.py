@@ -21,7 +21,8 @@ checkpoint holds, and a checkpoint is what a scrape is served:
 
 Lag is reported only while it is known: a partition without an end offset fetched from the log
 it is read from now (the transport binds each end to its connection and topic id), or whose
-position lies beyond that end (a log recreated under the member), has no lag sample rather than 0.
+position lies beyond that end (a log recreated under the member), has no lag sample rather than 0;
+a sample names its log, and a scrape serves it only while that log is still the partition's.
 """
 
 from __future__ import annotations
