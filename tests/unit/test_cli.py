@@ -99,7 +99,9 @@ def test_daemon_serves_and_stops_cleanly_on_sigterm(script, tmp_path):
         # The bridge requires Kafka; an unreachable one must not stop it serving its metrics.
         args.append(f"--kafka.bootstrap-servers=127.0.0.1:{free_port()}")
         env["AIFINOPS_BRIDGE_STATE_DIR"] = str(tmp_path / "state")
-    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
+    # In a folder of its own: defaults under the working directory (the spool, the bridge's state)
+    # must not meet another test's daemon or a developer's run in the checkout.
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/-/healthy"), 20, f"{script} up")
         assert http_ok(f"http://127.0.0.1:{port}/-/ready")
