@@ -18,6 +18,12 @@ checkpoint holds, and a checkpoint is what a scrape is served:
   member joins, their ids are compared with the checkpoint's, and on a mismatch it is set aside
   (counters from zero, offsets from the group or `auto_offset_reset`) before anything is counted. A
   restored partition whose offset lies beyond its log's end is read again from the log's start.
+- A log replaced under the running member (a topic deleted and created again, another cluster
+  behind the same address, a broker that lost its storage) is found at the next poll after the
+  member's metadata shows a changed cluster or topic id (or, where the broker gives no ids, once
+  a position lies beyond its log's end): each such partition it holds is read again from the new
+  log's start, before anything fetched for it after that poll is counted; what was counted stays
+  counted, and events of the new log read at the old position are dropped by the dedupe.
 
 Lag is reported only while it is known: a partition without an end offset fetched from the log
 it is read from now (the transport binds each end to its connection and topic id), or whose
@@ -334,11 +340,12 @@ class BridgeConsumer:
         them); records fetched for them from elsewhere are dropped and fetched again."""
         if not self._bound and self._joined.is_set():
             self._bind(client)
+        # Before anything of this batch is counted: a partition whose log was replaced since the
+        # last look is read again from the new log's start, and what was fetched for it is dropped.
+        moved = self._check_logs(client) if self._bound else set()
         if not self._newly_assigned:
-            return batches
+            return self._without(batches, moved)
         fresh, self._newly_assigned = self._newly_assigned, []
-        self._refresh_binding(client)
-        moved: set[TopicPartition] = set()
         for tp in fresh:
             checkpointed = self._restore.pop(tp, None)
             if checkpointed is None:
@@ -371,6 +378,12 @@ class BridgeConsumer:
                     if tp not in self._assigned:
                         self._positions.pop(tp, None)
             self._restore = {tp: o for tp, o in self._restore.items() if tp in self._assigned}
+        return self._without(batches, moved)
+
+    @staticmethod
+    def _without(batches: list[Polled], moved: set[TopicPartition]) -> list[Polled]:
+        if not moved:
+            return batches
         return [(tp, records) for tp, records in batches if TopicPartition(*tp) not in moved]
 
     def _bind(self, client: GroupConsumer) -> None:
@@ -387,11 +400,84 @@ class BridgeConsumer:
         self._cluster_id = cluster_id or self._cluster_id
         self._topic_ids.update(topic_ids)
 
-    def _refresh_binding(self, client: GroupConsumer) -> None:
-        """Learn the ids of topics created since the member joined (auto-created on produce)."""
+    def _check_logs(self, client: GroupConsumer) -> set[TopicPartition]:
+        """Compare the cluster and topic ids the member's metadata gives now with those its
+        positions belong to (the binding); learn the ids of topics created since (auto-created
+        on produce). A changed id means a log replaced under the running member: each partition
+        of it that this member holds is read again from the new log's start. Returns those.
+
+        Runs once per poll, on ids the metadata already holds (no request); the transport keeps
+        that metadata at most `METADATA_MAX_AGE_MS` old."""
         cluster_id, topic_ids = client.identity(self.processor.topics)
-        self._cluster_id = cluster_id or self._cluster_id
-        self._topic_ids.update(topic_ids)
+        replaced: dict[str, tuple[str, str]] = {}
+        # Another cluster's ids replace the old ones whole; a topic's new id replaces its own.
+        ids = {**self._topic_ids, **topic_ids}
+        if cluster_id and self._cluster_id and cluster_id != self._cluster_id:
+            detail = f"cluster {self._cluster_id!r} is now {cluster_id!r}"
+            replaced = dict.fromkeys(self.processor.topics, ("cluster_id", detail))
+            ids = dict(topic_ids)
+        else:
+            for topic, new in topic_ids.items():
+                old = self._topic_ids.get(topic)
+                if old is not None and new != old:
+                    replaced[topic] = ("topic_id", f"topic id {old} is now {new} (recreated)")
+        if not replaced:
+            if (cluster_id and cluster_id != self._cluster_id) or ids != self._topic_ids:
+                with self.lock:
+                    self._cluster_id = cluster_id or self._cluster_id
+                    self._topic_ids = ids
+            return set()
+        held = sorted(tp for tp in self._assigned if tp.topic in replaced)
+        by_reason: dict[tuple[str, str], list[TopicPartition]] = {}
+        for tp in held:
+            by_reason.setdefault(replaced[tp.topic], []).append(tp)
+        # The new ids are bound in the same step as the positions move to the new logs, so a
+        # checkpoint never pairs the new ids with the old logs' offsets or the other way round.
+        self._read_again(client, by_reason, (cluster_id or self._cluster_id, ids))
+        # A restored offset not used yet belongs to the old log too.
+        self._restore = {tp: o for tp, o in self._restore.items() if tp.topic not in replaced}
+        return set(held)
+
+    def _read_again(
+        self,
+        client: GroupConsumer,
+        by_reason: Mapping[tuple[str, str], Sequence[TopicPartition]],
+        binding: tuple[str | None, Mapping[str, str]] | None = None,
+    ) -> None:
+        """Read partitions whose log was replaced under the member from the new log's start
+        (`by_reason`: (reason, what differs) -> partitions), and bind the positions to
+        `binding`'s cluster and topic ids.
+
+        Not from the group's committed offset: nothing tells on which log it was committed (this
+        member may have committed offsets of the new log read at its old positions before the
+        change was seen). What was already counted stays counted (the old log's events, and those
+        of the new log read at the old position, which the dedupe drops when read again)."""
+        partitions = [tp for tps in by_reason.values() for tp in tps]
+        # Asked first: when the broker cannot answer, nothing has changed and the next poll
+        # finds the same difference again.
+        starts = client.beginning(partitions) if partitions else {}
+        with self.lock:
+            was = {tp: self._positions.get(tp) for tp in partitions}
+            for tp in partitions:
+                self._positions[tp] = starts.get(tp, 0)
+                self._replay_until.pop((tp.topic, tp.partition), None)
+            if binding is not None:
+                self._cluster_id, self._topic_ids = binding[0], dict(binding[1])
+        for (reason, detail), tps in by_reason.items():
+            moves = []
+            for tp in tps:
+                start = starts.get(tp, 0)
+                client.seek(tp, start)
+                self._unchecked.discard(tp)
+                moves.append(f"{tp.topic}[{tp.partition}] {was.get(tp)} -> {start}")
+            log.error(
+                "bridge consumer: a partition's log is not the log its position belongs to (%s); "
+                "reading the new log from its start (what was counted stays counted): %s",
+                detail,
+                ", ".join(moves),
+            )
+            self.stats.count_replaced(reason, len(tps))
+        self.stats.drop_lag(partitions)
 
     def _set_checkpoint_aside(self, reason: str, detail: str) -> None:
         with self._set_aside_lock:
@@ -492,8 +578,14 @@ class BridgeConsumer:
                 # ends before the position (recreated): unknown, which is no sample, never a
                 # misleading 0.
                 unknown.append(tp)
-                if end is not None and position is not None and tp in self._unchecked:
-                    self._beyond_end(client, tp, position, end.offset)
+                if end is not None and position is not None and position > end.offset:
+                    if tp in self._unchecked:
+                        self._beyond_end(client, tp, position, end.offset)
+                    elif tp in positions and tp.topic not in self._topic_ids:
+                        # A position reached on this log lies beyond its end: the log was
+                        # replaced, and the broker gives no topic id to have said so.
+                        detail = f"position {position} lies beyond the log's end {end.offset}"
+                        self._read_again(client, {("offset_beyond_end", detail): [tp]})
                 continue
             self._unchecked.discard(tp)
             lag[tp] = end.offset - position

@@ -1,4 +1,4 @@
-"""The consumer's own counts: messages per topic and result, and lag per partition, with their collector."""
+"""The consumer's own counts: messages per topic and result, logs replaced under it, and lag per partition, with their collector."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from aifinops.exporters.runtime.exposition import RowsMetricFamily
 from .records import TopicPartition
 
 RESULTS = ("applied", "invalid", "duplicate", "skipped")
+# How the member learned that a partition's log is not the one its position was on
+# (aifinops_bridge_log_replaced_total{reason}).
+REPLACED_REASONS = ("cluster_id", "topic_id", "offset_beyond_end")
 
 
 class BridgeStats:
@@ -25,6 +28,7 @@ class BridgeStats:
         self._messages: dict[tuple[str, str], int] = {
             (topic, result): 0 for topic in topics for result in RESULTS
         }
+        self._replaced: dict[str, int] = dict.fromkeys(REPLACED_REASONS, 0)
         self._lag: dict[TopicPartition, int] = {}
         # The log each lag was computed for, and the check that it is still the one read.
         self._lag_logs: dict[TopicPartition, Hashable] = {}
@@ -36,6 +40,19 @@ class BridgeStats:
             for key, n in counts.items():
                 if n:
                     self._messages[key] = self._messages.get(key, 0) + n
+
+    def count_replaced(self, reason: str, partitions: int) -> None:
+        """Count `partitions` whose log was replaced under the member, by `reason` (one of
+        `REPLACED_REASONS`)."""
+        if reason not in self._replaced:
+            raise ValueError(f"reason {reason!r} is not one of {REPLACED_REASONS}")
+        with self._lock:
+            self._replaced[reason] += partitions
+
+    def replaced(self) -> dict[str, int]:
+        """Partitions whose log was replaced under the member, by reason."""
+        with self._lock:
+            return dict(self._replaced)
 
     def set_lag(
         self,
@@ -76,7 +93,8 @@ class BridgeStats:
 
 
 class BridgeCollector(Collector):
-    """`aifinops_bridge_messages_total{topic,result}` and `aifinops_bridge_consumer_lag_messages`.
+    """`aifinops_bridge_messages_total{topic,result}`, `aifinops_bridge_log_replaced_total{reason}`
+    and `aifinops_bridge_consumer_lag_messages`.
 
     # TYPE aifinops_bridge_messages_total counter
     aifinops_bridge_messages_total{topic="ai-api-costs",result="applied"} 10000
@@ -88,8 +106,9 @@ class BridgeCollector(Collector):
         self._stats = stats
 
     def collect(self) -> Iterable[Metric]:
-        """Message counts and the lag of each partition this member reads."""
+        """Message counts, replaced logs and the lag of each partition this member reads."""
         messages, lag = self._stats.snapshot()
+        replaced = self._stats.replaced()
         yield RowsMetricFamily(
             "aifinops_bridge_messages",
             "Messages the bridge consumed, by topic and result: applied (counted), invalid "
@@ -98,6 +117,16 @@ class BridgeCollector(Collector):
             "counter",
             ("topic", "result"),
             sorted(messages.items()),
+        )
+        yield RowsMetricFamily(
+            "aifinops_bridge_log_replaced",
+            "Partitions whose log was replaced under the running member, read again from the new "
+            "log's start: a recreated topic (topic_id), another cluster behind the address "
+            "(cluster_id), or, where the broker gives no ids, a log ending before the position "
+            "(offset_beyond_end).",
+            "counter",
+            ("reason",),
+            sorted(((reason,), n) for reason, n in replaced.items()),
         )
         yield RowsMetricFamily(
             "aifinops_bridge_consumer_lag_messages",

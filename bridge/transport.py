@@ -460,6 +460,9 @@ class _Identity:
         return id(self._of)
 
 
+# How old the member's metadata (cluster and topic ids) may get before it is fetched again.
+METADATA_MAX_AGE_MS = 5000
+
 Revoked = Callable[[list[TopicPartition]], Mapping[TopicPartition, int]]
 Assigned = Callable[[list[TopicPartition]], None]
 
@@ -547,6 +550,10 @@ class ConsumerClient:
             # then never come over the new connection (see `FetchedEnds`). Full fetches name
             # every partition they read, a few bytes each.
             enable_incremental_fetch_sessions=False,
+            # A topic deleted and created again, or another cluster behind the same address, is
+            # only seen in fresh metadata (a fetch by name reads the new log at the old offsets
+            # without an error): this bounds how long the member reads it unnoticed.
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
         self.ends = FetchedEnds(getattr(self._consumer, "_client", None))
         self.ends.watch(getattr(self._consumer, "_fetcher", None))
