@@ -482,6 +482,119 @@ def test_lag_is_unknown_not_zero_while_the_position_lies_beyond_the_log():
     assert stats.snapshot()[1] == {}
 
 
+def usage_log(first: int, n: int) -> list[InboundRecord]:
+    """A usage partition's log of `n` events with ids e<first>..."""
+    return [InboundRecord(USAGE, 0, i, b"k", usage(first + i), []) for i in range(n)]
+
+
+def replaced(registry: CollectorRegistry, reason: str) -> float | None:
+    return registry.get_sample_value("aifinops_bridge_log_replaced_total", {"reason": reason})
+
+
+def test_a_topic_recreated_under_the_running_member_is_read_from_its_start(tmp_path, caplog):
+    tp = TopicPartition(USAGE, 0)
+    member = Member({tp: usage_log(0, 6)})
+    member.topic_ids = {USAGE: "id-1"}
+    store = CheckpointStore(tmp_path)
+    store.open()
+    consumer, _p, stats, _collectors = bridge(member, store=store)
+    registry = CollectorRegistry()
+    registry.register(consumer.checkpoint)
+    run_until(consumer, lambda: consumer.positions().get(tp) == 6)
+    # The topic is deleted and created again while the member runs; its new log already holds
+    # more than the member's position, which kafka-python keeps (no error tells it otherwise).
+    member.records[tp] = usage_log(100, 10)
+    member.topic_ids = {USAGE: "id-2"}
+    run_until(consumer, lambda: stats.snapshot()[0][(USAGE, "applied")] == 16)
+    messages, _ = stats.snapshot()
+    # The old log's 6 stay counted and the new log's 10 are counted once each, none skipped:
+    # the batch fetched at the old position was dropped before it was counted.
+    assert (messages[(USAGE, "applied")], messages[(USAGE, "duplicate")]) == (16, 0)
+    assert consumer.positions()[tp] == 10
+    assert replaced(registry, "topic_id") == 1
+    assert replaced(registry, "cluster_id") == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(
+        "is not the log its position belongs to" in m and "id-1 is now id-2" in m and "6 -> 0" in m
+        for m in errors
+    ), errors
+    # The next checkpoint is bound to the new topic, with the new log's offset.
+    saved = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert (saved["topic_ids"], saved["positions"]) == ({USAGE: "id-2"}, [[USAGE, 0, 10]])
+    store.close()
+
+
+def test_new_log_events_read_at_the_old_position_before_the_ids_changed_count_once():
+    tp = TopicPartition(USAGE, 0)
+    member = Member({tp: usage_log(0, 6)})
+    member.topic_ids = {USAGE: "id-1"}
+    consumer, _p, stats, collectors = bridge(member)
+    run_until(consumer, lambda: consumer.positions().get(tp) == 6)
+    # The metadata still names the old topic id: the member reads the new log at offset 6.
+    member.records[tp] = usage_log(100, 10)
+    run_until(consumer, lambda: consumer.positions().get(tp) == 10)
+    assert stats.snapshot()[0][(USAGE, "applied")] == 10  # e106..e109: e100..e105 skipped so far
+    member.topic_ids = {USAGE: "id-2"}  # the next metadata refresh
+    run_until(consumer, lambda: consumer.positions().get(tp) == 10 and member.positions[tp] == 10)
+    messages, _ = stats.snapshot()
+    # Read again from 0: e100..e105 counted, e106..e109 known already and dropped as duplicates.
+    assert (messages[(USAGE, "applied")], messages[(USAGE, "duplicate")]) == (16, 4)
+    registry = CollectorRegistry()
+    registry.register(collectors[1])
+    assert replaced(registry, "topic_id") == 1
+
+
+def test_another_cluster_behind_the_address_reads_every_held_partition_again():
+    usage_tp, gpu_tp = TopicPartition(USAGE, 0), TopicPartition(GPU, 0)
+    member = Member(
+        {
+            usage_tp: usage_log(0, 4),
+            gpu_tp: [InboundRecord(GPU, 0, i, b"k", gpu(i), []) for i in range(4)],
+        }
+    )
+    consumer, _p, stats, collectors = bridge(member)
+    run_until(consumer, lambda: consumer.positions() == {usage_tp: 4, gpu_tp: 4})
+    member.records[usage_tp] = usage_log(100, 7)
+    member.records[gpu_tp] = [InboundRecord(GPU, 0, i, b"k", gpu(100 + i), []) for i in range(7)]
+    member.cluster_id = "cluster-b"  # the broker gives no topic ids: the cluster id tells
+    run_until(consumer, lambda: consumer.positions() == {usage_tp: 7, gpu_tp: 7})
+    messages, _ = stats.snapshot()
+    assert messages[(USAGE, "applied")] == 11 and messages[(GPU, "applied")] == 11
+    registry = CollectorRegistry()
+    registry.register(collectors[1])
+    assert replaced(registry, "cluster_id") == 2  # one per partition held
+    assert consumer.binding() == ("cluster-b", {})
+
+
+def test_without_ids_a_log_ending_before_the_position_is_read_from_its_start():
+    tp = TopicPartition(USAGE, 0)
+    member = Member({tp: usage_log(0, 6)})
+    member.cluster_id = None  # a broker that gives no ids at all
+    consumer, _p, stats, collectors = bridge(member)
+    run_until(consumer, lambda: consumer.positions().get(tp) == 6)
+    member.records[tp] = usage_log(100, 3)
+    run_until(consumer, lambda: stats.snapshot()[0][(USAGE, "applied")] == 9)
+    registry = CollectorRegistry()
+    registry.register(collectors[1])
+    assert replaced(registry, "offset_beyond_end") == 1
+    assert consumer.positions()[tp] == 3
+
+
+def test_a_topic_id_learnt_after_joining_is_bound_not_taken_for_a_replaced_log():
+    tp = TopicPartition(USAGE, 0)
+    member = Member({tp: usage_log(0, 6)})
+    consumer, _p, stats, collectors = bridge(member)
+    run_until(consumer, lambda: consumer.positions().get(tp) == 6)
+    member.topic_ids = {USAGE: "id-1"}  # the topic was auto-created on produce meanwhile
+    member.records[tp] = usage_log(0, 8)
+    run_until(consumer, lambda: consumer.positions().get(tp) == 8)
+    assert consumer.binding() == ("cluster-a", {USAGE: "id-1"})
+    assert stats.snapshot()[0][(USAGE, "applied")] == 8
+    registry = CollectorRegistry()
+    registry.register(collectors[1])
+    assert all(replaced(registry, r) == 0 for r in ("topic_id", "cluster_id", "offset_beyond_end"))
+
+
 def test_the_group_member_is_configured_by_the_bridge_section_alone():
     from aifinops.bridge.transport import ConsumerSettings
     from aifinops.exporters.config import BridgeConfig
