@@ -300,60 +300,6 @@ def test_lag_counts_the_unread_events_and_reads_0_once_they_are_counted(
         bridge.stop()
 
 
-def test_a_log_recreated_under_the_running_bridge_is_read_from_its_start(
-    kafka_broker: KafkaBroker, topic_name, tmp_path: Path
-) -> None:
-    topics = {"usage": topic_name("u"), "gpu": topic_name("g"), "anomalies": topic_name("a")}
-    partitions = {topics["usage"]: 10, topics["gpu"]: 10, topics["usage"] + ".dlq": 1}
-    bootstrap = kafka_broker.bootstrap
-    create_topics(bootstrap, partitions)
-    # A session that outlasts the pause below: the member does not learn from its own clock
-    # that its group is gone, only from the broker.
-    timings = {"session_timeout_ms": 20000, "max_poll_interval_ms": 20000}
-    config = bridge_config(bootstrap, topics, tmp_path, bridge=timings)
-    bridge = BridgeDaemon(tmp_path / "bridge", config)
-    bridge.start()
-    try:
-        # One key, so one partition: the member's position there is 300.
-        produce(bootstrap, topics["usage"], [usage_message(n) for n in range(300)])
-        wait_until(lambda: bridge.sample("aifinops_llm_requests_total") == 300, 60, "the first")
-        pid = bridge.process.pid
-        assert pid is not None
-        # The offsets of that scrape's checkpoint are committed by now: nothing is pending that
-        # would make the member notice the lost group before its first fetch.
-        time.sleep(2)
-        # Frozen while the broker loses its log and the new log grows past the old position, so
-        # the member's first fetch after the restart finds offset 300 inside the new log.
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            kafka_broker.stop()
-            kafka_broker.start()  # empty: a restart of memory storage keeps nothing
-            create_topics(bootstrap, partitions)
-            produce(bootstrap, topics["usage"], [usage_message(n) for n in range(5000, 6000)])
-        finally:
-            os.kill(pid, signal.SIGCONT)
-        # No scrape for a while: a scrape's commit would tell the member at once that its group
-        # is gone; its first fetch must come first.
-        time.sleep(5)
-        deadline = time.monotonic() + 90
-        counted = 0.0
-        while time.monotonic() < deadline:
-            counted = bridge.sample("aifinops_llm_requests_total")
-            if counted >= 1300 and bridge.sample("aifinops_bridge_consumer_lag_messages") == 0:
-                break
-            time.sleep(0.5)
-        time.sleep(3)  # anything counted twice would show by now
-        counted = bridge.sample("aifinops_llm_requests_total")
-        recreated = bridge.sample("aifinops_bridge_log_replaced_total")
-        log = bridge.process.log_tail(400)
-    finally:
-        bridge.stop()
-    # The old log's 300 stay counted, and every one of the new log's 1000 is counted once.
-    assert counted == 1300, log
-    assert recreated >= 1, log
-    assert "is not the log its position belongs to" in log, log
-
-
 def delete_topic(bootstrap: str, name: str) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="aifinops-tests")
     try:
@@ -363,8 +309,9 @@ def delete_topic(bootstrap: str, name: str) -> None:
         admin.close()
 
 
-def test_a_topic_recreated_under_the_running_bridge_is_read_from_its_start(
-    kafka_broker: KafkaBroker, topic_name, tmp_path: Path
+@pytest.mark.parametrize("replace", ["broker_restarted", "topic_recreated"])
+def test_a_log_replaced_under_the_running_bridge_is_read_from_its_start(
+    replace: str, kafka_broker: KafkaBroker, topic_name, tmp_path: Path
 ) -> None:
     topics = {"usage": topic_name("u"), "gpu": topic_name("g"), "anomalies": topic_name("a")}
     partitions = {topics["usage"]: 10, topics["gpu"]: 10, topics["usage"] + ".dlq": 1}
@@ -383,19 +330,23 @@ def test_a_topic_recreated_under_the_running_bridge_is_read_from_its_start(
         pid = bridge.process.pid
         assert pid is not None
         # The offsets of that scrape's checkpoint are committed by now: nothing is pending that
-        # would make the member notice the lost group before its first fetch.
+        # would reach the broker before the member's first fetch after the pause.
         time.sleep(2)
-        # Frozen while its topic is deleted and created again (the group stays) and the new log grows past the old position, so
-        # the member's first fetch after the restart finds offset 300 inside the new log.
+        # Frozen while the log is replaced and the new one grows past the old position, so the
+        # member's first fetch after the pause finds offset 300 inside the new log.
         os.kill(pid, signal.SIGSTOP)
         try:
-            delete_topic(bootstrap, topics["usage"])
-            create_topics(bootstrap, {topics["usage"]: 10})
+            if replace == "broker_restarted":
+                kafka_broker.stop()
+                kafka_broker.start()  # empty: a restart of memory storage keeps nothing
+                create_topics(bootstrap, partitions)
+            else:  # deleted and created again: the group and its member stay
+                delete_topic(bootstrap, topics["usage"])
+                create_topics(bootstrap, {topics["usage"]: 10})
             produce(bootstrap, topics["usage"], [usage_message(n) for n in range(5000, 6000)])
         finally:
             os.kill(pid, signal.SIGCONT)
-        # No scrape for a while: a scrape's commit would tell the member at once that its group
-        # is gone; its first fetch must come first.
+        # No scrape for a while (a scrape leads to a commit): the fetch comes first.
         time.sleep(5)
         deadline = time.monotonic() + 90
         counted = 0.0
@@ -406,11 +357,15 @@ def test_a_topic_recreated_under_the_running_bridge_is_read_from_its_start(
             time.sleep(0.5)
         time.sleep(3)  # anything counted twice would show by now
         counted = bridge.sample("aifinops_llm_requests_total")
-        recreated = bridge.sample("aifinops_bridge_log_replaced_total")
+        replaced = bridge.sample("aifinops_bridge_log_replaced_total", reason="topic_id")
         log = bridge.process.log_tail(400)
     finally:
         bridge.stop()
-    # The old log's 300 stay counted, and every one of the new log's 1000 is counted once.
+    # The old log's 300 stay counted, and every one of the new log's 1000 is counted once
+    # (before the fix: 1000, the new log's first 300 skipped, when the topic was recreated).
     assert counted == 1300, log
-    assert recreated >= 1, log
+    if replace == "topic_recreated":
+        assert replaced == 10, log  # each usage partition the member holds
+    else:
+        assert replaced >= 1, log  # the lost group may have taken some partitions away first
     assert "is not the log its position belongs to" in log, log
