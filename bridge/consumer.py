@@ -428,6 +428,12 @@ class BridgeConsumer:
                     self._topic_ids = ids
             return set()
         held = sorted(tp for tp in self._assigned if tp.topic in replaced)
+        if not held:
+            log.error(
+                "bridge consumer: the broker's logs are not those the positions belong to (%s); "
+                "this member holds none of their partitions",
+                "; ".join(sorted({detail for _reason, detail in replaced.values()})),
+            )
         by_reason: dict[tuple[str, str], list[TopicPartition]] = {}
         for tp in held:
             by_reason.setdefault(replaced[tp.topic], []).append(tp)

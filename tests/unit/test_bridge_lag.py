@@ -199,6 +199,12 @@ class Member:
     def assignment(self):
         return set(self.held)
 
+    def beginning(self, partitions):
+        return dict.fromkeys(partitions, 0)
+
+    def seek(self, tp, offset):
+        self.positions[tp] = offset
+
 
 def consumer(
     member: Member, counted: dict[TopicPartition, int]
@@ -236,9 +242,12 @@ def test_lag_has_no_sample_rather_than_0_while_the_end_is_not_known_for_the_curr
     # Reconnected to a broker that lost the log: the transport has no end for it yet.
     member.ends = {TP: None}
     assert lag(bridge, member, stats) == {}
-    # The new log's end is known now but lies before the position counted from the old log.
+    # The new log's end is known now but lies before the position counted from the old log:
+    # no sample, and (the broker gave no topic id to tell) the new log is read from its start.
     member.ends = {TP: 100}
     assert lag(bridge, member, stats) == {}
+    assert (member.positions[TP], bridge.positions()[TP]) == (0, 0)
+    assert stats.replaced()["offset_beyond_end"] == 1
     # Its events are counted: the position follows the new log.
     bridge._positions[TP] = 60
     assert lag(bridge, member, stats) == {TP: 40}
