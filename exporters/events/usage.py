@@ -339,7 +339,10 @@ def _with_extra_fields(obj: dict[str, Any]) -> _SentUsageCloudEvent | None:
     declare: allowed once the listing has found them no near-miss of a known one
     (`_EXTRA_FIELDS`); any other is the listing's to judge (None)."""
     data = obj.get("data")
-    if type(data) is not dict or not data.keys() - _TOKEN_FIELDS_DECLARED <= _EXTRA_FIELDS:
+    if type(data) is not dict:
+        return None
+    extra = data.keys() - _TOKEN_FIELDS_DECLARED
+    if not extra or not extra <= _EXTRA_FIELDS:  # no extra field: msgspec refused something else
         return None
     return _SENT_USAGE_EVENT.convert(obj)
 
