@@ -22,7 +22,8 @@ plain function the event's module calls after either reading, so it too is writt
 
 Wording: a field's `Meta(extra=...)` may replace the generic text. `type_rule` is the reason for a
 value of the wrong type, `rule` the reason for a value outside its lower bound, length or pattern,
-`required` the reason when the field is missing, `reserved` the values a label pattern refuses
+`required` the reason when the field is missing, `null: False` that an explicit null is refused
+(an optional field's null is otherwise read as absent), `reserved` the values a label pattern refuses
 (each with its reason); each of the others is a `str.format` template over `value`,
 `shown` (the value cut to 80 characters) and `type` (its type's name). An upper bound has its own
 text (`must be at most N (got v)`, `longer than N characters`).
@@ -73,6 +74,11 @@ class Definition(Generic[S]):
             kind, extra = field.type, dict[str, Any]()
             if isinstance(field.type, mi.Metadata):
                 kind, extra = field.type.type, dict(field.type.extra or {})
+            if isinstance(kind, mi.UnionType):
+                # `Model | None`: the member's wording and pattern are the field's.
+                for member in kind.types:
+                    if isinstance(member, mi.Metadata):
+                        extra = {**(member.extra or {}), **extra}
             spec = declared[field.name]
             if spec.default is not msgspec.NODEFAULT:
                 default = spec.default
@@ -122,7 +128,7 @@ class Definition(Generic[S]):
                     values[name] = None
                 elif field.required:
                     problem(name, field.extra.get("required", "required"))
-                elif name in obj and _is_unset(field.type):
+                elif name in obj and (_is_unset(field.type) or field.extra.get("null") is False):
                     problem(name, _type_reason(value, field.type, field.extra))
                 else:
                     values[name] = field.default
@@ -281,9 +287,11 @@ def _type_reason(value: Any, kind: mi.Type, extra: Mapping[str, Any]) -> str:
         return "must be a JSON object"
     if _is_unset(kind):
         return "must be absent"
+    # A null optional field is read as absent, so null is not offered as a choice.
     members = [
         m.type if isinstance(m, mi.Metadata) else m
         for m in (kind.types if isinstance(kind, mi.UnionType) else (kind,))
+        if not isinstance(m, mi.NoneType)
     ]
     names = " or ".join(dict.fromkeys(_KINDS.get(type(t), type(t).__name__) for t in members))
     return f"must be {names} (got {type(value).__name__})"

@@ -110,7 +110,10 @@ class _UsageFields(Struct, kw_only=True):
     ]
     team: Attribution = ""
     app: Attribution = ""
-    status: Literal["ok", "error"] = "ok"
+    status: Annotated[
+        Literal["ok", "error"],
+        Meta(extra={"type_rule": "must be one of ok, error (got {value!r})", "null": False}),
+    ] = "ok"
     # A JSON number (or a decimal string): `_cost` reads it exactly as written.
     cost_usd: Any = None
 
@@ -485,7 +488,14 @@ def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord
 
     response = data.get("response")
     form = TOKEN_USAGE if response is None else RESPONSE_USAGE
-    values = form.check(data, problem)
+    given = [f for f in TOKEN_FIELDS if f in data] if response is not None else []
+
+    def checked(name: str, reason: str) -> None:
+        # Both forms at once is the problem with `response`, whatever it holds.
+        if not (given and name == "response"):
+            problem(name, reason)
+
+    values = form.check(data, checked)
     for key in data:
         if key not in DATA_FIELDS and key not in _EXTRA_FIELDS:
             # Extra fields are allowed (a gateway may add its own); a near-miss of a known field
@@ -502,7 +512,6 @@ def parse_usage(data: Mapping[str, Any], *, prefix: str = "data") -> UsageRecord
     counts: list[int | None] = []
     detail: Mapping[str, int | Decimal] | None = None
     if response is not None:
-        given = [f for f in TOKEN_FIELDS if f in data]
         if given:
             problem("response", f"give either response or the token fields, not both ({given[0]})")
         elif "response" in values and provider is not None:

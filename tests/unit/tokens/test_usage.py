@@ -323,3 +323,18 @@ def test_team_override_and_the_published_form():
     assert out["id"] == "e1"
     # The published event validates to the same record.
     assert parse_usage_event(out, now=now).usage == event.usage
+
+
+def test_a_response_event_checks_its_model_and_status_as_the_token_form_does():
+    body = {**OPENAI_CHAT, "model": None}
+    found = problems(response_usage("openai", body, api_flavor="chat", model="bad model"))
+    assert "1-200 characters" in found["data.model"]
+    found = problems(response_usage("openai", body, api_flavor="chat", model="__other__"))
+    assert "1-200 characters" in found["data.model"]
+    found = problems(response_usage("openai", OPENAI_CHAT, api_flavor="chat", app="__other__"))
+    assert found == {"data.app": "__other__ is reserved for folded label values"}
+    null_status = {**usage(), "status": None}
+    assert problems(null_status) == {"data.status": "must be one of ok, error (got None)"}
+    assert problems(response_usage("openai", "text", model="m", input_tokens=3)) == {
+        "data.response": "give either response or the token fields, not both (input_tokens)"
+    }
