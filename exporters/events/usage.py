@@ -39,7 +39,13 @@ from .envelope import (
     parse_event,
     typed_envelope,
 )
-from .providers import MEMO_LIMIT, extract_response, prices_provider_id, provider_label
+from .providers import (
+    MEMO_LIMIT,
+    SEEN_PROVIDERS,
+    extract_response,
+    prices_provider_id,
+    provider_label,
+)
 from .schema import Definition, Report
 
 
@@ -376,7 +382,7 @@ def _typed(
         or not TOKEN_USAGE.patterns_ok(usage)
     ):
         return None
-    provider = provider_label(usage.provider, _ignore)
+    provider = SEEN_PROVIDERS.get(usage.provider) or provider_label(usage.provider, _ignore)
     cost = usage.cost_usd
     if provider is None or (cost is not None and (cost := _cost(cost, _ignore)) is None):
         return None
