@@ -44,7 +44,7 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install -q "checkov==$(CHECKOV_VERSION)"
 	@touch $(CHECKOV_STAMP)
 
-# The static security scan of terraform/ and the rendered charts (tests/unit/test_terraform.py).
+# The static security scan of terraform/ and the rendered charts (tests/integration/deploy/test_linters.py).
 checkov: $(CHECKOV_STAMP)
 
 setup: system-deps $(STAMP) $(CHECKOV_STAMP)

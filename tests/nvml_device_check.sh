@@ -41,7 +41,7 @@ fi
 
 echo "== pytest -m nvml"
 # The conftest's service fixtures are not used by these tests; -p no:cacheprovider keeps the tree clean.
-timeout 240 "$PY" -m pytest -m nvml -v -rs -s -p no:cacheprovider tests/unit/test_gpu_nvml.py
+timeout 240 "$PY" -m pytest -m nvml -v -rs -s -p no:cacheprovider tests/unit/exporters/gpu/test_nvml.py
 RC=$?
 
 echo "== aifinops-gpu-exporter --source nvml, 5 s"

@@ -77,7 +77,7 @@ class Workload:
 # The demo's fleet. Peak-hour spend per team and model stays well under the fast tier's floors
 # ($200/h, 10,000 tokens/s without history), so nothing fires before the injection, and the
 # runaway (platform's CI triage agent looping until the team spends tenfold) crosses the
-# "several times its previous-hour maximum" thresholds at once (tests/unit/test_traffic.py).
+# "several times its previous-hour maximum" thresholds at once (tests/unit/cli/demo/test_traffic.py).
 DEFAULT_WORKLOADS: tuple[Workload, ...] = (
     Workload("search", "ranker", "anthropic", "claude-3-5-haiku-20241022", 2.0, 2500, 150,
              cache_read_ratio=0.6),

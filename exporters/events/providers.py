@@ -7,7 +7,7 @@ pricing looks it up under the genai-prices id. A usage event may carry the provi
 `api_flavor` reads it, and its normalisation is where cached-token semantics live (OpenAI's
 `prompt_tokens` include cached tokens, Anthropic's `input_tokens` exclude cache reads and writes),
 so downstream `input_tokens` always counts *all* input tokens. A new provider response shape is
-an extractor in genai-prices or a case here, with a test in `tests/unit/tokens/test_usage.py`.
+an extractor in genai-prices or a case here, with a test in `tests/unit/exporters/events/test_usage.py`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Writes tests/rules/anomaly.test.yaml: the anomaly tier's promtool test, whose input (days of
 noisy spend with daily and weekly cycles) promtool's expanding notation cannot express.
 
-Run `python tests/rules/anomaly_input.py` after changing it; tests/unit/test_rules.py fails when
+Run `python tests/rules/anomaly_input.py` after changing it; tests/unit/mixin/test_rules.py fails when
 the committed file differs from what this script writes. The noise is seeded, so the file is
 deterministic.
 """
