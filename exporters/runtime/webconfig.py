@@ -41,6 +41,8 @@ from typing import Any
 import bcrypt
 import yaml
 
+from .buckets import BoundedBuckets, TokenBucket
+
 log = logging.getLogger(__name__)
 
 _CLIENT_AUTH = {
@@ -338,55 +340,36 @@ class FailureLimiter:
     ) -> None:
         if min(per_client_rate, per_client_burst, total_rate, total_burst) <= 0 or max_clients < 1:
             raise ValueError("rates and bursts must be positive and max_clients at least 1")
-        self._rate, self._burst = per_client_rate, per_client_burst
-        self._total_rate, self._total_burst = total_rate, total_burst
-        self._max_clients = max_clients
         self._clock = clock
         self._lock = threading.Lock()
-        # address -> [tokens, when last refilled]; least recently seen first.
-        self._clients: OrderedDict[str, list[float]] = OrderedDict()
-        self._total = [total_burst, clock()]
+        self._clients = BoundedBuckets(per_client_rate, per_client_burst, max_clients)
+        self._total = TokenBucket(total_rate, total_burst, clock())
 
     def __len__(self) -> int:
         """How many client addresses are remembered (never more than `max_clients`)."""
         with self._lock:
             return len(self._clients)
 
-    @staticmethod
-    def _refill(bucket: list[float], rate: float, burst: float, now: float) -> None:
-        bucket[0] = min(burst, bucket[0] + (now - bucket[1]) * rate)
-        bucket[1] = now
-
     def acquire(self, client: str) -> float:
         """Take a token for one check by `client`: 0.0 when taken, else the seconds until one is
         available (the check must not run)."""
         with self._lock:
             now = self._clock()
-            bucket = self._clients.get(client)
-            if bucket is None:
-                bucket = [self._burst, now]
-                self._clients[client] = bucket
-                while len(self._clients) > self._max_clients:
-                    self._clients.popitem(last=False)
-            else:
-                self._clients.move_to_end(client)
-                self._refill(bucket, self._rate, self._burst, now)
-            self._refill(self._total, self._total_rate, self._total_burst, now)
-            if bucket[0] < 1:
-                return (1 - bucket[0]) / self._rate
-            if self._total[0] < 1:
-                return (1 - self._total[0]) / self._total_rate
-            bucket[0] -= 1
-            self._total[0] -= 1
-            return 0.0
+            bucket = self._clients.get(client, now)
+            self._total.refill(now)
+            wait = bucket.wait_for(1) or self._total.wait_for(1)
+            if wait == 0.0:
+                bucket.tokens -= 1
+                self._total.tokens -= 1
+            return wait
 
     def refund(self, client: str) -> None:
         """Give back the tokens of a check whose credentials were right."""
         with self._lock:
-            bucket = self._clients.get(client)
+            bucket = self._clients.peek(client)
             if bucket is not None:
-                bucket[0] = min(self._burst, bucket[0] + 1)
-            self._total[0] = min(self._total_burst, self._total[0] + 1)
+                bucket.give_back(1)
+            self._total.give_back(1)
 
 
 @dataclass(frozen=True)

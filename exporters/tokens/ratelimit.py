@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from ..runtime.buckets import BoundedBuckets
 
 RATE_LIMITED = "aifinops_ingest_rate_limited_events_total"
 
@@ -31,13 +32,10 @@ class RateLimiter:
     ) -> None:
         if rate <= 0 or burst < 1 or max_buckets < 1:
             raise ValueError("rate must be above 0, burst and max_buckets at least 1")
-        self._rate = rate
         self._burst = float(burst)
-        self._max = max_buckets
         self._clock = clock
         self._lock = threading.Lock()
-        # key -> (tokens, time of the last refill)
-        self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
+        self._buckets = BoundedBuckets(rate, self._burst, max_buckets)
         self._refused: dict[str, int] = {}
 
     def take(self, key: Hashable, events: int, team: str = "") -> float:
@@ -48,18 +46,12 @@ class RateLimiter:
         """
         now = self._clock()
         with self._lock:
-            tokens, last = self._buckets.pop(key, (self._burst, now))
-            tokens = min(self._burst, tokens + (now - last) * self._rate)
-            needed = min(float(events), self._burst)
-            if tokens >= needed:
-                self._buckets[key] = (tokens - events, now)
-                wait = 0.0
+            bucket = self._buckets.get(key, now)
+            wait = bucket.wait_for(min(float(events), self._burst))
+            if wait == 0.0:
+                bucket.tokens -= events
             else:
-                self._buckets[key] = (tokens, now)
-                wait = (needed - tokens) / self._rate
                 self._refused[team] = self._refused.get(team, 0) + events
-            while len(self._buckets) > self._max:
-                self._buckets.popitem(last=False)
             return wait
 
     def refused(self) -> dict[str, int]:
