@@ -6,6 +6,7 @@ all three. Every key can be overridden by `AIFINOPS_<SECTION>_<KEY>` (see `runti
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from .runtime.http import AddressError, parse_address
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+# sun_path holds 108 bytes with its terminating NUL (Linux): a longer socket path cannot be bound.
+MAX_UNIX_SOCKET_PATH = 107
 
 LogLevel = Literal["debug", "info", "warn", "error"]
 
@@ -555,6 +558,11 @@ class GPUConfig:
             )
             + check(self.interval_seconds > 0, "interval_seconds", "must be positive")
             + check(self.timeout_seconds > 0, "timeout_seconds", "must be positive")
+            + check(
+                len(os.fsencode(self.pod_resources_socket)) <= MAX_UNIX_SOCKET_PATH,
+                "pod_resources_socket",
+                f"a unix socket path has at most {MAX_UNIX_SOCKET_PATH} bytes",
+            )
             + check(
                 0 < self.pod_resources_refresh_seconds <= 300,
                 "pod_resources_refresh_seconds",

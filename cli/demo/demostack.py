@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import io
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -29,6 +30,7 @@ import yaml
 
 from aifinops.bridge.producer import KafkaEventSink
 from aifinops.exporters.config import (
+    MAX_UNIX_SOCKET_PATH,
     BridgeConfig,
     Config,
     KafkaConfig,
@@ -291,8 +293,12 @@ class DemoStack:
         self._stops: list[tuple[str, Callable[[], None]]] = []
         # The simulated kubelet's PodResources socket (a unix socket path has at most 107 bytes).
         self.kubelet_socket = self.workdir / "kubelet.sock"
-        if len(str(self.kubelet_socket)) > 100:
-            short = tempfile.mkdtemp(prefix="aifinops-kubelet-")
+        if len(os.fsencode(self.kubelet_socket)) > MAX_UNIX_SOCKET_PATH:
+            # $TMPDIR may itself be deep (a test's folder): then /tmp, which every system has.
+            base = tempfile.gettempdir()
+            if len(os.fsencode(base)) > MAX_UNIX_SOCKET_PATH - 40:
+                base = "/tmp"
+            short = tempfile.mkdtemp(prefix="aifinops-kubelet-", dir=base)
             self.kubelet_socket = Path(short) / "kubelet.sock"
             self._stops.append(
                 ("kubelet socket directory", lambda: shutil.rmtree(short, ignore_errors=True))

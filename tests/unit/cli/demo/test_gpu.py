@@ -77,3 +77,20 @@ def test_the_kubelet_socket_path_fits_a_unix_socket(tmp_path: Path):
     assert stack.kubelet_socket.parent.is_dir()
     stack.stop()
     assert not stack.kubelet_socket.parent.exists()
+
+
+def test_the_kubelet_socket_fits_when_tmpdir_itself_is_deep(tmp_path: Path, monkeypatch):
+    # A test's TMPDIR under pytest-xdist's basetemp was deep enough that a socket folder made
+    # under it could not be bound either.
+    import tempfile
+
+    from aifinops.cli.demo.demostack import DemoStack
+
+    deep = tmp_path / ("t" * 90)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    stack = DemoStack(deep / "work", gpu_source="simulated")
+    assert len(str(stack.kubelet_socket)) <= 107
+    assert stack.kubelet_socket.parent.is_dir()
+    stack.stop()
+    assert not stack.kubelet_socket.parent.exists()

@@ -149,3 +149,17 @@ def test_describe_lists_every_setting_with_its_default():
     assert settings["cluster"] == "default"
     assert settings["kafka.topics.usage.name"] == "ai-api-costs"
     assert settings["tokens.max_body_bytes"] == 1 << 20
+
+
+def test_a_kubelet_socket_path_too_long_to_bind_is_refused_at_start(tmp_path):
+    # Linux binds at most 107 bytes of unix socket path: a longer one used to leave the GPU
+    # exporter's kubelet simulator unbound and the daemon never ready, with no word why.
+    fits = "/" + "s" * 106
+    path = write(tmp_path, f"gpu: {{pod_resources_socket: {fits + 's'!r}}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Config, path, environ={})
+    assert err.value.problems == [
+        "gpu.pod_resources_socket: a unix socket path has at most 107 bytes"
+    ]
+    path.write_text(f"gpu: {{pod_resources_socket: {fits!r}}}\n")
+    assert load_config(Config, path, environ={}).gpu.pod_resources_socket == fits
