@@ -113,15 +113,15 @@ local r = import '../lib/rules.libsonnet';
           minRequests: p.num(c.llmSpikeMinRequestsPerMinute),
         },
         summary: 'LLM spend of a team and model jumped far above its recent maximum.',
-        description: 'Team {{ $labels.team }} is spending %s/h on model {{ $labels.model }} over the last %s (%s for a sharp step), more than %sx %s (%s), or above $%s/h with no spend then ($%s/h before any history).' % [
+        description: 'Team {{ $labels.team }} is spending %s/h on model {{ $labels.model }} over the last %s (%s for a sharp step), more than %sx %s (%s), or above %s/h with no spend then (%s/h before any history).' % [
           t.dollars,
           c.fastRateWindow,
           c.fastConfirmRateWindow,
           p.num(c.llmSpikeFactor),
           baselineText,
           t.queryDollars('`%s * %d`' % [teamModel(baseline(n.llmCostRate)), p.hour], '$labels.team $labels.model', '/h'),
-          p.num(c.llmSpikeNewSpendFloorUsdPerHour),
-          p.num(c.llmSpikeNoHistoryFloorUsdPerHour),
+          cur.usdThreshold(c.llmSpikeNewSpendFloorUsdPerHour),
+          cur.usdThreshold(c.llmSpikeNoHistoryFloorUsdPerHour),
         ],
       }),
 
@@ -153,7 +153,7 @@ local r = import '../lib/rules.libsonnet';
           minRequests: p.num(c.llmSpikeMinRequestsPerMinute),
         },
         summary: 'LLM token throughput of a team and model is running away.',
-        description: 'Team {{ $labels.team }} is consuming %s tokens/s on model {{ $labels.model }} over the last %s (%s for a sharp step), more than %sx %s, or above %s tokens/s without any traffic then. Its recorded spend: %s (none, or $0.00/h, for a model without a price).' % [
+        description: 'Team {{ $labels.team }} is consuming %s tokens/s on model {{ $labels.model }} over the last %s (%s for a sharp step), more than %sx %s, or above %s tokens/s without any traffic then. Its recorded spend: %s (none, or %s/h, for a model without a price).' % [
           t.count,
           c.fastRateWindow,
           c.fastConfirmRateWindow,
@@ -161,6 +161,7 @@ local r = import '../lib/rules.libsonnet';
           baselineText,
           p.num(c.tokenRunawayNewFloorTokensPerSecond),
           t.queryDollars('`%s * %d`' % [teamModel(n.llmCostRate), p.hour], '$labels.team $labels.model', '/h'),
+          cur.zero,
         ],
       }),
 
@@ -188,9 +189,9 @@ local r = import '../lib/rules.libsonnet';
           minIncrease: p.num(c.gpuJumpMinIncreaseUsdPerHour),
         },
         summary: 'GPU spend of a team jumped far above its recent maximum.',
-        description: 'The GPUs team {{ $labels.team }} holds now cost %s/h, at least $%s/h and %sx above %s (%s).' % [
+        description: 'The GPUs team {{ $labels.team }} holds now cost %s/h, at least %s/h and %sx above %s (%s).' % [
           t.dollars,
-          p.num(c.gpuJumpMinIncreaseUsdPerHour),
+          cur.usdThreshold(c.gpuJumpMinIncreaseUsdPerHour),
           p.num(c.gpuJumpFactor),
           'the highest level between %s and %s ago (%s and %s ago while its history is short)' % [
             p.duration(p.seconds(c.fastBaselineWindow) + p.seconds(c.fastBaselineOffset)),

@@ -163,7 +163,7 @@ local currency = import '../lib/currency.libsonnet';
           for family in c.costMetricsFamilies
         ]),
         summary: 'A cost metric family has no samples; every alert that reads it is blind.',
-        description: 'No sample of {{ $labels.metric }} has been ingested for %s: spend alerts on it cannot fire ($0.00/h is not the same as no data).' % [c.costMetricsAbsentWindow],
+        description: 'No sample of {{ $labels.metric }} has been ingested for %s: spend alerts on it cannot fire (%s/h is not the same as no data).' % [c.costMetricsAbsentWindow, cur.zero],
       }),
 
     ] + (if cur.usd then [] else [
@@ -185,7 +185,7 @@ local currency = import '../lib/currency.libsonnet';
         dashboard: 'pipeline',
         expr: 'vector(1)',
         summary: 'Always firing: proves alerts travel from Prometheus through Alertmanager to the bridge.',
-        description: 'This alert always fires. If it stops arriving (in the bridge, on cost-anomalies), the alert path is broken and no cost alert would arrive either ($0.00 of spend is watched then).',
+        description: 'This alert always fires. If it stops arriving (in the bridge, on cost-anomalies), the alert path is broken and no cost alert would arrive either (%s of spend is watched then).' % cur.zero,
       }),
     ],
   },

@@ -21,9 +21,9 @@ local currency = import '../lib/currency.libsonnet';
         teamVar: true,
         expr: '%s > %s' % [s.teamSavings, p.num(c.savingsAlertUsdPerMonth)],
         summary: 'A team could save more than its savings threshold a month on GPUs.',
-        description: '{{ if $labels.team }}Team {{ $labels.team }}{{ else }}GPUs held by no team{{ end }} could save %s a month by releasing, sharing or scheduling the GPUs its pods hold (threshold $%s/month, look-back %s). The savings dashboard lists each pod, its action and its evidence.' % [
+        description: '{{ if $labels.team }}Team {{ $labels.team }}{{ else }}GPUs held by no team{{ end }} could save %s a month by releasing, sharing or scheduling the GPUs its pods hold (threshold %s/month, look-back %s). The savings dashboard lists each pod, its action and its evidence.' % [
           currency(c).fromUsd,
-          p.num(c.savingsAlertUsdPerMonth),
+          currency(c).usdThreshold(c.savingsAlertUsdPerMonth),
           c.savingsLookback,
         ],
       }),

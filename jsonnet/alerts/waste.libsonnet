@@ -50,10 +50,10 @@ local currency = import '../lib/currency.libsonnet';
           c.gpuSelector, c.gpuIdleSpendWindow, p.hour, p.num(c.gpuIdleSpendUsdPerHour),
         ],
         summary: "A team's idle GPUs cost more than its idle-spend threshold.",
-        description: '{{ if $labels.team }}Team {{ $labels.team }}{{ else }}GPUs held by no team{{ end }} paid %s/h for idle GPU time over the last %s (threshold $%s/h).' % [
+        description: '{{ if $labels.team }}Team {{ $labels.team }}{{ else }}GPUs held by no team{{ end }} paid %s/h for idle GPU time over the last %s (threshold %s/h).' % [
           t.dollars,
           c.gpuIdleSpendWindow,
-          p.num(c.gpuIdleSpendUsdPerHour),
+          cur.usdThreshold(c.gpuIdleSpendUsdPerHour),
         ],
       }),
 
@@ -67,9 +67,10 @@ local currency = import '../lib/currency.libsonnet';
           p.num(c.unpricedMinRequests),
         ],
         summary: 'LLM requests have no price, so their spend is missing from every dollar figure.',
-        description: 'About %s requests to {{ $labels.provider }} model {{ $labels.model }} in the last %s had no price: their spend counts as $0.00 in every figure and alert (recorded spend on that model over the same window: %s).' % [
+        description: 'About %s requests to {{ $labels.provider }} model {{ $labels.model }} in the last %s had no price: their spend counts as %s in every figure and alert (recorded spend on that model over the same window: %s).' % [
           t.count,
           c.unpricedWindow,
+          cur.zero,
           t.queryDollars('`sum(increase(aifinops_llm_cost_usd_total{%s, provider=%%q, model=%%q}[%s]))`' % [c.llmSelector, c.unpricedWindow], '$labels.provider $labels.model'),
         ],
       }),

@@ -48,6 +48,28 @@ def test_gbp_budget_tier_reads_pounds_and_every_money_description_shows_them() -
     assert {"AIFinOpsFXRateMissing"} <= {r.get("alert") for r in rules}
 
 
+def test_gbp_descriptions_state_no_dollar_threshold() -> None:
+    """Floors stay USD config compared with `_usd` series, but a description in pounds states
+    each one in pounds at the rate in force (with the no-rate fallback), never `$200/h`."""
+    rules = {r["alert"]: r for r in _rules(render("GBP")) if "alert" in r}
+    for name, rule in rules.items():
+        text = rule["annotations"]["description"]
+        assert not re.search(r"\$[0-9]", text), f"{name}: {text}"
+    spike = rules["AIFinOpsLLMSpendSpike"]
+    assert "* 3600 > 200" in spike["expr"] and "* 3600 > 1000" in spike["expr"]
+    text = spike["annotations"]["description"]
+    for floor in ("200.0", "1000.0"):
+        assert f'` {floor} | query }}}}{{{{ . | first | value | printf "£%.2f" }}}}' in text
+    assert text.count("{{ else }}(no USD to GBP rate){{ end }}") == 3
+
+
+def test_usd_descriptions_state_thresholds_as_configured() -> None:
+    rules = {r["alert"]: r for r in _rules(render("USD")) if "alert" in r}
+    spike = rules["AIFinOpsLLMSpendSpike"]["annotations"]["description"]
+    assert spike.endswith("or above $200/h with no spend then ($1000/h before any history).")
+    assert "at least $100/h" in rules["AIFinOpsGPUSpendJump"]["annotations"]["description"]
+
+
 def test_usd_default_has_no_currency_series_nor_rate_alert() -> None:
     rules = _rules(render("USD"))
     assert not [r for r in rules if "aifinops_fx_rate" in r.get("expr", "")]
